@@ -1,0 +1,52 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("COLUMNS", "160")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def runner():
+    from typer.testing import CliRunner
+
+    from vizcli import output
+
+    output.reset_consoles()
+    yield CliRunner()
+    output.reset_consoles()
+
+
+@pytest.fixture
+def invoke(runner):
+    """Run the CLI in-process; returns the click Result with separate stdout/stderr."""
+    from vizcli.cli import app
+
+    def _invoke(*args, input=None):
+        from vizcli import output
+
+        output.reset_consoles()
+        return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return _invoke
+
+
+def run_vizcli(*args, input=None, env=None, timeout=300):
+    """Run vizcli as a real process (for signals, pipes and import checks)."""
+    import subprocess
+
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "vizcli", *map(str, args)],
+        input=input,
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )

@@ -1,0 +1,114 @@
+"""The CLI frame: help, version, the error boundary, pipes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, run_vizcli
+
+HEAVY = ("torch", "torchvision", "transformers", "PIL", "numpy")
+
+
+@pytest.mark.parametrize("command", [[], ["shapes"], ["roi"], ["embed"], ["approx"]])
+def test_help_does_not_import_heavy_modules(command):
+    code = (
+        "import sys\n"
+        "from vizcli.cli import app\n"
+        "try:\n"
+        f"    app({[*command, '--help']!r}, prog_name='vizcli')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_version(invoke):
+    from vizcli import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"vizcli {__version__}"
+
+
+@pytest.mark.parametrize("command", ["shapes", "roi", "embed", "approx"])
+def test_each_command_has_an_example_in_help(invoke, command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert f"vizcli {command}" in result.stdout
+    assert "Examples" in result.stdout
+
+
+def test_unknown_option_is_one_line_exit_2(invoke):
+    result = invoke("shapes", "--no-such-option")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "--no-such-option" in lines[0]
+
+
+def test_unknown_command_is_one_line_exit_2(invoke):
+    result = invoke("frobnicate")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
+def test_python_dash_m_works():
+    result = run_vizcli("--version")
+    assert result.returncode == 0
+    assert result.stdout.decode().startswith("vizcli ")
+
+
+def test_error_boundary_maps_exit_codes_and_debug():
+    from vizcli.errors import BadInput, RunFailure
+
+    code = (
+        "import sys\n"
+        "from vizcli import cli\n"
+        "from vizcli.errors import {cls}\n"
+        "@cli.app.command('boom')\n"
+        "def boom():\n"
+        "    raise {cls}('box 3: x2 (20) must be greater than x1 (40)')\n"
+        "cli.app(sys.argv[1:], prog_name='vizcli')\n"
+    )
+    for cls, expected in ((BadInput, 2), (RunFailure, 1)):
+        source = code.format(cls=cls.__name__)
+        result = subprocess.run([sys.executable, "-c", source, "boom"], capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == expected
+        assert result.stderr == "Error: box 3: x2 (20) must be greater than x1 (40)\n"
+        debug = subprocess.run(
+            [sys.executable, "-c", source, "--debug", "boom"], capture_output=True, text=True, cwd=ROOT
+        )
+        assert "Traceback" in debug.stderr
+
+
+def test_unknown_exception_keeps_traceback():
+    source = (
+        "import sys\nfrom vizcli import cli\n"
+        "@cli.app.command('bug')\ndef bug():\n    raise ZeroDivisionError('a bug')\n"
+        "cli.app(sys.argv[1:], prog_name='vizcli')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", source, "bug"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
+
+
+def test_closed_pipe_ends_quietly():
+    source = (
+        "import sys\nfrom vizcli import cli\n"
+        "@cli.app.command('many')\ndef many():\n"
+        "    for i in range(200000):\n        print('line', i)\n"
+        "cli.app(sys.argv[1:], prog_name='vizcli')\n"
+    )
+    process = subprocess.Popen(
+        f"{sys.executable} -c \"$SRC\" many | head -1",
+        shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**__import__('os').environ, "SRC": source},
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert stdout.decode() == "line 0\n"
+    assert stderr.decode() == ""

@@ -1,0 +1,3 @@
+from vizcli.cli import app
+
+app(prog_name="vizcli")
