@@ -50,3 +50,22 @@ def run_vizcli(*args, input=None, env=None, timeout=300):
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def pytest_addoption(parser):
+    parser.addoption("--overwrite-golden", action="store_true", help="Regenerate tests/golden/* from the current output.")
+
+
+@pytest.fixture
+def golden(request):
+    """Compare text with tests/golden/NAME, or rewrite it under --overwrite-golden."""
+    overwrite = request.config.getoption("--overwrite-golden")
+
+    def _check(name: str, text: str):
+        path = ROOT / "tests" / "golden" / name
+        if overwrite or not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        assert text == path.read_text(encoding="utf-8"), f"golden {name} differs; rerun with --overwrite-golden if intended"
+
+    return _check

@@ -142,18 +142,107 @@ def _not_implemented(command: str) -> None:
     raise RunFailure(f"'vizcli {command}' is not implemented yet")
 
 
+SHAPES_FORMATS = ("table", "json", "csv", "markdown", "mermaid")
+
+
 @app.command(
     epilog=(
         "Examples:\n\n"
-        "  vizcli shapes examples/chelsea.png\n\n"
-        "  vizcli shapes --check\n\n"
+        "  vizcli shapes examples/chelsea.png        # 69 rows: every conv, bn, relu call, add, flatten\n\n"
+        "  vizcli shapes --check                     # verdict per node of the notes' diagram\n\n"
+        "  vizcli shapes --input-size 3x320x320 --check\n\n"
         "  vizcli shapes --format mermaid > resnet18.md\n\n"
-        "  vizcli shapes --model resnet50 --depth 1"
+        "  vizcli shapes --model resnet50 --depth 1\n\n"
+        "Weights are seeded random unless --weights is given: shapes, parameter and MAC counts are "
+        "exact either way; predictions are shown only with real weights."
     )
 )
-def shapes() -> None:
-    """Run ResNet18 (or another torchvision model) and print every layer's output shape."""
-    _not_implemented("shapes")
+def shapes(
+    images: Optional[List[str]] = typer.Argument(
+        None, help="Image files ('-' for stdin). Without one, a synthetic --input-size tensor is used."
+    ),
+    input_size: str = typer.Option("3x224x224", "--input-size", help="CxHxW of the synthetic input."),
+    keep_size: bool = typer.Option(
+        False, "--keep-size", help="Skip resize 256 / centre-crop 224: run at the image's own size."
+    ),
+    depth: int = typer.Option(3, "--depth", min=1, max=3, help="1 stages, 2 blocks, 3 every computation."),
+    output_format: str = typer.Option("table", "--format", "-f", help="table, json, csv, markdown or mermaid."),
+    check: bool = typer.Option(
+        False, "--check", help="Compare the notes' diagram with the measured run; exit 1 if a stated size differs."
+    ),
+    model: str = typer.Option("resnet18", "--model", help="Any torchvision classification model name."),
+    weights: Optional[str] = typer.Option(
+        None, "--weights", help="State-dict file (.pth/.pt/.safetensors) or DEFAULT (torchvision's, if cached)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for the random weights and the synthetic input."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the result to FILE instead of stdout."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
+) -> None:
+    """Run ResNet18 (or another torchvision model) and print every computation's output shape."""
+    from vizcli import output as out
+    from vizcli.errors import BadInput, RunFailure
+
+    if output_format not in SHAPES_FORMATS:
+        raise BadInput(f"--format {output_format}: use one of {', '.join(SHAPES_FORMATS)}")
+    out.check_writable(output)
+    from vizcli import render
+    from vizcli.diagram import check_diagram
+    from vizcli.runtime import set_threads
+    from vizcli.shapes import failure_message, run_shapes
+
+    set_threads(threads)
+    report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels)
+    diagram_check = None
+    if check:
+        if model != "resnet18":
+            raise BadInput(f"--check compares with the notes' ResNet18 diagram; drop --model {model} or --check")
+        first = report.runs[0].trace
+        diagram_check = check_diagram(first, report.model)
+    _print_shapes(report, depth, output_format, diagram_check, output)
+    failed = [run for run in report.runs if run.trace.error is not None]
+    if failed:
+        raise RunFailure(failure_message(failed[0]))
+    if diagram_check is not None and not diagram_check.all_hold:
+        raise RunFailure(
+            f"{len(diagram_check.differing)} sizes stated by the notes' diagram differ from the measured run "
+            f"(first: {diagram_check.differing[0].node.id} states {diagram_check.differing[0].node.size}, "
+            f"measured {diagram_check.differing[0].measured})"
+        )
+
+
+def _print_shapes(report, depth, output_format, diagram_check, output) -> None:
+    from vizcli import output as out
+    from vizcli import render
+
+    if output_format == "table":
+        renderables = render.shapes_renderables(report, depth)
+        if diagram_check is not None:
+            renderables += render.check_renderables(diagram_check)
+        with out.open_destination(output, binary=False) as stream:
+            out.print_renderables(renderables, stream)
+        return
+    if output_format in ("csv",):
+        out.warn(report.weights_note) if not report.pretrained else None
+    with out.open_destination(output, binary=False) as stream:
+        if output_format == "json":
+            stream.write(out.to_json(render.shapes_document(report, depth, diagram_check)) + "\n")
+        elif output_format == "csv":
+            rows = []
+            for runs in report.tables():
+                for row in render.shapes_rows(report, runs[0], depth):
+                    rows.append({"input": "×".join(map(str, runs[0].trace.input_shape)), **row})
+            for row in rows:
+                row["shape"] = "×".join(map(str, row["shape"]))
+                for key in ("diagram_nodes",):
+                    if key in row:
+                        row[key] = " ".join(row[key])
+            out.write_records(rows, "csv", stream)
+        elif output_format == "markdown":
+            stream.write(render.shapes_markdown(report, depth))
+        elif output_format == "mermaid":
+            stream.write(render.shapes_mermaid(report))
 
 
 @app.command(

@@ -56,7 +56,7 @@ def _console(which: str):
 
         stream = sys.stdout if which == "stdout" else sys.stderr
         no_color = bool(os.environ.get("NO_COLOR")) or not _isatty(stream)
-        width = None if _isatty(stream) else int(os.environ.get("COLUMNS", "120"))
+        width = None if _isatty(stream) else int(os.environ.get("COLUMNS", "160"))
         _consoles[which] = Console(
             file=stream,
             no_color=no_color,
@@ -324,3 +324,15 @@ def _to_numpy(value: Any):
             value = value.float()
         value = value.numpy()
     return np.asarray(value)
+
+
+def print_renderables(renderables: list[Any], stream: IO[str]) -> None:
+    """Print rich renderables to ``stream`` (stdout's console when it is stdout)."""
+    if stream is sys.stdout:
+        console = stdout_console()
+    else:
+        from rich.console import Console
+
+        console = Console(file=stream, no_color=True, color_system=None, width=int(os.environ.get("COLUMNS", "160")))
+    for renderable in renderables:
+        console.print(renderable)

@@ -1,0 +1,186 @@
+"""The registry of torchvision classification models and their weights.
+
+Weights come from one of three places, always labelled honestly:
+
+* ``None``      – seeded random initialisation (the default: nothing is downloaded);
+* a file path   – a torchvision ``state_dict`` in ``.pth``/``.pt`` (loaded with
+  ``torch.load(weights_only=True)``, never arbitrary pickle) or ``.safetensors``;
+* ``"DEFAULT"`` – torchvision's pretrained weights, only if already in the torch hub cache.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vizcli.errors import BadInput, RunFailure
+
+RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode, what its weights are, and its class names (if known)."""
+
+    name: str
+    model: Any  # torch.nn.Module
+    weights: str  # "random (seed 0)", a file path, or "DEFAULT (IMAGENET1K_V1)"
+    pretrained: bool
+    categories: list[str] | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def weights_note(self) -> str:
+        if self.pretrained:
+            return f"weights: {self.weights}"
+        return f"{self.weights} — {RANDOM_WEIGHTS_NOTE}"
+
+
+def classification_models() -> list[str]:
+    """Names torchvision registers as classification models (``resnet18``, ``vgg16``, …)."""
+    import torchvision.models
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if torchvision knows it, else ``BadInput`` with the closest names."""
+    known = classification_models()
+    if name in known:
+        return name
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "see torchvision.models.list_models()"
+    raise BadInput(f"--model {name}: not a torchvision classification model; {hint}")
+
+
+def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0) -> LoadedModel:
+    """Build ``name`` with the requested weights, in eval mode.
+
+    ``weights``: None (seeded random), a path to a state_dict file, or ``"DEFAULT"``.
+    """
+    import torch
+    import torchvision.models
+
+    check_model_name(name)
+    if weights is not None and weights.upper() == "DEFAULT":
+        return _load_pretrained(name)
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(name, weights=None)
+    if weights is None:
+        model.eval()
+        return LoadedModel(name=name, model=model, weights=f"random weights (seed {seed})", pretrained=False)
+    state_dict = load_state_dict_file(weights)
+    _apply_state_dict(model, state_dict, weights)
+    model.eval()
+    return LoadedModel(
+        name=name, model=model, weights=str(weights), pretrained=True, categories=_imagenet_categories(name)
+    )
+
+
+def _imagenet_categories(name: str) -> list[str] | None:
+    import torchvision.models
+
+    try:
+        return list(torchvision.models.get_model_weights(name).DEFAULT.meta["categories"])
+    except (KeyError, AttributeError, ValueError):
+        return None
+
+
+def load_state_dict_file(path: str) -> dict:
+    """A ``{name: Tensor}`` dict from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
+    import torch
+
+    file = Path(path)
+    if not file.exists():
+        raise BadInput(f"--weights {path}: no such file; give a .pth, .pt or .safetensors state_dict")
+    if file.is_dir():
+        raise BadInput(f"--weights {path}: is a folder; give a .pth, .pt or .safetensors file")
+    suffix = file.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(file), device="cpu")
+        except Exception as error:  # safetensors raises its own error types
+            raise BadInput(f"--weights {path}: not a valid safetensors file ({_short(error)})") from None
+    if suffix not in (".pth", ".pt", ".bin"):
+        raise BadInput(f"--weights {path}: unknown extension '{suffix}'; use .pth, .pt or .safetensors")
+    try:
+        loaded = torch.load(str(file), map_location="cpu", weights_only=True)
+    except Exception as error:
+        text = _short(error)
+        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+            raise BadInput(
+                f"--weights {path}: refused: the file holds Python objects other than tensors, and "
+                "loading them could run code; save a plain state_dict (or use .safetensors)"
+            ) from None
+        raise BadInput(f"--weights {path}: cannot be read as a PyTorch checkpoint ({text})") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+    if not isinstance(loaded, dict) or not all(hasattr(v, "shape") for v in loaded.values()):
+        raise BadInput(f"--weights {path}: not a state_dict (a dict of tensors)")
+    return loaded
+
+
+def _apply_state_dict(model, state_dict: dict, path: str) -> None:
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:3])})")
+        raise BadInput(f"--weights {path}: does not fit the model: {'; '.join(parts)} keys")
+    wrong = [
+        f"{key} {tuple(state_dict[key].shape)} vs {tuple(value.shape)}"
+        for key, value in expected.items()
+        if tuple(state_dict[key].shape) != tuple(value.shape)
+    ]
+    if wrong:
+        raise BadInput(f"--weights {path}: {len(wrong)} tensors have the wrong shape (first: {wrong[0]})")
+    model.load_state_dict(state_dict)
+
+
+def _load_pretrained(name: str) -> LoadedModel:
+    import torch
+    import torchvision.models
+
+    weights_enum = torchvision.models.get_model_weights(name).DEFAULT
+    filename = weights_enum.url.rsplit("/", 1)[-1]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if not cached.exists():
+        raise RunFailure(
+            f"--weights DEFAULT: {filename} is not in the torch hub cache and nothing can be "
+            f"downloaded here; put the file at {cached} or pass --weights PATH"
+        )
+    model = torchvision.models.get_model(name, weights=None)
+    _apply_state_dict(model, load_state_dict_file(str(cached)), str(cached))
+    model.eval()
+    return LoadedModel(
+        name=name,
+        model=model,
+        weights=f"DEFAULT ({weights_enum.name})",
+        pretrained=True,
+        categories=list(weights_enum.meta.get("categories", [])) or None,
+        meta=dict(weights_enum.meta),
+    )
+
+
+def documented_macs(name: str) -> float | None:
+    """torchvision's documented GMACs for ``name`` (its ``_ops`` figure), when it has one."""
+    import torchvision.models
+
+    try:
+        return float(torchvision.models.get_model_weights(name).DEFAULT.meta["_ops"])
+    except (KeyError, ValueError, AttributeError):
+        return None
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] + ("…" if len(text) > 200 else "")

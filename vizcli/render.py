@@ -1,0 +1,347 @@
+"""Pure functions from collected data to renderables and text (tables, Markdown, Mermaid).
+
+Nothing here runs a model; the commands hand over what the core collected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vizcli.diagram import DiagramCheck, diagram_node_for
+from vizcli.shapes import GroupRow, ImageRun, ShapesReport, group_records
+from vizcli.trace import LayerRecord, diagram_shape, torch_shape
+
+SHAPES_SCHEMA = "vizcli.shapes/1"
+
+
+def human_count(value: float, unit: str = "") -> str:
+    """``1814073344`` → ``1.814 G``."""
+    for threshold, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.3f} {suffix}{unit}"
+    return f"{value:g} {unit}".strip()
+
+
+def human_bytes(value: float) -> str:
+    for threshold, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if value >= threshold:
+            return f"{value / threshold:.2f} {suffix}"
+    return f"{int(value)} B"
+
+
+# ---------------------------------------------------------------- shapes: data
+
+
+def _diagram_nodes(records: list[LayerRecord], model_name: str) -> dict[int, str]:
+    if model_name != "resnet18":
+        return {}
+    return {record.index: node for record in records if (node := diagram_node_for(record))}
+
+
+def shapes_totals(report: ShapesReport, run: ImageRun) -> dict[str, Any]:
+    records = run.trace.records
+    macs = sum(record.macs for record in records)
+    activation: dict[str, int] = {}
+    for record in records:
+        activation[record.dtype] = activation.get(record.dtype, 0) + record.bytes
+    return {
+        "parameters": report.parameters,
+        "trainable_parameters": report.trainable_parameters,
+        "macs": macs,
+        "flops": 2 * macs,
+        "documented_gmacs": report.documented_gmacs,
+        "activation_bytes": activation,
+        "forward_ms": None if run.trace.forward_seconds is None else run.trace.forward_seconds * 1000,
+    }
+
+
+def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[str, Any]]:
+    """Rows for JSON/CSV: every computation at depth 3, groups at depth 1 and 2."""
+    records = run.trace.records
+    nodes = _diagram_nodes(records, report.model_name)
+    if depth >= 3:
+        return [dict(record.as_dict(), diagram_node=nodes.get(record.index)) for record in records]
+    return [
+        {
+            "index": position,
+            "name": group.name,
+            "op": group.op,
+            "shape": list(group.shape),
+            "diagram_shape": diagram_shape(group.shape),
+            "params": group.params,
+            "macs": group.macs,
+            "computations": group.rows,
+            "diagram_nodes": group.diagram_nodes,
+        }
+        for position, group in enumerate(group_records(records, depth, report.model, nodes))
+    ]
+
+
+def shapes_document(report: ShapesReport, depth: int, check: DiagramCheck | None = None) -> dict[str, Any]:
+    """The stable JSON document (schema ``vizcli.shapes/1``)."""
+    tables = []
+    for runs in report.tables():
+        first = runs[0]
+        tables.append(
+            {
+                "inputs": [{"source": run.label, "preprocessing": run.steps} for run in runs],
+                "input_shape": list(first.trace.input_shape),
+                "method": first.trace.method,
+                "fallback_reason": first.trace.fallback_reason,
+                "failed_at": first.trace.failed_at,
+                "error": first.trace.error,
+                "rows": shapes_rows(report, first, depth),
+                "totals": shapes_totals(report, first),
+                "predictions": {
+                    run.label: [{"class": name, "probability": p} for name, p in run.predictions]
+                    for run in runs
+                    if run.predictions
+                },
+            }
+        )
+    document = {
+        "schema": SHAPES_SCHEMA,
+        "model": report.model_name,
+        "weights": report.weights_note,
+        "device": report.device,
+        "depth": depth,
+        "tables": tables,
+    }
+    if check is not None:
+        document["check"] = check.as_dict()
+    return document
+
+
+# ---------------------------------------------------------------- shapes: table
+
+
+def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
+    """Rich renderables: per table, the preprocessing, the rows, the totals, predictions."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[Any] = []
+    for runs in report.tables():
+        first = runs[0]
+        records = first.trace.records
+        nodes = _diagram_nodes(records, report.model_name)
+        for run in runs:
+            out.append(Text(f"{run.label}: " + " → ".join(run.steps)))
+        title = f"{report.model_name} · input {torch_shape(first.trace.input_shape)} · depth {depth}"
+        table = Table(title=title, title_justify="left", show_lines=False, pad_edge=True)
+        table.add_column("#", justify="right")
+        table.add_column("name")
+        table.add_column("operation")
+        table.add_column("output (torch)", justify="right")
+        table.add_column("H×W×C", justify="right")
+        table.add_column("params", justify="right")
+        table.add_column("MACs", justify="right")
+        if nodes:
+            table.add_column("diagram")
+        if depth >= 3:
+            _add_computation_rows(table, records, nodes, report, bool(nodes))
+        else:
+            for position, group in enumerate(group_records(records, depth, report.model, nodes)):
+                cells = [str(position), group.name, group.op, torch_shape(group.shape), diagram_shape(group.shape),
+                         f"{group.params:,}", human_count(group.macs) if group.macs else "—"]
+                if nodes:
+                    cells.append(_node_summary(group.diagram_nodes))
+                table.add_row(*cells)
+        out.append(table)
+        out.extend(_totals_lines(report, first))
+        for run in runs:
+            if run.predictions:
+                out.append(Text(f"top-5 for {run.label}:"))
+                for name, probability in run.predictions:
+                    out.append(Text(f"  {probability:7.2%}  {name}"))
+        out.append(Text(""))
+    return out
+
+
+def _node_summary(nodes: list[str]) -> str:
+    if len(nodes) <= 1:
+        return " ".join(nodes)
+    return f"{len(nodes)} nodes"
+
+
+def _add_computation_rows(table, records, nodes, report, with_nodes: bool) -> None:
+    stage, subtotal_params, subtotal_macs, count = None, 0, 0, 0
+
+    def _flush():
+        if stage is not None and count > 1:
+            cells = ["", f"{stage} subtotal", "", "", "", f"{subtotal_params:,}", human_count(subtotal_macs) if subtotal_macs else "—"]
+            if with_nodes:
+                cells.append("")
+            table.add_row(*cells, style="dim", end_section=True)
+
+    for record in records:
+        top = record.name.split(".")[0]
+        if top != stage:
+            _flush()
+            stage, subtotal_params, subtotal_macs, count = top, 0, 0, 0
+        subtotal_params += record.params
+        subtotal_macs += record.macs
+        count += 1
+        name = record.name + (f" (call {record.call + 1})" if record.call else "")
+        params = f"{record.params:,}" if record.params or record.call == 0 else "shared"
+        cells = [str(record.index), name, record.op, torch_shape(record.shape), diagram_shape(record.shape),
+                 params, human_count(record.macs) if record.macs else "—"]
+        if with_nodes:
+            cells.append(nodes.get(record.index, ""))
+        table.add_row(*cells)
+    _flush()
+
+
+def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
+    from rich.text import Text
+
+    totals = shapes_totals(report, run)
+    documented = ""
+    if totals["documented_gmacs"] is not None and run.trace.input_shape[-2:] == (224, 224):
+        documented = f"; torchvision documents {totals['documented_gmacs']:.3f} G"
+    memory = ", ".join(f"{dtype} {human_bytes(size)}" for dtype, size in totals["activation_bytes"].items())
+    lines = [
+        f"computations: {len(run.trace.records)} (traced with {'torch.fx' if run.trace.method == 'fx' else 'forward hooks'})",
+        f"parameters: {totals['parameters']:,} (trainable {totals['trainable_parameters']:,})",
+        f"MACs: {human_count(totals['macs'])} (convolution + linear multiply-accumulates per image{documented})",
+        f"FLOPs: {human_count(totals['flops'])} (= 2 × MACs)",
+        f"activation memory: {memory or '—'} (all {len(run.trace.records)} outputs of this run)",
+    ]
+    if totals["forward_ms"] is not None:
+        lines.append(f"forward time: {totals['forward_ms']:.1f} ms on {report.device} (best of 3, untraced)")
+    if run.trace.method == "hooks":
+        reason = run.trace.fallback_reason or "hooks requested"
+        lines.append(f"note: {reason}; traced with forward hooks instead, so functional operations (adds, flatten) are not shown")
+    lines.append(report.weights_note)
+    return [Text(line) for line in lines]
+
+
+def check_renderables(check: DiagramCheck) -> list[Any]:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="the notes' diagram vs the measured run", title_justify="left", pad_edge=True)
+    for column in ("node", "notes' label", "stated", "measured", "verdict"):
+        table.add_column(column)
+    for verdict in check.verdicts:
+        stated = (verdict.node.size or "—") + (" (implied)" if verdict.node.implied else "")
+        if verdict.holds is None:
+            text = "no size stated"
+        else:
+            text = "holds" if verdict.holds else "DIFFERS"
+        table.add_row(verdict.node.id, verdict.node.label, stated, verdict.measured or "—", text)
+    lines: list[Any] = [table]
+    stated = [v for v in check.verdicts if v.holds is not None]
+    lines.append(Text(f"{len(stated) - len(check.differing)} of {len(stated)} stated sizes hold"))
+    lines.append(Text("where the diagram simplifies the real model:"))
+    lines.extend(Text(f"  - {item}") for item in check.simplifications)
+    return lines
+
+
+# ---------------------------------------------------------------- shapes: markdown and mermaid
+
+
+def shapes_markdown(report: ShapesReport, depth: int) -> str:
+    lines = []
+    for runs in report.tables():
+        first = runs[0]
+        lines.append(f"**{report.model_name}**, input {torch_shape(first.trace.input_shape)}, {report.weights_note}\n")
+        rows = shapes_rows(report, first, depth)
+        lines.append("| # | name | operation | output (torch) | H×W×C | params | MACs |")
+        lines.append("|---:|---|---|---:|---:|---:|---:|")
+        for row in rows:
+            lines.append(
+                f"| {row['index']} | `{row['name']}` | {row['op']} | {torch_shape(tuple(row['shape']))} | "
+                f"{row['diagram_shape']} | {row['params']:,} | {row['macs']:,} |"
+            )
+        totals = shapes_totals(report, first)
+        lines.append("")
+        lines.append(f"Parameters: {totals['parameters']:,} · MACs: {human_count(totals['macs'])} · FLOPs: {human_count(totals['flops'])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _mermaid_id(record: LayerRecord) -> str:
+    node = diagram_node_for(record)
+    if node:
+        return node
+    base = record.name.replace(".", "_")
+    return base + (f"_{record.call + 1}" if record.call else "")
+
+
+def shapes_mermaid(report: ShapesReport) -> str:
+    """A valid Mermaid ``flowchart TD`` of the measured run, in the notes' node style.
+
+    Every computation is a node (both blocks of every stage); skip paths are labelled edges
+    (identity, or the 1x1 downsample); adds are ``{Add}`` diamonds.
+    """
+    run = report.tables()[0][0]
+    records = run.trace.records
+    by_node = {record.node: record for record in records}
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for record in records:
+        candidate = _mermaid_id(record)
+        while candidate in used:  # the notes' ids are reserved for layerN.0; keep ids unique
+            candidate += "_x"
+        used.add(candidate)
+        ids[record.node] = candidate
+    lines = [
+        "---",
+        f"title: {report.model_name} measured by vizcli (input {torch_shape(run.trace.input_shape)})",
+        "---",
+        "flowchart TD",
+        f"    %% {report.weights_note}",
+        f'    input["Input Image {torch_shape(run.trace.input_shape[1:])}"]',
+    ]
+    stage = None
+    for record in records:
+        top = record.name.split(".")[0]
+        in_stage = top.startswith("layer")
+        if stage is not None and top != stage:
+            lines.append("    end")
+            stage = None
+        if in_stage and stage is None:
+            lines.append(f"    subgraph {top}")
+            stage = top
+        size = diagram_shape(record.shape)
+        node_id = ids[record.node]
+        if record.kind == "add":
+            lines.append(f'    {node_id}{{"Add {size}"}}')
+        else:
+            lines.append(f'    {node_id}["{record.op} → {size}"]')
+    if stage is not None:
+        lines.append("    end")
+    last_output = records[-1] if records else None
+    lines.append('    output["Output: ' + (diagram_shape(last_output.shape) if last_output else "?") + ' logits (not probabilities)"]')
+    previous = None
+    for record in records:
+        node_id = ids[record.node]
+        sources = [by_node[name] for name in record.inputs if name in by_node] or ([] if record.inputs and previous else [])
+        if not record.inputs or all(name not in by_node for name in record.inputs):
+            lines.append(f"    input --> {node_id}")
+        for source in sources:
+            label = _edge_label(source, record, previous)
+            arrow = f'-->|"{label}"|' if label else "-->"
+            lines.append(f"    {ids[source.node]} {arrow} {node_id}")
+        previous = record
+    if last_output is not None:
+        lines.append(f"    {ids[last_output.node]} --> output")
+    return "\n".join(lines) + "\n"
+
+
+def _block_of(name: str) -> str:
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0].startswith("layer") and len(parts) > 2 else name
+
+
+def _edge_label(source: LayerRecord, target: LayerRecord, previous: LayerRecord | None) -> str:
+    if previous is not None and source.node == previous.node:
+        return ""
+    if _block_of(source.name) == _block_of(target.name):
+        return ""
+    if target.kind == "add":
+        return f"identity {diagram_shape(source.shape)}"
+    if ".downsample." in target.name:
+        return "downsample path"
+    return "skip"

@@ -1,0 +1,203 @@
+"""``vizcli shapes``: run a model on images (or a synthetic input) and collect shape reports."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from vizcli.errors import BadInput, RunFailure
+from vizcli.trace import LayerRecord, Trace, time_forward, torch_shape, trace_shapes
+
+
+@dataclass
+class ImageRun:
+    """One input: where it came from, what preprocessing did, its trace and predictions."""
+
+    label: str
+    steps: list[str]
+    trace: Trace
+    predictions: list[tuple[str, float]] | None = None
+
+
+@dataclass
+class ShapesReport:
+    """Every run of one model; runs with identical shapes share one table."""
+
+    model_name: str
+    weights_note: str
+    pretrained: bool
+    runs: list[ImageRun]
+    parameters: int
+    trainable_parameters: int
+    device: str
+    documented_gmacs: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def tables(self) -> list[list[ImageRun]]:
+        """Runs grouped by identical (name, shape) sequences, in first-seen order."""
+        groups: dict[tuple, list[ImageRun]] = {}
+        for run in self.runs:
+            groups.setdefault(tuple(run.trace.shapes), []).append(run)
+        return list(groups.values())
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    """``"3x224x224"`` (or ``224`` / ``224x224``, 3 channels implied) → (C, H, W)."""
+    parts = re.split(r"[x×,*]", text.strip().lower())
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        raise BadInput(f"--input-size {text!r}: use CxHxW with whole numbers, e.g. 3x224x224") from None
+    if len(numbers) == 1:
+        numbers = [3, numbers[0], numbers[0]]
+    elif len(numbers) == 2:
+        numbers = [3, *numbers]
+    if len(numbers) != 3:
+        raise BadInput(f"--input-size {text!r}: 1, 2 or 3 numbers required (CxHxW); {len(numbers)} given")
+    if any(number < 1 for number in numbers):
+        raise BadInput(f"--input-size {text!r}: every size must be at least 1")
+    if numbers[0] * numbers[1] * numbers[2] > 3 * 4096 * 4096:
+        raise BadInput(f"--input-size {text!r}: too large (at most 3x4096x4096)")
+    return numbers[0], numbers[1], numbers[2]
+
+
+def run_shapes(
+    images: list[str],
+    input_size: str = "3x224x224",
+    keep_size: bool = False,
+    model_name: str = "resnet18",
+    weights: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    max_pixels: int | None = None,
+) -> ShapesReport:
+    """Load the model once, run every image (or one synthetic input) and trace it."""
+    import torch
+
+    from vizcli.images import DEFAULT_MAX_PIXELS, imagenet_tensor, load_image
+    from vizcli.models import check_model_name, documented_macs, load_model
+    from vizcli.runtime import resolve_device
+
+    check_model_name(model_name)
+    size = parse_input_size(input_size)
+    target = resolve_device(device)
+    inputs: list[tuple[str, list[str], Any]] = []
+    for path in images:
+        loaded = load_image(path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+        tensor = imagenet_tensor(loaded, resize=None, crop=None) if keep_size else imagenet_tensor(loaded)
+        inputs.append((path, list(loaded.record.steps), tensor))
+    loaded_model = load_model(model_name, weights=weights, seed=seed)
+    model = loaded_model.model.to(target)
+    if not images:
+        generator = torch.Generator().manual_seed(seed)
+        tensor = torch.randn(size, generator=generator)
+        inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"], tensor))
+    runs = []
+    for label, steps, tensor in inputs:
+        example = tensor.unsqueeze(0).to(target)
+        trace = trace_shapes(model, example)
+        if trace.error is None:
+            time_forward(model, example)  # warm-up, so the figure is not first-call overhead
+            trace.forward_seconds = time_forward(model, example, repeats=3)
+        run = ImageRun(label=label, steps=steps, trace=trace)
+        if trace.error is None and loaded_model.pretrained and loaded_model.categories:
+            run.predictions = _top5(trace.output, loaded_model.categories)
+        runs.append(run)
+    parameters = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    report = ShapesReport(
+        model_name=model_name,
+        weights_note=loaded_model.weights_note,
+        pretrained=loaded_model.pretrained,
+        runs=runs,
+        parameters=parameters,
+        trainable_parameters=trainable,
+        device=str(target),
+        documented_gmacs=documented_macs(model_name),
+    )
+    report.model = model  # kept for the diagram check and mermaid rendering
+    return report
+
+
+def _top5(logits, categories: list[str]) -> list[tuple[str, float]]:
+    import torch
+
+    probabilities = torch.softmax(logits.float().flatten(), dim=0)
+    values, indices = probabilities.topk(min(5, probabilities.numel()))
+    return [
+        (categories[i] if i < len(categories) else f"class {i}", float(v))
+        for v, i in zip(values.tolist(), indices.tolist())
+    ]
+
+
+def failure_message(run: ImageRun) -> str:
+    trace = run.trace
+    return (
+        f"forward pass of {run.label} failed at {trace.failed_at} after {len(trace.records)} computations: "
+        f"{trace.error}"
+    )
+
+
+# ---------------------------------------------------------------- grouping by depth
+
+
+@dataclass
+class GroupRow:
+    """A row of the table at depth 1 or 2 (or one computation at depth 3)."""
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    params: int
+    macs: int
+    rows: int
+    diagram_nodes: list[str]
+    first_index: int
+
+
+def group_key(record: LayerRecord, depth: int) -> str:
+    """``layer2.0.conv1`` → ``layer2`` at depth 1, ``layer2.0`` at depth 2, itself at depth 3."""
+    if depth >= 3:
+        return f"{record.name}#{record.call}"
+    parts = record.name.split(".")
+    return ".".join(parts[:depth])
+
+
+def group_records(records: list[LayerRecord], depth: int, model, diagram_nodes: dict[int, str]) -> list[GroupRow]:
+    """Collapse records into stages (depth 1) or blocks (depth 2), summing params and MACs."""
+    groups: dict[str, GroupRow] = {}
+    for record in records:
+        key = group_key(record, depth)
+        node = diagram_nodes.get(record.index)
+        if key not in groups:
+            name = record.name if depth >= 3 else key
+            groups[key] = GroupRow(
+                name=name, op=record.op if depth >= 3 else _group_op(model, key, record),
+                shape=record.shape, params=0, macs=0, rows=0, diagram_nodes=[], first_index=record.index,
+            )
+        group = groups[key]
+        group.shape = record.shape
+        group.params += record.params
+        group.macs += record.macs
+        group.rows += 1
+        if node:
+            group.diagram_nodes.append(node)
+    return list(groups.values())
+
+
+def _group_op(model, key: str, record: LayerRecord) -> str:
+    import torch.nn as nn
+
+    try:
+        module = model.get_submodule(key)
+    except AttributeError:
+        return record.op
+    if isinstance(module, nn.Sequential) and len(module) > 0:
+        kinds = {type(child).__name__ for child in module}
+        if len(kinds) == 1:
+            return f"{len(module)}× {kinds.pop()}"
+        return f"Sequential of {len(module)}"
+    if list(module.children()):
+        return type(module).__name__
+    return record.op

@@ -1,0 +1,343 @@
+"""Trace a model's forward pass into one record per computation (collects, never prints).
+
+``trace_shapes`` uses ``torch.fx`` so that functional operations module hooks miss (the
+residual ``add``, ``flatten``) get rows of their own and a module called twice (a
+BasicBlock's ``relu``) gets two rows. Models fx cannot trace fall back to per-call forward
+hooks on leaf modules, and the trace says so.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+FLATTEN_FUNCTIONS = {"flatten"}
+ADD_FUNCTIONS = {operator.add, operator.iadd}
+
+
+@dataclass
+class LayerRecord:
+    """One computation of the forward pass, in execution order.
+
+    ``shape`` is the output as torch prints it (``(N, C, H, W)``); ``macs`` counts the
+    multiply-accumulates of convolutions and linear layers only (torchvision's convention).
+    ``params`` is counted at a module's first call only, so the column sums to the total.
+    """
+
+    index: int
+    name: str  # qualified name: "layer2.0.downsample.0", "layer1.0.add"
+    op: str  # diagram wording: "Conv2d 3x3, 128, stride=2"
+    kind: str  # "Conv2d", "add", "flatten", …
+    shape: tuple[int, ...]
+    dtype: str
+    params: int
+    macs: int
+    call: int = 0  # 0 for a module's first call, 1 for its second, …
+    node: str = ""  # the fx node name ("layer1_0_relu_1"); empty for hooks
+    inputs: list[str] = field(default_factory=list)  # fx node names this row reads
+
+    @property
+    def module_path(self) -> str:
+        """The path used for grouping: the module's name, or the block owning a function."""
+        return self.name
+
+    @property
+    def bytes(self) -> int:
+        import math
+
+        sizes = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "bool": 1, "uint8": 1}
+        return math.prod(self.shape) * sizes.get(self.dtype, 4)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "op": self.op,
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "diagram_shape": diagram_shape(self.shape),
+            "dtype": self.dtype,
+            "params": self.params,
+            "macs": self.macs,
+            "call": self.call,
+        }
+
+
+@dataclass
+class Trace:
+    """The records of one forward pass and how they were obtained."""
+
+    records: list[LayerRecord]
+    method: str  # "fx" or "hooks"
+    input_shape: tuple[int, ...]
+    output: Any = None  # the model's output tensor (None when the pass failed)
+    failed_at: str | None = None  # name of the computation that raised
+    error: str | None = None
+    fallback_reason: str | None = None
+    forward_seconds: float | None = None
+
+    @property
+    def shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [(record.name, record.shape) for record in self.records]
+
+
+def torch_shape(shape: tuple[int, ...]) -> str:
+    """``(1, 128, 28, 28)`` → ``1×128×28×28``."""
+    return "×".join(str(size) for size in shape)
+
+
+def diagram_shape(shape: tuple[int, ...]) -> str:
+    """The notes' H×W×C wording, batch dropped: ``(1, 128, 28, 28)`` → ``28×28×128``."""
+    if len(shape) == 4:
+        _, channels, height, width = shape
+        return f"{height}×{width}×{channels}"
+    if len(shape) == 3:
+        _, channels, length = shape
+        return f"{length}×{channels}"
+    if len(shape) == 2:
+        return str(shape[1])
+    return torch_shape(shape)
+
+
+def trace_shapes(model, example, method: str = "auto") -> Trace:
+    """Run ``model`` on ``example`` (``Tensor[N, C, H, W]``) and record every computation.
+
+    ``method``: ``"fx"``, ``"hooks"`` or ``"auto"`` (fx, falling back to hooks). The model's
+    train/eval mode is restored and every hook removed, even when the forward pass fails.
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            if method in ("auto", "fx"):
+                try:
+                    import torch.fx
+
+                    graph_module = torch.fx.symbolic_trace(model)
+                except Exception as error:  # fx cannot trace data-dependent control flow etc.
+                    if method == "fx":
+                        raise
+                    trace = _trace_with_hooks(model, example)
+                    trace.fallback_reason = f"torch.fx could not trace this model ({type(error).__name__})"
+                    return trace
+                return _trace_with_fx(graph_module, example)
+            return _trace_with_hooks(model, example)
+    finally:
+        model.train(was_training)
+
+
+def time_forward(model, example, repeats: int = 1) -> float:
+    """Seconds for one plain forward pass (best of ``repeats``), outside any tracing."""
+    import torch
+
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(example)
+            if example.is_cuda:
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+# ---------------------------------------------------------------- fx
+
+
+def _trace_with_fx(graph_module, example) -> Trace:
+    import torch
+    import torch.fx
+
+    records: list[LayerRecord] = []
+    calls: dict[str, int] = {}
+
+    class _Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            result = super().run_node(node)
+            if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
+                records.append(_record_from_node(graph_module, node, result, len(records), calls))
+            return result
+
+    trace = Trace(records=records, method="fx", input_shape=tuple(example.shape))
+    try:
+        trace.output = _Recorder(graph_module).run(example)
+    except Exception as error:
+        trace.failed_at, trace.error = _failure(graph_module, records, error)
+    return trace
+
+
+def _failure(graph_module, records, error) -> tuple[str, str]:
+    # The node after the last recorded one is the one that raised.
+    done = {record.node for record in records}
+    for node in graph_module.graph.nodes:
+        if node.op in ("call_module", "call_function", "call_method") and node.name not in done:
+            name = node.target if node.op == "call_module" else node.name
+            return str(name), _error_text(error)
+    return "output", _error_text(error)
+
+
+def _error_text(error: BaseException) -> str:
+    # fx appends "While executing %node ..." and a traceback hint; keep the first part only.
+    text = str(error).split("While executing")[0]
+    return " ".join(text.split()) or type(error).__name__
+
+
+def _record_from_node(graph_module, node, result, index: int, calls: dict[str, int]) -> LayerRecord:
+    inputs = [arg.name for arg in node.all_input_nodes]
+    if node.op == "call_module":
+        module = graph_module.get_submodule(node.target)
+        name = str(node.target)
+        call = calls.get(name, 0)
+        calls[name] = call + 1
+        params = sum(p.numel() for p in module.parameters(recurse=False)) if call == 0 else 0
+        # Parameters of children are counted at their own rows; a leaf module's are all its own.
+        if call == 0 and not list(module.children()):
+            params = sum(p.numel() for p in module.parameters())
+        return LayerRecord(
+            index=index,
+            name=name,
+            op=describe_module(module),
+            kind=type(module).__name__,
+            shape=tuple(result.shape),
+            dtype=str(result.dtype).replace("torch.", ""),
+            params=params,
+            macs=module_macs(module, tuple(result.shape)),
+            call=call,
+            node=node.name,
+            inputs=inputs,
+        )
+    function_name = getattr(node.target, "__name__", str(node.target))
+    is_add = node.target in ADD_FUNCTIONS or function_name in ("add", "iadd", "add_")
+    kind = "add" if is_add else function_name
+    owner = _owner_path(node)
+    short = "add" if is_add else function_name
+    name = f"{owner}.{short}" if owner else short
+    call = calls.get(name, 0)
+    calls[name] = call + 1
+    op = "Add" if is_add else ("Flatten" if function_name in FLATTEN_FUNCTIONS else function_name)
+    return LayerRecord(
+        index=index,
+        name=name,
+        op=op,
+        kind=kind,
+        shape=tuple(result.shape),
+        dtype=str(result.dtype).replace("torch.", ""),
+        params=0,
+        macs=0,
+        call=call,
+        node=node.name,
+        inputs=inputs,
+    )
+
+
+def _owner_path(node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    last = list(stack.keys())[-1]
+    return str(last).split("@")[0]
+
+
+# ---------------------------------------------------------------- hooks
+
+
+def _trace_with_hooks(model, example) -> Trace:
+    import torch
+
+    records: list[LayerRecord] = []
+    calls: dict[str, int] = {}
+    handles = []
+    names = {module: name for name, module in model.named_modules()}
+    current: dict[str, str | None] = {"running": None}
+
+    def _pre(module, args):
+        current["running"] = names[module]
+
+    def _post(module, args, result):
+        if not isinstance(result, torch.Tensor):
+            return
+        name = names[module]
+        call = calls.get(name, 0)
+        calls[name] = call + 1
+        records.append(
+            LayerRecord(
+                index=len(records),
+                name=name,
+                op=describe_module(module),
+                kind=type(module).__name__,
+                shape=tuple(result.shape),
+                dtype=str(result.dtype).replace("torch.", ""),
+                params=sum(p.numel() for p in module.parameters()) if call == 0 else 0,
+                macs=module_macs(module, tuple(result.shape)),
+                call=call,
+            )
+        )
+
+    for module in model.modules():
+        if not list(module.children()):
+            handles.append(module.register_forward_pre_hook(_pre))
+            handles.append(module.register_forward_hook(_post))
+    trace = Trace(records=records, method="hooks", input_shape=tuple(example.shape))
+    try:
+        trace.output = model(example)
+    except Exception as error:
+        trace.failed_at = current["running"] or "forward"
+        trace.error = _error_text(error)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return trace
+
+
+# ---------------------------------------------------------------- wording and counting
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def describe_module(module) -> str:
+    """The notes' wording for a module: ``Conv2d 3x3, 128, stride=2``, ``Linear 512->1000``."""
+    import torch.nn as nn
+
+    if isinstance(module, nn.Conv2d):
+        kh, kw = _pair(module.kernel_size)
+        text = f"Conv2d {kh}x{kw}, {module.out_channels}"
+        stride = _pair(module.stride)
+        if stride != (1, 1):
+            text += f", stride={stride[0]}" if stride[0] == stride[1] else f", stride={stride}"
+        if module.groups > 1:
+            text += ", depthwise" if module.groups == module.in_channels else f", groups={module.groups}"
+        return text
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return f"{type(module).__name__} {module.num_features}"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        kh, kw = _pair(module.kernel_size)
+        stride = _pair(module.stride)
+        return f"{type(module).__name__} {kh}x{kw}, stride={stride[0]}"
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        oh, ow = _pair(module.output_size)
+        return f"{type(module).__name__} →{oh}x{ow}"
+    if isinstance(module, nn.Linear):
+        return f"Linear {module.in_features}->{module.out_features}"
+    if isinstance(module, nn.Dropout):
+        return f"Dropout p={module.p}"
+    return type(module).__name__
+
+
+def module_macs(module, output_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one call: convolutions and linear layers only."""
+    import math
+
+    import torch.nn as nn
+
+    if isinstance(module, nn.Conv2d):
+        kh, kw = _pair(module.kernel_size)
+        return math.prod(output_shape) * (module.in_channels // module.groups) * kh * kw
+    if isinstance(module, nn.Linear):
+        return math.prod(output_shape) * module.in_features
+    return 0
