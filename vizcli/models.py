@@ -111,7 +111,7 @@ def load_state_dict_file(path: str) -> dict:
         loaded = torch.load(str(file), map_location="cpu", weights_only=True)
     except Exception as error:
         text = _short(error)
-        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+        if "weights only load failed" in text.lower() or "Unsupported global" in text:
             raise BadInput(
                 f"--weights {path}: refused: the file holds Python objects other than tensors, and "
                 "loading them could run code; save a plain state_dict (or use .safetensors)"
