@@ -245,12 +245,118 @@ def _print_shapes(report, depth, output_format, diagram_check, output) -> None:
             stream.write(render.shapes_mermaid(report))
 
 
+ROI_SAVE_FORMATS = ("pt", "npy", "npz", "safetensors")
+
+
 @app.command(
-    epilog="Examples:\n\n  vizcli roi examples/chelsea.png --boxes 140,80,210,150 --op both"
+    epilog=(
+        "Examples:\n\n"
+        "  vizcli roi examples/chelsea.png --boxes 140,80,210,150 --boxes 290,100,350,165 --op both\n\n"
+        "  vizcli roi examples/chelsea.png --boxes 140,80,210,150 --explain 1:3,3 --op both\n\n"
+        "  vizcli roi examples/chelsea.png --boxes-file boxes.json --plot roi.png -o feats.npz\n\n"
+        "  vizcli roi --explain-notes\n\n"
+        "Boxes are x1,y1,x2,y2 in the original image's pixels. --aligned (the default, as in "
+        "Detectron2's ROIAlignV2) shifts box coordinates by half a cell so that a continuous "
+        "coordinate lines up with pixel centres; --no-aligned is the original Mask R-CNN/torchvision "
+        "default, which samples half a cell off and stretches tiny boxes to at least one cell. "
+        "RoIPool ignores it."
+    )
 )
-def roi() -> None:
+def roi(
+    images: Optional[List[str]] = typer.Argument(None, help="Image files ('-' for stdin)."),
+    boxes: Optional[List[str]] = typer.Option(None, "--boxes", "-b", help="A box x1,y1,x2,y2 in image pixels; repeatable."),
+    boxes_file: Optional[str] = typer.Option(
+        None, "--boxes-file", help="JSON list of [x1,y1,x2,y2] or {box, label}, an object keyed by image name, or CSV x1,y1,x2,y2[,label][,image]; '-' = stdin."
+    ),
+    layer: str = typer.Option("layer3", "--layer", help="layer1, layer2, layer3 (stride 16, the notes' 1/16) or layer4."),
+    op: str = typer.Option("align", "--op", help="align, pool or both."),
+    output_size: str = typer.Option("7", "--output-size", help="N or HxW bins."),
+    sampling_ratio: int = typer.Option(2, "--sampling-ratio", help="Samples per bin side (the notes' 2×2); 0 = adaptive."),
+    aligned: bool = typer.Option(True, "--aligned/--no-aligned", help="Half-cell offset for RoIAlign (see below)."),
+    max_size: Optional[int] = typer.Option(None, "--max-size", help="Downscale so the longest side is at most N (boxes follow)."),
+    explain: Optional[str] = typer.Option(None, "--explain", help="BOX or BOX:ROW,COL: print the worked computation of one value."),
+    channel: int = typer.Option(0, "--channel", help="Channel for --explain."),
+    explain_notes: bool = typer.Option(False, "--explain-notes", help="Reproduce the notes' two worked examples and exit."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Draw boxes, grid, rounded boxes, bins, samples and pooled maps to a PNG."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Save [K, C, h, w] features: .pt, .npy (+ .json), .npz or .safetensors."),
+    output_format: str = typer.Option("table", "--format", "-f", help="table or json (what stdout shows)."),
+    strict: bool = typer.Option(False, "--strict", help="Boxes partly outside the image are an error instead of being clipped."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="State-dict file or DEFAULT, as for shapes."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the random weights."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
+) -> None:
     """Crop boxes from a ResNet18 feature map with RoIAlign / RoIPool and explain the values."""
-    _not_implemented("roi")
+    from vizcli import output as out
+    from vizcli.errors import BadInput
+
+    if explain_notes:
+        from vizcli.render_roi import notes_lines
+        from vizcli.roi import notes_examples
+
+        print("\n".join(notes_lines(notes_examples())))
+        return
+    from vizcli.boxes import load_boxes_file, parse_box_text
+    from vizcli.roi import check_layer, check_sampling_ratio, parse_explain, parse_ops, parse_output_size, run_roi
+    from vizcli.runtime import set_threads
+
+    if not images:
+        raise BadInput("no image given; usage: vizcli roi IMAGE --boxes x1,y1,x2,y2 (or --explain-notes)")
+    if output_format not in ("table", "json"):
+        raise BadInput(f"--format {output_format}: use table or json")
+    check_layer(layer)
+    ops = parse_ops(op)
+    size = parse_output_size(output_size)
+    check_sampling_ratio(sampling_ratio)
+    save_format = out.format_for_path(output, ROI_SAVE_FORMATS) if output else None
+    if save_format == "npy" and len(ops) > 1:
+        raise BadInput(f"-o {output}: .npy holds one array and --op both gives two; use .npz, .safetensors or .pt")
+    out.check_writable(output)
+    if plot:
+        out.format_for_path(plot, ("png",), option="--plot")
+        out.check_writable(plot, option="--plot")
+    if boxes and boxes_file:
+        raise BadInput("give boxes with --boxes or --boxes-file, not both")
+    if boxes:
+        parsed = [parse_box_text(text, number) for number, text in enumerate(boxes, start=1)]
+        boxes_by_image = {image: parsed for image in images}
+    elif boxes_file:
+        boxes_by_image = load_boxes_file(boxes_file, list(images))
+    else:
+        raise BadInput("no boxes given; use --boxes x1,y1,x2,y2 (repeatable) or --boxes-file FILE")
+    total = sum(len(boxes_by_image.get(image, [])) for image in images)
+    explain_target = parse_explain(explain, total, size) if explain else None
+    set_threads(threads)
+    report = run_roi(
+        list(images), boxes_by_image, layer, ops, size, sampling_ratio, aligned, max_size, weights, seed, device,
+        strict, max_pixels, warn=out.warn, progress_factory=None if quiet else out.progress_factory("pooling boxes", total),
+    )
+    from vizcli import render_roi
+
+    if output_format == "json":
+        document = {"schema": "vizcli.roi/1", "metadata": report.metadata(), "rows": render_roi.roi_rows(report)}
+        print(out.to_json(document))
+    else:
+        out.print_renderables(render_roi.roi_renderables(report), sys.stdout)
+    if explain_target is not None:
+        from vizcli.roi import explain_box
+
+        index, row, column = explain_target
+        lines = []
+        for explanation in explain_box(report, index, row, column, channel):
+            lines += render_roi.explanation_lines(explanation, f"box {index + 1}") + [""]
+        (print if output_format == "table" else out.info)("\n".join(lines).rstrip())
+    if output:
+        arrays = {f"roi_{name}": report.stacked(name) for name in ops}
+        out.write_arrays(arrays, report.metadata(), save_format, output)
+        out.info(f"saved {', '.join(f'{k} {list(v.shape)}' for k, v in arrays.items())} to {output}")
+    if plot:
+        from vizcli.plot import plot_roi
+
+        plot_roi(report, plot)
+        out.info(f"saved picture to {plot}")
 
 
 @app.command(

@@ -336,3 +336,30 @@ def print_renderables(renderables: list[Any], stream: IO[str]) -> None:
         console = Console(file=stream, no_color=True, color_system=None, width=int(os.environ.get("COLUMNS", "160")))
     for renderable in renderables:
         console.print(renderable)
+
+
+def progress_factory(description: str, total: int, threshold: int = 2000):
+    """A callable that starts a rich progress bar on stderr for big jobs (None for small ones).
+
+    The returned factory takes the number of steps and gives an ``advance(n)`` callback.
+    """
+    if total < threshold:
+        return None
+
+    def _start(steps: int):
+        from rich.progress import Progress
+
+        progress = Progress(console=stderr_console(), transient=True)
+        task = progress.add_task(description, total=steps)
+        progress.start()
+        done = {"n": 0}
+
+        def _advance(count: int) -> None:
+            done["n"] += count
+            progress.update(task, advance=count)
+            if done["n"] >= steps:
+                progress.stop()
+
+        return _advance
+
+    return _start

@@ -266,7 +266,7 @@ def _mermaid_id(record: LayerRecord) -> str:
     if node:
         return node
     base = record.name.replace(".", "_")
-    return base + (f"_{record.call + 1}" if record.call else "")
+    return base + (str(record.call + 1) if record.call else "")  # the notes' style: relu, relu2
 
 
 def shapes_mermaid(report: ShapesReport) -> str:

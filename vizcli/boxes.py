@@ -1,0 +1,204 @@
+"""Boxes: parse them from text and files, validate them against an image, map them to cells.
+
+Coordinates are ``x1, y1, x2, y2`` in the original image's pixels (after EXIF orientation),
+x to the right and y down, as torchvision's ops expect.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vizcli.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box; ``number`` is 1-based, as messages and tables show it."""
+
+    number: int
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    label: str = ""
+
+    @property
+    def coords(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+    @property
+    def name(self) -> str:
+        return self.label or f"box {self.number}"
+
+
+def parse_box_text(text: str, number: int = 1, source: str = "--boxes") -> Box:
+    """``"140,80,210,150"`` → ``Box``; four numbers separated by commas or spaces."""
+    parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
+    if len(parts) != 4:
+        raise BadInput(
+            f"box {number} ({source} {text!r}): 4 numbers required (x1,y1,x2,y2); {len(parts)} given"
+        )
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        raise BadInput(f"box {number} ({source} {text!r}): not numbers; write x1,y1,x2,y2 e.g. 140,80,210,150") from None
+    return _checked(Box(number, *values), source)
+
+
+def _checked(box: Box, source: str) -> Box:
+    where = f"box {box.number} ({source})"
+    if not all(math.isfinite(value) for value in box.coords):
+        raise BadInput(f"{where}: coordinates must be finite numbers; got {list(box.coords)}")
+    if box.x2 <= box.x1:
+        raise BadInput(f"{where}: x2 ({box.x2:g}) must be greater than x1 ({box.x1:g})")
+    if box.y2 <= box.y1:
+        raise BadInput(f"{where}: y2 ({box.y2:g}) must be greater than y1 ({box.y1:g})")
+    return box
+
+
+def load_boxes_file(path: str, image_names: list[str]) -> dict[str, list[Box]]:
+    """Boxes per image from a JSON or CSV file (``-`` reads JSON or CSV from stdin).
+
+    JSON: a list of ``[x1,y1,x2,y2]`` or ``{"box": [...], "label": "..."}`` (applies to every
+    image), or an object keyed by image file name with such lists. CSV: header
+    ``x1,y1,x2,y2[,label][,image]``.
+    """
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        file = Path(path)
+        if not file.exists():
+            raise BadInput(f"--boxes-file {path}: no such file")
+        if file.is_dir():
+            raise BadInput(f"--boxes-file {path}: is a folder; give a .json or .csv file")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise BadInput(f"--boxes-file {path}: cannot be read as UTF-8 text ({error})") from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise BadInput(f"--boxes-file {path}: is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2")
+    if stripped[0] in "[{" or path.lower().endswith(".json"):
+        return _boxes_from_json(text, path, image_names)
+    return _boxes_from_csv(text, path, image_names)
+
+
+def _boxes_from_json(text: str, path: str, image_names: list[str]) -> dict[str, list[Box]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"--boxes-file {path}: invalid JSON at line {error.lineno} column {error.colno} ({error.msg})") from None
+    if isinstance(data, dict):
+        result = {}
+        by_name = {Path(name).name: name for name in image_names}
+        for key, value in data.items():
+            image = by_name.get(Path(key).name, key if key in image_names else None)
+            if image is None:
+                raise BadInput(f"--boxes-file {path}: key {key!r} names no image given; images: {', '.join(by_name)}")
+            result[image] = _box_list(value, f"--boxes-file {path} [{key!r}]")
+        return result
+    boxes = _box_list(data, f"--boxes-file {path}")
+    return {name: boxes for name in image_names}
+
+
+def _box_list(value, source: str) -> list[Box]:
+    if not isinstance(value, list):
+        raise BadInput(f"{source}: expected a list of boxes, got {type(value).__name__}")
+    boxes = []
+    for index, item in enumerate(value, start=1):
+        label = ""
+        if isinstance(item, dict):
+            if "box" not in item:
+                raise BadInput(f"box {index} ({source}): object without a \"box\" key; write {{\"box\": [x1,y1,x2,y2], \"label\": \"…\"}}")
+            label = str(item.get("label", ""))
+            item = item["box"]
+        if not isinstance(item, list) or len(item) != 4:
+            count = len(item) if isinstance(item, list) else type(item).__name__
+            raise BadInput(f"box {index} ({source}): 4 numbers required (x1,y1,x2,y2); got {count}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
+            raise BadInput(f"box {index} ({source}): coordinates must be numbers; got {item}")
+        boxes.append(_checked(Box(index, *map(float, item), label=label), source))
+    return boxes
+
+
+def _boxes_from_csv(text: str, path: str, image_names: list[str]) -> dict[str, list[Box]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip().lower() for name in (reader.fieldnames or [])]
+    if not {"x1", "y1", "x2", "y2"} <= set(header):
+        raise BadInput(f"--boxes-file {path}: CSV needs a header with x1,y1,x2,y2 (and optionally label, image); got {','.join(header) or 'nothing'}")
+    reader.fieldnames = header
+    result: dict[str, list[Box]] = {}
+    by_name = {Path(name).name: name for name in image_names}
+    for index, row in enumerate(reader, start=1):
+        source = f"--boxes-file {path} line {index + 1}"
+        try:
+            values = [float(row[key]) for key in ("x1", "y1", "x2", "y2")]
+        except (TypeError, ValueError):
+            raise BadInput(f"box {index} ({source}): x1,y1,x2,y2 must be numbers; got {[row.get(k) for k in ('x1','y1','x2','y2')]}") from None
+        image_key = (row.get("image") or "").strip()
+        targets = image_names
+        if image_key:
+            image = by_name.get(Path(image_key).name)
+            if image is None:
+                raise BadInput(f"box {index} ({source}): image {image_key!r} is not among the images given")
+            targets = [image]
+        box = _checked(Box(index, *values, label=(row.get("label") or "").strip()), source)
+        for image in targets:
+            result.setdefault(image, []).append(box)
+    if not result:
+        raise BadInput(f"--boxes-file {path}: no boxes in the file")
+    return result
+
+
+def fit_boxes(boxes: list[Box], width: int, height: int, strict: bool, image: str, warn) -> list[Box]:
+    """Clip boxes partly outside a ``width`` × ``height`` image (warning, or error if strict).
+
+    A box entirely outside the image is always an error.
+    """
+    fitted = []
+    for box in boxes:
+        if box.x2 <= 0 or box.y2 <= 0 or box.x1 >= width or box.y1 >= height:
+            raise BadInput(
+                f"box {box.number} {_fmt(box.coords)}: entirely outside {image} ({width}×{height}); "
+                "coordinates are image pixels x1,y1,x2,y2"
+            )
+        clipped = replace(box, x1=max(box.x1, 0.0), y1=max(box.y1, 0.0), x2=min(box.x2, float(width)), y2=min(box.y2, float(height)))
+        if clipped.coords != box.coords:
+            message = f"box {box.number} {_fmt(box.coords)}: partly outside {image} ({width}×{height})"
+            if strict:
+                raise BadInput(message + "; fix it or drop --strict to clip it")
+            warn(message + f"; clipped to {_fmt(clipped.coords)}")
+        fitted.append(clipped)
+    return fitted
+
+
+def _fmt(coords) -> str:
+    return "(" + ", ".join(f"{value:g}" for value in coords) + ")"
+
+
+def round_half_away(value: float) -> int:
+    """C's ``round``: halves go away from zero (torchvision's RoIPool uses it)."""
+    return int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+
+
+def pool_rounded_box(box: tuple[float, float, float, float], spatial_scale: float) -> tuple[int, int, int, int]:
+    """RoIPool's first rounding: the box in whole feature cells, ends inclusive."""
+    return tuple(round_half_away(value * spatial_scale) for value in box)  # type: ignore[return-value]
+
+
+def pool_quantisation_error(box: tuple[float, float, float, float], spatial_scale: float) -> tuple[float, ...]:
+    """How far (in image pixels) RoIPool's rounded box edges are from the exact box edges.
+
+    The rounded box covers cells ``[x1r, x2r]`` inclusive, i.e. image pixels
+    ``[x1r / s, (x2r + 1) / s)``; returns the signed shift of each edge (dx1, dy1, dx2, dy2).
+    """
+    x1r, y1r, x2r, y2r = pool_rounded_box(box, spatial_scale)
+    x1, y1, x2, y2 = box
+    return (x1r / spatial_scale - x1, y1r / spatial_scale - y1, (x2r + 1) / spatial_scale - x2, (y2r + 1) / spatial_scale - y2)

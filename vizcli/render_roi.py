@@ -1,0 +1,162 @@
+"""Tables and worked computations for ``vizcli roi`` (pure functions from results to renderables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vizcli.roi import AlignExplanation, NotesExamples, PoolExplanation, RoiReport
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _box(values, digits: int = 1) -> str:
+    return ",".join(f"{round(v, digits):g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def roi_rows(report: RoiReport) -> list[dict[str, Any]]:
+    """One JSON-safe row per box: geometry, RoIPool's rounding, statistics per op."""
+    rows = []
+    for image_index, image in enumerate(report.images):
+        scale = image.feature_map.spatial_scale
+        for local, result in enumerate(image.boxes):
+            row: dict[str, Any] = {
+                "image": image.source,
+                "number": result.box.number,
+                "label": result.box.label,
+                "box": list(result.box.coords),
+                "input_box": list(result.input_box),
+                "feature_box": list(result.cells),
+                "pool_box": list(result.pool_cells),
+                "pool_shift_px": list(result.pool_error_px),
+                "bin_size": list(result.bin_size),
+                "spatial_scale": scale,
+                "output_shape": list(image.outputs[report.ops[0]].shape[1:]),
+            }
+            for op in report.ops:
+                values = image.outputs[op][local].float()
+                row[op] = {"mean": float(values.mean()), "std": float(values.std()) if values.numel() > 1 else 0.0,
+                           "min": float(values.min()), "max": float(values.max())}
+            if len(report.ops) == 2:
+                difference = (image.outputs["pool"][local] - image.outputs["align"][local]).abs()
+                row["pool_minus_align"] = {"max_abs": float(difference.max()), "mean_abs": float(difference.mean())}
+            rows.append(row)
+    return rows
+
+
+def roi_renderables(report: RoiReport) -> list[Any]:
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[Any] = []
+    rows = roi_rows(report)
+    for image in report.images:
+        fmap = image.feature_map
+        _, channels, feature_h, feature_w = fmap.tensor.shape
+        stride = fmap.stride
+        out.append(Text(f"{image.source}: " + " → ".join(image.steps)))
+        out.append(Text(
+            f"{report.layer} feature map {channels}×{feature_h}×{feature_w} from input {fmap.padded[0]}×{fmap.padded[1]} "
+            f"(padded): spatial scale {fmap.spatial_scale:g} = 1/{stride:g}, measured"
+        ))
+        resized = image.resize_factor != 1.0
+        table = Table(title_justify="left", pad_edge=True)
+        for column in ("#", "label", "box (image px)", *(["box (resized px)"] if resized else []),
+                       f"box (cells, ÷{stride:g})", "RoIPool box (cells)", "RoIPool shift (px)", "bin h×w (cells)", "output"):
+            table.add_column(column, justify="right" if column in ("#",) else "left")
+        for op in report.ops:
+            table.add_column(f"{op} mean / max", justify="right")
+        if len(report.ops) == 2:
+            table.add_column("|pool−align| max / mean", justify="right")
+        for row, result in zip([r for r in rows if r["image"] == image.source], image.boxes):
+            shifts = result.pool_error_px
+            cells = [
+                str(result.box.number), result.box.label or "—", _box(result.box.coords),
+                *([_box(result.input_box)] if resized else []),
+                _box(result.cells, 2), _box(result.pool_cells), " ".join(f"{v:+.0f}" for v in shifts),
+                f"{result.bin_size[0]:.3f}×{result.bin_size[1]:.3f}", "×".join(map(str, row["output_shape"])),
+            ]
+            for op in report.ops:
+                cells.append(f"{row[op]['mean']:.4f} / {row[op]['max']:.4f}")
+            if len(report.ops) == 2:
+                cells.append(f"{row['pool_minus_align']['max_abs']:.4f} / {row['pool_minus_align']['mean_abs']:.4f}")
+            table.add_row(*cells)
+        out.append(table)
+    out.append(Text(
+        f"op {', '.join(report.ops)} · output {report.output_size[0]}×{report.output_size[1]} · sampling ratio "
+        f"{report.sampling_ratio or 'adaptive'} · aligned={report.aligned} · device {report.device}"
+    ))
+    out.append(Text("RoIPool shift: how far each edge (x1, y1, x2, y2) of RoIPool's rounded box lies from the exact box, in image pixels."))
+    out.append(Text(report.weights_note))
+    return out
+
+
+def explanation_lines(explanation, label: str) -> list[str]:
+    if isinstance(explanation, AlignExplanation):
+        return _align_lines(explanation, label)
+    return _pool_lines(explanation, label)
+
+
+def _align_lines(e: AlignExplanation, label: str) -> list[str]:
+    lines = [
+        f"RoIAlign, {label}, bin (row {e.row}, col {e.col}), channel {e.channel}",
+        f"  box in cells (x1, y1, x2, y2): {_box(e.roi, 4)} (image pixels × spatial scale, −0.5 if aligned)",
+        f"  bin {e.row},{e.col} spans x {e.bin[0]:.4f}…{e.bin[2]:.4f}, y {e.bin[1]:.4f}…{e.bin[3]:.4f}; "
+        f"{e.grid[0]}×{e.grid[1]} sample points, no rounding anywhere",
+    ]
+    for number, sample in enumerate(e.samples, start=1):
+        lines.append(f"  point {number} at (x={sample.x:.4f}, y={sample.y:.4f}):")
+        if not sample.neighbours:
+            lines.append("    outside the map by more than one cell → 0")
+        for row, col, value, weight in sample.neighbours:
+            lines.append(f"    cell (x={col}, y={row}) value {value:+.6f} × weight {weight:.4f} = {value * weight:+.6f}")
+        lines.append(f"    interpolated value {sample.value:+.6f}")
+    total = sum(sample.value for sample in e.samples)
+    lines.append(f"  average of {max(len(e.samples), 1)} points: {total:+.6f} / {max(len(e.samples), 1)} = {e.by_hand:+.6f}")
+    lines.append(_agreement(e.by_hand, e.op_value, "torchvision.ops.roi_align"))
+    return lines
+
+
+def _pool_lines(e: PoolExplanation, label: str) -> list[str]:
+    lines = [
+        f"RoIPool, {label}, bin (row {e.row}, col {e.col}), channel {e.channel}",
+        f"  rounding 1: box rounded to whole cells (x1, y1, x2, y2) = {e.rounded} (ends inclusive)",
+        f"  rounding 2: bin rows {e.rows[0]}…{e.rows[1] - 1}, cols {e.cols[0]}…{e.cols[1] - 1} (floor start, ceil end)",
+    ]
+    for offset, values in enumerate(e.cells):
+        lines.append(f"    row {e.rows[0] + offset}: " + "  ".join(f"{v:+.6f}" for v in values))
+    lines.append(f"  maximum: {e.by_hand:+.6f}" + ("" if e.cells else " (empty bin → 0)"))
+    lines.append(_agreement(e.by_hand, e.op_value, "torchvision.ops.roi_pool"))
+    return lines
+
+
+def _agreement(by_hand: float, op_value: float | None, op: str) -> str:
+    if op_value is None:
+        return f"  by hand: {by_hand:+.6f}"
+    difference = abs(by_hand - op_value)
+    verdict = "agree" if difference <= 1e-5 else "DISAGREE"
+    return f"  by hand {by_hand:+.6f} vs {op} {op_value:+.6f}: {verdict} (|difference| {difference:.1e})"
+
+
+def notes_lines(examples: NotesExamples) -> list[str]:
+    lines = ["The notes' example 1: a 14×14 region pooled to 7×7 with 2×2 cells (RoIPool, synthetic 16×16 map, scale 1)"]
+    x1, y1, x2, y2 = examples.pool_box
+    lines.append(f"  region: cells x {x1:g}…{x2:g}, y {y1:g}…{y2:g} (inclusive) = 14×14; bin = 14/7 = 2 cells per side")
+    first = examples.pool_bins[0]
+    lines.append(f"  bin (0,0) covers rows {first.rows[0]}…{first.rows[1] - 1}, cols {first.cols[0]}…{first.cols[1] - 1}: "
+                 + ", ".join(f"{v:.4f}" for line in first.cells for v in line) + f" → max {first.by_hand:.4f}")
+    sizes = {(b.rows[1] - b.rows[0], b.cols[1] - b.cols[0]) for b in examples.pool_bins}
+    lines.append(f"  every bin is {' / '.join(f'{h}×{w}' for h, w in sorted(sizes))} cells")
+    difference = float((examples.pool_output - examples.pool_by_hand).abs().max())
+    lines.append(f"  roi_pool output vs max of each 2×2 block: max |difference| {difference:.1e} → "
+                 + ("agree" if difference <= 1e-5 else "DISAGREE"))
+    lines.append("")
+    x, y = examples.point
+    lines.append(f"The notes' example 2: bilinear interpolation at (x={x}, y={y}) (RoIAlign's one sample of a 1×1 box, aligned=False)")
+    sample = examples.align.samples[0]
+    for row, col, value, weight in sample.neighbours:
+        lines.append(f"  neighbour ({col},{row}) weight {weight:.2f}  (value {value:+.4f})")
+    lines.append(f"  weights sum to {sum(w for *_, w in sample.neighbours):.2f}; the notes give 0.32, 0.48, 0.08, 0.12")
+    lines.append(_agreement(examples.align.by_hand, examples.align_output, "torchvision.ops.roi_align"))
+    return lines
