@@ -58,7 +58,7 @@ def _console(which: str):
         no_color = bool(os.environ.get("NO_COLOR")) or not _isatty(stream)
         width = None if _isatty(stream) else int(os.environ.get("COLUMNS", "160"))
         _consoles[which] = Console(
-            file=stream,
+            stderr=which == "stderr",  # no file=: rich then follows sys.stdout/sys.stderr as they change
             no_color=no_color,
             color_system=None if no_color else "auto",
             width=width,

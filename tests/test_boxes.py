@@ -1,0 +1,68 @@
+"""Box parsing, files, validation and RoIPool's rounding."""
+
+import json
+
+import pytest
+
+from vizcli.boxes import Box, fit_boxes, load_boxes_file, parse_box_text, pool_quantisation_error, round_half_away
+from vizcli.errors import BadInput
+
+
+def test_parse_box_text():
+    assert parse_box_text("140,80,210,150").coords == (140, 80, 210, 150)
+    assert parse_box_text(" 1.5 2 3 4 ").coords == (1.5, 2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [("1,2,3", "4 numbers required"), ("a,b,c,d", "not numbers"), ("40,1,20,5", "x2 (20) must be greater than x1 (40)"),
+     ("1,5,3,5", "y2 (5) must be greater than y1 (5)"), ("nan,1,2,3", "finite"), ("1,1,inf,3", "finite")],
+)
+def test_bad_box_text_names_the_box(text, fragment):
+    with pytest.raises(BadInput, match=r"box 3 .*" + fragment.replace("(", r"\(").replace(")", r"\)")):
+        parse_box_text(text, number=3)
+
+
+def test_json_and_csv_files(tmp_path):
+    plain = tmp_path / "b.json"
+    plain.write_text(json.dumps([[1, 2, 3, 4], {"box": [5, 6, 7, 8], "label": "eye"}]))
+    boxes = load_boxes_file(str(plain), ["a.png"])["a.png"]
+    assert [b.coords for b in boxes] == [(1, 2, 3, 4), (5, 6, 7, 8)] and boxes[1].label == "eye"
+    keyed = tmp_path / "k.json"
+    keyed.write_text(json.dumps({"a.png": [[1, 2, 3, 4]], "b.png": [[2, 2, 9, 9]]}))
+    result = load_boxes_file(str(keyed), ["dir/a.png", "b.png"])
+    assert result["dir/a.png"][0].coords == (1, 2, 3, 4) and result["b.png"][0].coords == (2, 2, 9, 9)
+    table = tmp_path / "b.csv"
+    table.write_text("x1,y1,x2,y2,label\n1,2,3,4,nose\n5,6,7,8,\n")
+    rows = load_boxes_file(str(table), ["a.png"])["a.png"]
+    assert rows[0].label == "nose" and rows[1].coords == (5, 6, 7, 8)
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [("[1, 2", "invalid JSON"), ('{"x.png": [[1,2,3,4]]}', "names no image"), ("[[1,2,3]]", "box 1 .*4 numbers"),
+     ('[{"b": [1,2,3,4]}]', "without a \"box\" key"), ("x,y\n1,2\n", "header with x1,y1,x2,y2"), ("", "is empty"),
+     ('[[1, 2, "3", 4]]', "must be numbers"), ("x1,y1,x2,y2\n1,2,three,4\n", "box 1 .*line 2")],
+)
+def test_bad_box_files(tmp_path, content, fragment):
+    path = tmp_path / ("b.json" if content.startswith(("[", "{")) else "b.csv")
+    path.write_text(content)
+    with pytest.raises(BadInput, match=fragment):
+        load_boxes_file(str(path), ["a.png"])
+
+
+def test_fit_boxes_clips_with_warning_or_refuses():
+    warnings = []
+    boxes = [Box(1, -10, 5, 50, 60), Box(2, 10, 10, 20, 20)]
+    fitted = fit_boxes(boxes, 40, 40, False, "a.png", warnings.append)
+    assert fitted[0].coords == (0, 5, 40, 40) and len(warnings) == 1 and "box 1" in warnings[0]
+    with pytest.raises(BadInput, match="box 1 .*--strict"):
+        fit_boxes(boxes, 40, 40, True, "a.png", warnings.append)
+    with pytest.raises(BadInput, match="box 5 .*entirely outside"):
+        fit_boxes([Box(5, 100, 100, 120, 120)], 40, 40, False, "a.png", warnings.append)
+
+
+def test_rounding_and_quantisation_error():
+    assert round_half_away(2.5) == 3 and round_half_away(-2.5) == -3 and round_half_away(2.4) == 2
+    # 140/16 = 8.75 → 9 → starts at 144 px (+4); 210/16 = 13.125 → 13, inclusive → ends at 224 px (+14)
+    assert pool_quantisation_error((140, 80, 210, 150), 1 / 16) == (4.0, 0.0, 14.0, 10.0)
