@@ -363,3 +363,77 @@ def progress_factory(description: str, total: int, threshold: int = 2000):
         return _advance
 
     return _start
+
+
+class NpyStreamWriter:
+    """Write a 2-D float32 ``.npy`` row by row, without knowing the row count in advance.
+
+    A fixed-size header is reserved and rewritten with the final shape at ``close``; memory
+    stays at one row whatever the input's length.
+    """
+
+    HEADER_BYTES = 128
+
+    def __init__(self, handle: IO[bytes], width: int):
+        self.handle = handle
+        self.width = width
+        self.rows = 0
+        if not handle.seekable():
+            raise BadInput("npy output must go to a file (-o FILE.npy), not a pipe")
+        handle.write(b"\0" * self.HEADER_BYTES)
+
+    def write(self, vector) -> None:
+        import numpy as np
+
+        row = np.asarray(vector, dtype="<f4").reshape(-1)
+        if row.shape[0] != self.width:
+            raise ValueError(f"row of width {row.shape[0]}, expected {self.width}")
+        self.handle.write(row.tobytes())
+        self.rows += 1
+
+    def close(self) -> None:
+        import numpy as np
+
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.width)}
+        )
+        data = header.getvalue()
+        if len(data) != self.HEADER_BYTES:  # pragma: no cover - shapes up to 10^40 rows fit
+            raise RunFailure("npy header does not fit its reserved space")
+        end = self.handle.tell()
+        self.handle.seek(0)
+        self.handle.write(data)
+        self.handle.seek(end)
+
+
+def counter_progress(description: str, after_seconds: float = 1.0):
+    """A progress display for streams of unknown length: ``advance(n)``; ``advance(0, done=True)`` ends it.
+
+    Nothing is shown until the work has taken ``after_seconds`` (small jobs stay silent), and
+    nothing at all when stderr is not a terminal.
+    """
+    import time
+
+    state: dict[str, Any] = {"count": 0, "start": time.perf_counter(), "progress": None, "task": None}
+    if not _isatty(sys.stderr):
+        return None
+
+    def _advance(count: int, done: bool = False) -> None:
+        state["count"] += count
+        if done:
+            if state["progress"] is not None:
+                state["progress"].stop()
+            return
+        if state["progress"] is None and time.perf_counter() - state["start"] >= after_seconds:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            progress = Progress(SpinnerColumn(), TextColumn("{task.description}: {task.completed} done"),
+                                TimeElapsedColumn(), console=stderr_console(), transient=True)
+            state["task"] = progress.add_task(description, total=None)
+            progress.start()
+            state["progress"] = progress
+        if state["progress"] is not None:
+            state["progress"].update(state["task"], completed=state["count"])
+
+    return _advance

@@ -1,0 +1,150 @@
+"""Reading texts for ``embed``: arguments, stdin or files, one text per input line.
+
+Every text keeps its 0-based ``index`` in the input (line number − 1), so output row *i*
+can always be matched to input line *i*, also when empty lines are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from vizcli.errors import BadInput
+
+
+@dataclass(frozen=True)
+class InputText:
+    index: int  # 0-based position in the input (line number - 1)
+    text: str
+    source: str  # "argument 2", "stdin line 3", "a.csv line 4"
+
+
+def read_texts(
+    arguments: list[str],
+    file: str | None = None,
+    field: str | None = None,
+    column: str | None = None,
+    encoding_errors: str = "strict",
+    skip_empty: bool = False,
+    stdin: IO[bytes] | None = None,
+) -> Iterator[InputText]:
+    """Yield the texts to embed, lazily (stdin and files are streamed line by line)."""
+    if encoding_errors not in ("strict", "replace"):
+        raise BadInput(f"--encoding-errors {encoding_errors}: use strict or replace")
+    if file is not None and arguments and arguments != ["-"]:
+        raise BadInput("give texts as arguments or with --file, not both")
+    if file is not None:
+        items = _from_file(file, field, column, encoding_errors)
+    elif arguments and arguments != ["-"]:
+        items = (InputText(i, text, f"argument {i + 1}") for i, text in enumerate(arguments))
+    else:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        items = _from_lines(stream, "stdin", encoding_errors)
+    for item in items:
+        if "\x00" in item.text:
+            raise BadInput(f"{item.source}: contains a NUL byte; remove it (binary input is not text)")
+        if skip_empty and not item.text.strip():
+            continue
+        yield item
+
+
+def _from_lines(stream: IO[bytes], name: str, encoding_errors: str) -> Iterator[InputText]:
+    for index, raw in enumerate(stream):
+        yield InputText(index, _decode(raw, f"{name} line {index + 1}", encoding_errors).rstrip("\r\n"), f"{name} line {index + 1}")
+
+
+def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
+    try:
+        return raw.decode("utf-8", errors=encoding_errors)
+    except UnicodeDecodeError as error:
+        raise BadInput(
+            f"{where}: invalid UTF-8 at byte {error.start + 1}; fix the text or pass --encoding-errors replace"
+        ) from None
+
+
+def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str) -> Iterator[InputText]:
+    file = Path(path)
+    if not file.exists():
+        raise BadInput(f"--file {path}: no such file")
+    if file.is_dir():
+        raise BadInput(f"--file {path}: is a folder; give a .txt, .jsonl, .csv or .tsv file")
+    suffix = file.suffix.lower()
+    if suffix == ".jsonl":
+        if not field:
+            raise BadInput(f"--file {path}: a .jsonl file needs --field NAME (the key holding the text)")
+        return _from_jsonl(file, field, encoding_errors)
+    if suffix in (".csv", ".tsv"):
+        if not column:
+            raise BadInput(f"--file {path}: a {suffix} file needs --column NAME (the header of the text column)")
+        return _from_table(file, column, "\t" if suffix == ".tsv" else ",", encoding_errors)
+    return _from_open_lines(file, encoding_errors)
+
+
+def _from_open_lines(file: Path, encoding_errors: str) -> Iterator[InputText]:
+    with open(file, "rb") as stream:
+        yield from _from_lines(stream, str(file), encoding_errors)
+
+
+def _from_jsonl(file: Path, field: str, encoding_errors: str) -> Iterator[InputText]:
+    with open(file, "rb") as stream:
+        for index, raw in enumerate(stream):
+            where = f"{file} line {index + 1}"
+            line = _decode(raw, where, encoding_errors)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise BadInput(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
+            if not isinstance(record, dict) or field not in record:
+                raise BadInput(f"{where}: no field {field!r}; check --field")
+            value = record[field]
+            if not isinstance(value, str):
+                raise BadInput(f"{where}: field {field!r} is {type(value).__name__}, not text")
+            yield InputText(index, value, where)
+
+
+def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str) -> Iterator[InputText]:
+    with open(file, "rb") as raw_stream:
+        text_stream = io.TextIOWrapper(raw_stream, encoding="utf-8", errors=encoding_errors, newline="")
+        reader = csv.reader(text_stream, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise BadInput(f"--file {file}: is empty; it needs a header row with {column!r}") from None
+        except UnicodeDecodeError:
+            raise BadInput(f"--file {file} line 1: invalid UTF-8; fix it or pass --encoding-errors replace") from None
+        if column not in header:
+            raise BadInput(f"--file {file}: no column {column!r}; the header has {', '.join(header)}")
+        position = header.index(column)
+        index = 0
+        while True:
+            line_number = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise BadInput(f"--file {file} line {line_number}: invalid UTF-8; fix it or pass --encoding-errors replace") from None
+            except csv.Error as error:
+                raise BadInput(f"--file {file} line {line_number}: {error}") from None
+            text = row[position] if position < len(row) else ""
+            yield InputText(index, text, f"{file} line {line_number}")
+            index += 1
+
+
+def peek(items: Iterable[InputText]) -> tuple[InputText | None, Iterator[InputText]]:
+    """The first item and an iterator that still yields it (to detect empty input early)."""
+    iterator = iter(items)
+    first = next(iterator, None)
+    if first is None:
+        return None, iter(())
+
+    def _chain():
+        yield first
+        yield from iterator
+
+    return first, _chain()
