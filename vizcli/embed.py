@@ -298,7 +298,7 @@ def embed_texts(
 ) -> Iterator[Embedding]:
     """Embed ``items`` lazily; yields one ``Embedding`` per kept input, in input order.
 
-    Texts are tokenized a window at a time (default 64 batches), sorted by length within the
+    Texts are tokenized a window at a time (default 16 batches), sorted by length within the
     window so each batch pads little, and written back in input order. Memory depends on the
     window, never on the input's length. Results do not depend on ``batch_size``.
     """
@@ -316,7 +316,7 @@ def embed_texts(
             f"--pooling pooler: {encoder.name} has no pooler weights, so pooler_output would be random; "
             "use --pooling mean or cls"
         )
-    window = window or batch_size * 64
+    window = window or max(batch_size * 16, 256)
     overflow = overflow if overflow is not None else OverflowCount()
     buffer: list[InputText] = []
     for item in items:

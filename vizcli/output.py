@@ -158,7 +158,6 @@ def atomic_output(path: str, binary: bool = True) -> Iterator[IO]:
             with os.fdopen(fd, mode, **kwargs) as handle:
                 yield handle
                 handle.flush()
-                os.fsync(handle.fileno())
             os.chmod(temp_name, 0o644 & ~_umask())
             os.replace(temp_name, target)
     except BaseException:
@@ -291,7 +290,7 @@ def write_arrays(arrays: dict[str, Any], metadata: dict, fmt: str, path: str | N
             np.save(handle, array, allow_pickle=False)
         if path not in (None, "-") and not _is_special_file(Path(path)):
             with atomic_output(path + ".json", binary=False) as handle:
-                handle.write(to_json(metadata) + "\n")
+                handle.write(to_json(metadata, indent=None if len(str(metadata)) > 100_000 else 2) + "\n")
     elif fmt == "npz":
         with open_destination(path, binary=True) as handle:
             np.savez(handle, **numpy_arrays, metadata=np.array(to_json(metadata, indent=None)))

@@ -15,12 +15,28 @@ def _box(values, digits: int = 1) -> str:
     return ",".join(f"{round(v, digits):g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def roi_rows(report: RoiReport) -> list[dict[str, Any]]:
-    """One JSON-safe row per box: geometry, RoIPool's rounding, statistics per op."""
+def _statistics(features) -> dict[str, list[float]]:
+    """Per-box mean, std, min and max of ``Tensor[K, C, h, w]``, computed for all boxes at once."""
+    flat = features.float().flatten(start_dim=1)
+    std = flat.std(dim=1) if flat.shape[1] > 1 else flat.new_zeros(flat.shape[0])
+    return {"mean": flat.mean(dim=1).tolist(), "std": std.tolist(),
+            "min": flat.min(dim=1).values.tolist(), "max": flat.max(dim=1).values.tolist()}
+
+
+def roi_rows(report: RoiReport, limit: int | None = None) -> list[dict[str, Any]]:
+    """One JSON-safe row per box (the first ``limit`` of each image): geometry, RoIPool's
+    rounding, statistics per op."""
     rows = []
-    for image_index, image in enumerate(report.images):
+    for image in report.images:
         scale = image.feature_map.spatial_scale
-        for local, result in enumerate(image.boxes):
+        count = len(image.boxes) if limit is None else min(limit, len(image.boxes))
+        outputs = {op: image.outputs[op][:count] for op in report.ops}
+        stats = {op: _statistics(outputs[op]) for op in report.ops}
+        if len(report.ops) == 2:
+            difference = (outputs["pool"] - outputs["align"]).abs().flatten(start_dim=1)
+            gaps = {"max_abs": difference.max(dim=1).values.tolist(), "mean_abs": difference.mean(dim=1).tolist()}
+        output_shape = list(image.outputs[report.ops[0]].shape[1:])
+        for local, result in enumerate(image.boxes[:count]):
             row: dict[str, Any] = {
                 "image": image.source,
                 "number": result.box.number,
@@ -32,17 +48,17 @@ def roi_rows(report: RoiReport) -> list[dict[str, Any]]:
                 "pool_shift_px": list(result.pool_error_px),
                 "bin_size": list(result.bin_size),
                 "spatial_scale": scale,
-                "output_shape": list(image.outputs[report.ops[0]].shape[1:]),
+                "output_shape": output_shape,
             }
             for op in report.ops:
-                values = image.outputs[op][local].float()
-                row[op] = {"mean": float(values.mean()), "std": float(values.std()) if values.numel() > 1 else 0.0,
-                           "min": float(values.min()), "max": float(values.max())}
+                row[op] = {name: values[local] for name, values in stats[op].items()}
             if len(report.ops) == 2:
-                difference = (image.outputs["pool"][local] - image.outputs["align"][local]).abs()
-                row["pool_minus_align"] = {"max_abs": float(difference.max()), "mean_abs": float(difference.mean())}
+                row["pool_minus_align"] = {name: values[local] for name, values in gaps.items()}
             rows.append(row)
     return rows
+
+
+TABLE_ROWS = 50  # more boxes than this: the table shows the first ones; json/-o have all
 
 
 def roi_renderables(report: RoiReport) -> list[Any]:
@@ -50,7 +66,7 @@ def roi_renderables(report: RoiReport) -> list[Any]:
     from rich.text import Text
 
     out: list[Any] = []
-    rows = roi_rows(report)
+    rows = roi_rows(report, limit=TABLE_ROWS)
     for image in report.images:
         fmap = image.feature_map
         _, channels, feature_h, feature_w = fmap.tensor.shape
@@ -69,7 +85,8 @@ def roi_renderables(report: RoiReport) -> list[Any]:
             table.add_column(f"{op} mean / max", justify="right")
         if len(report.ops) == 2:
             table.add_column("|pool−align| max / mean", justify="right")
-        for row, result in zip([r for r in rows if r["image"] == image.source], image.boxes):
+        image_rows = [r for r in rows if r["image"] == image.source]
+        for row, result in zip(image_rows[:TABLE_ROWS], image.boxes):
             shifts = result.pool_error_px
             cells = [
                 str(result.box.number), result.box.label or "—", _box(result.box.coords),
@@ -83,6 +100,8 @@ def roi_renderables(report: RoiReport) -> list[Any]:
                 cells.append(f"{row['pool_minus_align']['max_abs']:.4f} / {row['pool_minus_align']['mean_abs']:.4f}")
             table.add_row(*cells)
         out.append(table)
+        if len(image_rows) > TABLE_ROWS:
+            out.append(Text(f"… and {len(image_rows) - TABLE_ROWS:,} more boxes (all of them in --format json and -o FILE)"))
     out.append(Text(
         f"op {', '.join(report.ops)} · output {report.output_size[0]}×{report.output_size[1]} · sampling ratio "
         f"{report.sampling_ratio or 'adaptive'} · aligned={report.aligned} · device {report.device}"

@@ -215,8 +215,11 @@ class RoiReport:
         }
 
     def stacked(self, op: str):
+        """``Tensor[K, C, h, w]`` for all boxes of all images (no copy for a single image)."""
         import torch
 
+        if len(self.images) == 1:
+            return self.images[0].outputs[op]
         return torch.cat([image.outputs[op] for image in self.images], dim=0)
 
 

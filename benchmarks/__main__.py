@@ -1,0 +1,264 @@
+"""Run every benchmark of vizcli against its peers and write benchmarks/RESULTS.md.
+
+    python -m benchmarks            # the full suite (about 10 minutes on 2 cores)
+    python -m benchmarks --quick    # a smaller version (under 2 minutes)
+    make bench                      # installs the `bench` extra first
+
+Every figure is a whole process (start-up included), run round-robin with its peers after a
+warm-up; ratios are medians of per-round ratios, so a noisy machine affects both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.corpus import sentences
+from benchmarks.harness import Measured, alternate, paired_ratio, run_once
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+CHELSEA = ROOT / "examples" / "chelsea.png"
+PYTHON = sys.executable
+VIZCLI = [PYTHON, "-m", "vizcli"]
+THREADS = "2"
+
+
+@dataclass
+class Goal:
+    text: str  # "vizcli --help ≤ 2× import typer"
+    value: float
+    limit: float
+    higher_is_better: bool = False
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+    def line(self) -> str:
+        if self.met:
+            return f"- **met**: {self.text} — measured {self.value:.3g}"
+        gap = (self.limit / self.value - 1) if self.higher_is_better else (self.value / self.limit - 1)
+        return f"- **not met**: {self.text} — measured {self.value:.3g}, {gap:.0%} short of the goal"
+
+
+@dataclass
+class Section:
+    title: str
+    about: str
+    measured: list[Measured]
+    ratios: list[tuple[str, float]] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", "", self.about, "", "| command | runs | median s | min s | max s | peak RSS MiB |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        for m in self.measured:
+            lines.append(f"| {m.label} | {len(m.seconds)} | {m.median:.3f} | {min(m.seconds):.3f} | {max(m.seconds):.3f} | "
+                         f"{m.peak_rss / 2**20:.0f} |")
+        lines.append("")
+        lines += [f"- ratio {name}: **{value:.3f}×**" for name, value in self.ratios]
+        lines += [goal.line() for goal in self.goals]
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def _env():
+    return dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+
+
+def bench_startup(rounds: int) -> Section:
+    vizcli = Measured("`vizcli --help`", [*VIZCLI, "--help"])
+    typer = Measured('`python -c "import typer"`', [PYTHON, "-c", "import typer"])
+    alternate([vizcli, typer], rounds, env=_env())
+    ratio = paired_ratio(vizcli, typer)
+    return Section("Start-up", "`vizcli --help` never imports torch.", [vizcli, typer],
+                   [("vizcli --help / import typer", ratio)], [Goal("`vizcli --help` ≤ 2× `import typer`", ratio, 2.0)])
+
+
+def bench_shapes(rounds: int) -> Section:
+    vizcli = Measured("`vizcli shapes` (69 rows, totals, timing)", [*VIZCLI, "shapes", "--threads", THREADS])
+    peer = Measured("`torchinfo.summary(resnet18(), (1, 3, 224, 224))`", [PYTHON, str(SCRIPTS / "torchinfo_summary.py")])
+    alternate([vizcli, peer], rounds, env=_env())
+    ratio = paired_ratio(vizcli, peer)
+    return Section("shapes vs torchinfo", "ResNet18 at 224×224, seeded random weights, whole process.", [vizcli, peer],
+                   [("vizcli / torchinfo", ratio)], [Goal("`vizcli shapes` no slower than the torchinfo script (≤ 1.0×)", ratio, 1.0)])
+
+
+def bench_roi(rounds: int, counts: list[int], folder: Path) -> Section:
+    import random
+
+    measured, ratios, goals = [], [], []
+    generator = random.Random(0)
+    for count in counts:
+        boxes = []
+        for _ in range(count):
+            x1, y1 = generator.uniform(0, 400), generator.uniform(0, 250)
+            boxes.append([x1, y1, x1 + generator.uniform(8, 50), y1 + generator.uniform(8, 50)])
+        path = folder / f"boxes{count}.json"
+        path.write_text(json.dumps(boxes))
+        vizcli = Measured(f"`vizcli roi` {count} boxes → .npy", [*VIZCLI, "roi", str(CHELSEA), "--boxes-file", str(path), "-o",
+                                                                    str(folder / "v.npy"), "--quiet", "--threads", THREADS])
+        plain = Measured(f"plain script {count} boxes → .npy", [PYTHON, str(SCRIPTS / "plain_roi.py"), str(CHELSEA), str(path),
+                                                               str(folder / "p.npy")])
+        alternate([vizcli, plain], rounds, env=dict(_env(), OMP_NUM_THREADS=THREADS))
+        ratio = paired_ratio(vizcli, plain)
+        measured += [vizcli, plain]
+        ratios.append((f"vizcli / plain, {count} boxes", ratio))
+        goals.append(Goal(f"`vizcli roi` with {count} boxes within 1.2× of the plain script", ratio, 1.2))
+    return Section("roi end to end", "chelsea.png (451×300), layer3, RoIAlign 7×7, sampling ratio 2, aligned; the "
+                   "plain script loads the image, runs the backbone and calls `torchvision.ops.roi_align`.",
+                   measured, ratios, goals)
+
+
+def _cosine_min(a_path: Path, b_path: Path) -> float:
+    import numpy as np
+
+    a, b = np.load(a_path), np.load(b_path)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return float(cosine.min())
+
+
+def bench_embed(rounds: int, count: int, folder: Path) -> Section:
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(sentences(count)) + "\n", encoding="utf-8")
+    out = {name: folder / f"{name}.npy" for name in ("fp32", "bf16", "st", "hf", "hfbf16")}
+    common = ["--file", str(corpus), "-p", "mean", "--batch-size", "32", "--threads", THREADS, "--quiet"]
+    vizcli32 = Measured("`vizcli embed` float32", [*VIZCLI, "embed", *common, "-o", str(out["fp32"])])
+    vizcli16 = Measured("`vizcli embed --dtype bfloat16`", [*VIZCLI, "embed", *common, "--dtype", "bfloat16", "-o", str(out["bf16"])])
+    st = Measured("sentence-transformers `encode` float32", [PYTHON, str(SCRIPTS / "st_encode.py"), str(corpus), str(out["st"]), THREADS, "32"])
+    hf = Measured("plain transformers loop float32", [PYTHON, str(SCRIPTS / "hf_loop.py"), str(corpus), str(out["hf"]), THREADS, "32", "float32"])
+    hf16 = Measured("plain transformers loop bfloat16", [PYTHON, str(SCRIPTS / "hf_loop.py"), str(corpus), str(out["hfbf16"]), THREADS, "32", "bfloat16"])
+    commands = [vizcli32, vizcli16, st, hf, hf16]
+    alternate(commands, rounds, env=_env())
+    speed32 = paired_ratio(st, vizcli32)
+    speed16 = paired_ratio(st, vizcli16)
+    cosine_st = _cosine_min(out["fp32"], out["st"])
+    cosine_16 = _cosine_min(out["fp32"], out["bf16"])
+    section = Section(
+        f"embed throughput ({count} sentences)",
+        f"{count} distinct sentences from the standard library's docstrings, mean pooling, batch 32, {THREADS} threads, "
+        "the bundled all-MiniLM-L6-v2, each a whole process writing .npy.",
+        commands,
+        [("throughput vizcli float32 / sentence-transformers", speed32), ("throughput vizcli bfloat16 / sentence-transformers", speed16),
+         ("throughput plain loop float32 / sentence-transformers", paired_ratio(st, hf)),
+         ("throughput plain loop bfloat16 / sentence-transformers", paired_ratio(st, hf16))],
+        [Goal("float32 throughput ≥ 0.95× sentence-transformers'", speed32, 0.95, True),
+         Goal("bfloat16 throughput ≥ 3× sentence-transformers'", speed16, 3.0, True),
+         Goal("vectors equal sentence-transformers' (min cosine ≥ 0.99999)", cosine_st, 0.99999, True),
+         Goal("bfloat16 vectors close to float32 (min cosine ≥ 0.999)", cosine_16, 0.999, True)],
+        [f"sentences per second: vizcli float32 {count / vizcli32.median:.0f}, bfloat16 {count / vizcli16.median:.0f}, "
+         f"sentence-transformers {count / st.median:.0f} (whole process, start-up included)"],
+    )
+    return section
+
+
+def bench_cold(rounds: int, folder: Path) -> Section:
+    vizcli = Measured('`vizcli embed "a cat" -p mean`', [*VIZCLI, "embed", "a cat", "-p", "mean"])
+    st = Measured("sentence-transformers: load and encode \"a cat\"", [PYTHON, str(SCRIPTS / "st_encode.py"), "text:a cat",
+                                                                       str(folder / "one.npy"), THREADS, "32"])
+    alternate([vizcli, st], rounds, env=_env())
+    ratio = paired_ratio(vizcli, st)
+    return Section("embed one sentence, cold", "A whole process that embeds one sentence (imports, model load, sha256 "
+                   "check of the weights, forward).", [vizcli, st], [("vizcli / sentence-transformers", ratio)],
+                   [Goal("one-sentence call ≤ 0.8× sentence-transformers'", ratio, 0.8)])
+
+
+def bench_memory(small: int, large: int, folder: Path) -> Section:
+    measured = []
+    for count in (small, large):
+        corpus = folder / f"lines{count}.txt"
+        corpus.write_text("\n".join(sentences(count)) + "\n", encoding="utf-8")
+        command = Measured(f"`vizcli embed` {count:,} lines on stdin → .npy (bfloat16)",
+                           [*VIZCLI, "embed", "-p", "mean", "--dtype", "bfloat16", "--quiet", "--threads", THREADS, "-o", str(folder / "m.npy")])
+        seconds, rss = run_once(command.argv, stdin_path=str(corpus), env=_env())
+        command.seconds.append(seconds)
+        command.peak_rss = rss
+        measured.append(command)
+    growth = measured[1].peak_rss / measured[0].peak_rss
+    return Section("embed memory", f"Peak resident memory for {small:,} vs {large:,} lines streamed through stdin.", measured,
+                   [(f"peak RSS {large:,} / {small:,} lines", growth)],
+                   [Goal(f"peak memory does not grow with the input ({large:,} / {small:,} lines ≤ 1.10)", growth, 1.10)])
+
+
+def _versions() -> str:
+    parts = []
+    for name in ("vizcli", "torch", "torchvision", "transformers", "sentence-transformers", "torchinfo", "tokenizers"):
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
+    return ", ".join(parts)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, embed, cold, memory")
+    args = parser.parse_args(argv)
+    rounds = 1 if args.quick else 5
+    chosen = set(args.only or ["startup", "shapes", "roi", "embed", "cold", "memory"])
+    started = time.perf_counter()
+    folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
+    sections = []
+    try:
+        plan = [
+            ("startup", lambda: bench_startup(rounds * 2)),
+            ("shapes", lambda: bench_shapes(rounds)),
+            ("roi", lambda: bench_roi(rounds, [1, 100, 1000] if args.quick else [1, 100, 10_000], folder)),
+            ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
+            ("cold", lambda: bench_cold(rounds, folder)),
+            ("memory", lambda: bench_memory(1000 if args.quick else 2000, 4000 if args.quick else 20_000, folder)),
+        ]
+        for name, run in plan:
+            if name in chosen:
+                print(f"running {name} …", file=sys.stderr, flush=True)
+                sections.append(run())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    header = [
+        "# vizcli benchmarks",
+        "",
+        "Regenerated by `python -m benchmarks" + (" --quick" if args.quick else "") + "` — do not edit by hand.",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- machine: {_machine()}",
+        f"- versions: {_versions()}",
+        f"- mode: {'quick' if args.quick else 'full'}, {rounds} round(s) after a warm-up, whole processes alternated; "
+        f"suite took {elapsed:.0f} s",
+        "",
+    ]
+    goals = [goal for section in sections for goal in section.goals]
+    summary = ["## Goals", "", *[goal.line() for goal in goals], ""]
+    page = "\n".join(header + summary) + "\n" + "\n".join(section.markdown() for section in sections)
+    Path(args.output).write_text(page, encoding="utf-8")
+    print(page)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
