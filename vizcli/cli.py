@@ -6,6 +6,7 @@ Only the standard library, typer/click and ``vizcli.errors`` are imported at top
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -33,7 +34,7 @@ class _ErrorBoundary(TyperGroup):
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        previous_term = _install_sigterm_handler()
+        previous_handlers = _install_signal_handlers()
         try:
             result = super().main(
                 args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
@@ -60,9 +61,15 @@ class _ErrorBoundary(TyperGroup):
         except BrokenPipeError:
             _silence_stdout()
             code = 0
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT) or _state["debug"]:
+                raise
+            _print_error(f"writing output failed: {error.strerror}; free space or write elsewhere (-o FILE)")
+            _silence_stdout()
+            code = 1
         finally:
-            if previous_term is not None:
-                signal.signal(signal.SIGTERM, previous_term)
+            for number, handler in previous_handlers.items():
+                signal.signal(number, handler)
         try:
             sys.stdout.flush()
         except BrokenPipeError:
@@ -84,14 +91,19 @@ def _silence_stdout() -> None:
         pass
 
 
-def _install_sigterm_handler():
-    def _on_term(signal_number, frame):
+def _install_signal_handlers() -> dict:
+    """SIGINT and SIGTERM raise ``Interrupted``: atomic writers clean up, the boundary prints one line."""
+
+    def _on_signal(signal_number, frame):
         raise Interrupted(signal_number)
 
-    try:
-        return signal.signal(signal.SIGTERM, _on_term)
-    except ValueError:  # not the main thread (e.g. some test runners)
-        return None
+    previous = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[number] = signal.signal(number, _on_signal)
+        except ValueError:  # not the main thread (e.g. some test runners)
+            pass
+    return previous
 
 
 app = typer.Typer(
@@ -449,7 +461,98 @@ def embed(
         out.warn(f"{overflow.skipped} texts longer than {max_length or encoder.max_length} tokens were skipped (first: {overflow.first})")
 
 
-@app.command(epilog="Examples:\n\n  vizcli approx --claims\n\n  vizcli approx --width 1,2,4,8 --plot fit.png")
-def approx() -> None:
+APPROX_FORMATS = ("table", "json", "csv")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  vizcli approx --claims                     # each claim of the notes as an experiment, with a verdict\n\n"
+        "  vizcli approx --width 1,2,4,8 --plot fit.png\n\n"
+        "  vizcli approx --target 'abs(x)' --activation relu --width 2\n\n"
+        "  vizcli approx --sawtooth 4\n\n"
+        "  vizcli approx --target '1/(1+25*x^2)' --runge\n\n"
+        "EXPR uses x, numbers, pi, e, + - * / ^ (or **), parentheses and sin cos tan tanh exp log sqrt "
+        "abs relu sign floor; it is parsed by vizcli's own grammar, never eval'd."
+    )
+)
+def approx(
+    target: str = typer.Option("sin(2*pi*x)", "--target", help="The function to approximate (see below)."),
+    domain: str = typer.Option("-1,1", "--domain", help="A,B: the interval (pi allowed, e.g. -pi,pi)."),
+    activation: str = typer.Option("tanh", "--activation", help="tanh, relu or sigmoid."),
+    width: str = typer.Option("4", "--width", help="Hidden units per layer; a list sweeps (1,2,4,8)."),
+    depth: str = typer.Option("1", "--depth", help="Hidden layers; a list sweeps (1,2,3)."),
+    seed: int = typer.Option(0, "--seed", help="Seed: fits are deterministic for a given seed."),
+    restarts: int = typer.Option(3, "--restarts", help="Keep the best of this many seeded trainings."),
+    runge: bool = typer.Option(False, "--runge", help="Add equispaced vs Chebyshev-node interpolation of growing degree."),
+    sawtooth: Optional[int] = typer.Option(None, "--sawtooth", help="Build the depth-L tent-map network and compare shallow ones."),
+    claims: bool = typer.Option(False, "--claims", help="Run every claim of the notes as an experiment and print a report."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Draw target, fits and errors to a PNG."),
+    output_format: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write to FILE instead of stdout."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+) -> None:
     """Test the notes' universal-approximation claims with small networks vs polynomials."""
-    _not_implemented("approx")
+    from vizcli import output as out
+    from vizcli.errors import BadInput
+
+    if output_format not in APPROX_FORMATS:
+        raise BadInput(f"--format {output_format}: use table, json or csv")
+    if restarts < 1 or restarts > 50:
+        raise BadInput(f"--restarts {restarts}: use 1..50")
+    out.check_writable(output)
+    if plot:
+        out.format_for_path(plot, ("png",), option="--plot")
+        out.check_writable(plot, option="--plot")
+    from vizcli import approx as core
+    from vizcli import render_approx
+    from vizcli.runtime import set_threads
+
+    set_threads(threads)
+    if activation not in core.ACTIVATIONS:
+        raise BadInput(f"--activation {activation}: use tanh, relu or sigmoid")
+    widths = core.parse_int_list(width, "--width", 1, 256)
+    depths = core.parse_int_list(depth, "--depth", 1, 8)
+    if sawtooth is not None and not 1 <= sawtooth <= 10:
+        raise BadInput(f"--sawtooth {sawtooth}: use a depth of 1..10")
+    say = None if not sys.stderr.isatty() else out.info
+    if claims:
+        results = core.run_claims(seed, progress=say)
+        with out.open_destination(output, binary=False) as stream:
+            if output_format == "table":
+                stream.write("\n".join(render_approx.claim_lines(results)) + "\n")
+            else:
+                out.write_records([c.as_dict() for c in results], output_format, stream,
+                                  document={"schema": "vizcli.approx.claims/1"} if output_format == "json" else None)
+        if plot:
+            first = results[0]
+            render_approx.plot_fits(first.extra["target"], first.extra["fits"], plot)
+        return
+    if sawtooth is not None:
+        result = core.sawtooth_experiment(sawtooth, seed=seed)
+        with out.open_destination(output, binary=False) as stream:
+            if output_format == "table":
+                stream.write("\n".join(render_approx.sawtooth_lines(result)) + "\n")
+            else:
+                records = [{"setting": "sawtooth", "label": f"tent map depth {sawtooth}", "kind": "network", "params": result.params,
+                            "max_error": 0.0, "rms_error": 0.0, "seconds": 0.0, "pieces": result.pieces, "note": "built"}]
+                records += [{"setting": "shallow", **fit.as_dict()} for fit in result.shallow]
+                out.write_records(records, output_format, stream, document={"schema": "vizcli.approx/1"} if output_format == "json" else None)
+        return
+    problem = core.make_target(target, domain)
+    rows = core.sweep(problem, widths, depths, activation, seed, restarts, progress=say)
+    extra = []
+    if runge:
+        for degree in (5, 10, 15, 20):
+            extra += [core.interpolation_fit(problem, degree, "equispaced"), core.interpolation_fit(problem, degree, "chebyshev")]
+    records = render_approx.fit_records(rows, extra)
+    with out.open_destination(output, binary=False) as stream:
+        if output_format == "table":
+            title = f"approximating {target} on [{problem.domain[0]:g}, {problem.domain[1]:g}] (errors on {core.GRID_POINTS:,} grid points)"
+            out.print_renderables([render_approx.fits_table(records, title)], stream)
+        else:
+            document = {"schema": "vizcli.approx/1", "target": target, "domain": list(problem.domain)} if output_format == "json" else None
+            out.write_records(records, output_format, stream, document=document)
+    if plot:
+        fits = [fit for row in rows for fit in (row.network, row.chebyshev) if fit is not None][:8] + extra[-2:]
+        render_approx.plot_fits(problem, fits, plot, rows)

@@ -122,8 +122,12 @@ def check_writable(path: str | None, option: str = "-o") -> None:
         raise BadInput(f"{option} {path}: folder {folder} does not exist; create it first")
     if not folder.is_dir():
         raise BadInput(f"{option} {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise BadInput(f"{option} {path}: folder {folder} is not writable; choose another place")
+    try:  # os.access says yes to root even on read-only mounts: try for real
+        probe_fd, probe = tempfile.mkstemp(prefix=".vizcli-probe-", dir=folder)
+        os.close(probe_fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise BadInput(f"{option} {path}: folder {folder} is not writable ({error.strerror}); choose another place") from None
 
 
 def _is_special_file(path: Path) -> bool:

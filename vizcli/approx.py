@@ -1,0 +1,550 @@
+"""Universal-approximation experiments: small networks against polynomials, on a CPU, in seconds.
+
+``fit_network`` trains a fully connected network (Adam, then L-BFGS, full batch, float64,
+best of several seeded restarts). ``chebyshev_fit`` and ``taylor_fit`` give the polynomial
+side with the same number of free parameters. Errors are always measured on a dense grid
+that is not the training set. ``run_claims`` turns the notes' claims into experiments.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from vizcli.errors import BadInput
+from vizcli.expr import Expression, parse_expression
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid")
+TRAIN_POINTS = 2000
+GRID_POINTS = 10_001
+MAX_TAYLOR_DEGREE = 30
+MAX_POLY_DEGREE = 400
+
+
+def parse_domain(text: str) -> tuple[float, float]:
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2:
+        raise BadInput(f"--domain {text!r}: give two numbers A,B, e.g. -1,1")
+    try:
+        low, high = (float(parse_expression(part, "--domain").evaluate(_scalar())) for part in parts)
+    except BadInput:
+        raise BadInput(f"--domain {text!r}: A and B must be numbers (pi allowed), e.g. -1,1 or -pi,pi") from None
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
+        raise BadInput(f"--domain {text!r}: need finite A < B")
+    return low, high
+
+
+def _scalar():
+    import torch
+
+    return torch.zeros((), dtype=torch.float64)
+
+
+def parse_int_list(text: str, option: str, low: int, high: int) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise BadInput(f"{option} {text!r}: whole numbers separated by commas, e.g. 1,2,4,8") from None
+    if not values:
+        raise BadInput(f"{option} {text!r}: give at least one number")
+    for value in values:
+        if not low <= value <= high:
+            raise BadInput(f"{option} {text!r}: each value must be between {low} and {high}")
+    return values
+
+
+@dataclass
+class Target:
+    expression: Expression
+    domain: tuple[float, float]
+
+    def grid(self, points: int = GRID_POINTS):
+        import torch
+
+        return torch.linspace(self.domain[0], self.domain[1], points, dtype=torch.float64)
+
+    def values(self, x):
+        return self.expression.evaluate(x)
+
+
+def make_target(text: str, domain: str) -> Target:
+    """Parse and check that the target is finite everywhere on the evaluation grid."""
+    import torch
+
+    target = Target(parse_expression(text), parse_domain(domain))
+    x = target.grid()
+    with torch.no_grad():
+        y = target.values(x)
+    bad = ~torch.isfinite(y)
+    if bool(bad.any()):
+        where = float(x[bad][0])
+        raise BadInput(f"--target {text!r} is not finite at x = {where:g} on [{target.domain[0]:g}, {target.domain[1]:g}]; "
+                       "choose a domain where it is defined")
+    return target
+
+
+# ---------------------------------------------------------------- networks
+
+
+def build_network(width: int, depth: int, activation: str):
+    import torch.nn as nn
+
+    layers: list[Any] = []
+    size = 1
+    make = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}[activation]
+    for _ in range(depth):
+        layers += [nn.Linear(size, width), make()]
+        size = width
+    layers.append(nn.Linear(size, 1))
+    return nn.Sequential(*layers).double()
+
+
+def parameter_count(width: int, depth: int) -> int:
+    return (1 * width + width) + (depth - 1) * (width * width + width) + (width + 1)
+
+
+@dataclass
+class Fit:
+    label: str
+    kind: str  # "network", "chebyshev", "taylor", "interpolation"
+    params: int
+    max_error: float
+    rms_error: float
+    seconds: float = 0.0
+    pieces: int | None = None
+    curve: Any = None  # values on the evaluation grid (numpy)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "kind": self.kind, "params": self.params, "max_error": self.max_error,
+                "rms_error": self.rms_error, "seconds": self.seconds, "pieces": self.pieces, "note": self.note}
+
+
+def _errors(curve, truth) -> tuple[float, float]:
+    import torch
+
+    difference = (curve - truth).abs()
+    return float(difference.max()), float(torch.sqrt((difference**2).mean()))
+
+
+def _scaled(x, domain):
+    low, high = domain
+    return (2 * x - (low + high)) / (high - low)  # the network sees [-1, 1]
+
+
+def fit_network(target: Target, width: int, depth: int, activation: str = "tanh", seed: int = 0, restarts: int = 3,
+                adam_steps: int = 1500, lbfgs_steps: int = 1500) -> Fit:
+    """Train ``depth`` hidden layers of ``width`` units; keep the best of ``restarts`` by training loss."""
+    import torch
+
+    if activation not in ACTIVATIONS:
+        raise BadInput(f"--activation {activation}: use tanh, relu or sigmoid")
+    started = time.perf_counter()
+    low, high = target.domain
+    # training points: Chebyshev-spaced (denser at the ends) plus uniform; never the evaluation grid
+    k = torch.arange(TRAIN_POINTS // 2, dtype=torch.float64)
+    chebyshev = torch.cos(math.pi * (k + 0.5) / (TRAIN_POINTS // 2))
+    uniform = torch.linspace(-1, 1, TRAIN_POINTS // 2 + 2, dtype=torch.float64)[1:-1]
+    train_scaled = torch.cat([chebyshev, uniform]).sort().values
+    train_x = (train_scaled * (high - low) + (low + high)) / 2
+    with torch.no_grad():
+        train_y = target.values(train_x)
+    scale = float(train_y.abs().max()) or 1.0
+    best, best_loss = None, math.inf
+    with torch.enable_grad():
+        for restart in range(restarts):
+            torch.manual_seed(seed * 1000 + restart)
+            network = build_network(width, depth, activation)
+            inputs, goal = train_scaled[:, None], (train_y / scale)[:, None]
+            optimizer = torch.optim.Adam(network.parameters(), lr=0.01)
+            for _ in range(adam_steps):
+                optimizer.zero_grad()
+                loss = ((network(inputs) - goal) ** 2).mean()
+                loss.backward()
+                optimizer.step()
+            lbfgs = torch.optim.LBFGS(network.parameters(), lr=1, max_iter=lbfgs_steps, tolerance_grad=1e-12,
+                                      tolerance_change=1e-15, history_size=50, line_search_fn="strong_wolfe")
+
+            def closure():
+                lbfgs.zero_grad()
+                value = ((network(inputs) - goal) ** 2).mean()
+                value.backward()
+                return value
+
+            lbfgs.step(closure)
+            with torch.no_grad():
+                final = float(((network(inputs) - goal) ** 2).mean())
+            if math.isfinite(final) and final < best_loss:
+                best, best_loss = network, final
+    grid = target.grid()
+    with torch.no_grad():
+        curve = best(_scaled(grid, target.domain)[:, None])[:, 0] * scale
+        truth = target.values(grid)
+    max_error, rms_error = _errors(curve, truth)
+    fit = Fit(label=f"{activation} net {depth}×{width}", kind="network", params=parameter_count(width, depth),
+              max_error=max_error, rms_error=rms_error, seconds=time.perf_counter() - started, curve=curve.numpy())
+    if activation == "relu":
+        fit.pieces = count_linear_pieces(fit.curve, grid.numpy())
+    fit.model = best
+    return fit
+
+
+def count_linear_pieces(values, x, relative_tolerance: float = 1e-6) -> int:
+    """Linear pieces of a piecewise-linear function sampled on a uniform grid ``x``.
+
+    A kink is where the slope between neighbouring samples changes by more than the
+    tolerance (relative to the largest slope); neighbouring flagged steps are one kink.
+    """
+    import numpy as np
+
+    values, x = np.asarray(values, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    slopes = np.diff(values) / np.diff(x)
+    change = np.abs(np.diff(slopes))
+    threshold = relative_tolerance * max(1.0, float(np.abs(slopes).max()))
+    flagged = change > threshold
+    kinks = int(flagged[0]) + int(np.count_nonzero(flagged[1:] & ~flagged[:-1])) if flagged.size else 0
+    return kinks + 1
+
+
+# ---------------------------------------------------------------- polynomials
+
+
+def chebyshev_fit(target: Target, params: int) -> Fit:
+    """Least squares in the Chebyshev basis with ``params`` coefficients (degree params − 1)."""
+    import numpy as np
+    import torch
+    from numpy.polynomial import chebyshev
+
+    degree = min(params - 1, MAX_POLY_DEGREE)
+    started = time.perf_counter()
+    points = max(4 * (degree + 1), TRAIN_POINTS)
+    k = np.arange(points)
+    nodes = np.cos(np.pi * (k + 0.5) / points)  # Chebyshev nodes on [-1, 1]
+    low, high = target.domain
+    with torch.no_grad():
+        values = target.values(torch.from_numpy((nodes * (high - low) + low + high) / 2)).numpy()
+    coefficients = chebyshev.chebfit(nodes, values, degree)
+    grid = target.grid()
+    curve = chebyshev.chebval(_scaled(grid, target.domain).numpy(), coefficients)
+    with torch.no_grad():
+        truth = target.values(grid)
+    max_error, rms_error = _errors(torch.from_numpy(curve), truth)
+    note = f"degree capped at {MAX_POLY_DEGREE}" if degree < params - 1 else ""
+    return Fit(label=f"Chebyshev LS degree {degree}", kind="chebyshev", params=degree + 1, max_error=max_error,
+               rms_error=rms_error, seconds=time.perf_counter() - started, curve=curve, note=note)
+
+
+def taylor_fit(target: Target, params: int) -> Fit | None:
+    """The Taylor polynomial of degree params − 1 at the domain's centre (autograd derivatives).
+
+    None when the target is not built from smooth functions (abs, relu, sign, floor).
+    """
+    import torch
+
+    if not target.expression.smooth:
+        return None
+    degree = min(params - 1, MAX_TAYLOR_DEGREE)
+    started = time.perf_counter()
+    centre = torch.tensor((target.domain[0] + target.domain[1]) / 2, dtype=torch.float64, requires_grad=True)
+    coefficients = []
+    with torch.enable_grad():
+        value = target.values(centre)
+        for order in range(degree + 1):
+            coefficients.append(float(value.detach()) / math.factorial(order))
+            if order == degree:
+                break
+            if not value.requires_grad:
+                value = torch.zeros((), dtype=torch.float64, requires_grad=True)
+            (value,) = torch.autograd.grad(value, centre, create_graph=True, allow_unused=True)
+            if value is None:
+                value = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    grid = target.grid()
+    offset = grid - float(centre.detach())
+    curve = torch.zeros_like(grid)
+    for order in reversed(range(len(coefficients))):  # Horner
+        curve = curve * offset + coefficients[order]
+    with torch.no_grad():
+        truth = target.values(grid)
+    max_error, rms_error = _errors(curve, truth)
+    note = f"degree capped at {MAX_TAYLOR_DEGREE}" if degree < params - 1 else ""
+    return Fit(label=f"Taylor degree {degree} at {float(centre.detach()):g}", kind="taylor", params=degree + 1,
+               max_error=max_error, rms_error=rms_error, seconds=time.perf_counter() - started, curve=curve.numpy(), note=note)
+
+
+def interpolation_fit(target: Target, degree: int, nodes: str) -> Fit:
+    """Interpolation of degree ``degree`` at equispaced or Chebyshev nodes (Runge's phenomenon)."""
+    import numpy as np
+    import torch
+    from numpy.polynomial import chebyshev
+
+    if nodes == "equispaced":
+        points = np.linspace(-1, 1, degree + 1)
+    else:
+        k = np.arange(degree + 1)
+        points = np.cos(np.pi * (k + 0.5) / (degree + 1))
+    low, high = target.domain
+    with torch.no_grad():
+        values = target.values(torch.from_numpy((points * (high - low) + low + high) / 2)).numpy()
+    coefficients = chebyshev.chebfit(points, values, degree)
+    grid = target.grid()
+    curve = chebyshev.chebval(_scaled(grid, target.domain).numpy(), coefficients)
+    with torch.no_grad():
+        max_error, rms_error = _errors(torch.from_numpy(curve), target.values(grid))
+    return Fit(label=f"interpolation degree {degree}, {nodes} nodes", kind="interpolation", params=degree + 1,
+               max_error=max_error, rms_error=rms_error, curve=curve)
+
+
+def exact_abs_error() -> float:
+    """Max error of the hand-built 2-unit ReLU network relu(x) + relu(−x) against |x| on [-1, 1]."""
+    import torch
+
+    network = build_network(2, 1, "relu")
+    with torch.no_grad():
+        network[0].weight.copy_(torch.tensor([[1.0], [-1.0]], dtype=torch.float64))
+        network[0].bias.zero_()
+        network[2].weight.copy_(torch.tensor([[1.0, 1.0]], dtype=torch.float64))
+        network[2].bias.zero_()
+        grid = torch.linspace(-1, 1, GRID_POINTS, dtype=torch.float64)
+        return float((network(grid[:, None])[:, 0] - grid.abs()).abs().max())
+
+
+# ---------------------------------------------------------------- sawtooth (Telgarsky)
+
+
+def sawtooth_network(depth: int):
+    """The depth-L composition of the tent map t(x) = 2·relu(x) − 4·relu(x − ½) on [0, 1]:
+    width 2, built (not trained); it has 2^L linear pieces."""
+    import torch
+    import torch.nn as nn
+
+    layers: list[Any] = []
+    for index in range(depth):
+        linear = nn.Linear(1 if index == 0 else 2, 2).double()
+        with torch.no_grad():
+            if index == 0:
+                linear.weight.copy_(torch.tensor([[1.0], [1.0]]))
+            else:  # feed the previous tent 2·h1 − 4·h2 into both units
+                linear.weight.copy_(torch.tensor([[2.0, -4.0], [2.0, -4.0]]))
+            linear.bias.copy_(torch.tensor([0.0, -0.5]))
+        layers += [linear, nn.ReLU()]
+    output = nn.Linear(2, 1).double()
+    with torch.no_grad():
+        output.weight.copy_(torch.tensor([[2.0, -4.0]]))
+        output.bias.zero_()
+    layers.append(output)
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class SawtoothResult:
+    depth: int
+    pieces: int
+    params: int
+    shallow: list[Fit]  # one-hidden-layer ReLU fits of growing width
+    threshold: float
+    smallest_width: int | None
+    curve: Any = None
+
+
+def sawtooth_experiment(depth: int, threshold: float = 0.05, seed: int = 0, restarts: int = 2,
+                        max_width: int | None = None) -> SawtoothResult:
+    import torch
+
+    network = sawtooth_network(depth)
+    grid = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    with torch.no_grad():
+        curve = network(grid[:, None])[:, 0]
+    pieces = count_linear_pieces(curve.numpy(), grid.numpy())
+    params = sum(p.numel() for p in network.parameters())
+    # the same function as a target for shallow networks
+    target = Target(parse_expression("x"), (0.0, 1.0))
+    target.values = lambda x: network(x.reshape(-1, 1)).reshape(x.shape)  # type: ignore[method-assign]
+    shallow, smallest = [], None
+    width = 2
+    limit = 4 * 2**depth if max_width is None else max_width
+    while width <= limit:
+        fit = fit_network(target, width, 1, "relu", seed=seed, restarts=restarts, adam_steps=2500, lbfgs_steps=600)
+        fit.label = f"relu net 1×{width}"
+        shallow.append(fit)
+        if fit.max_error <= threshold:
+            smallest = width
+            break
+        width *= 2
+    return SawtoothResult(depth=depth, pieces=pieces, params=params, shallow=shallow, threshold=threshold,
+                          smallest_width=smallest, curve=curve.numpy())
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+@dataclass
+class SweepRow:
+    width: int
+    depth: int
+    network: Fit
+    chebyshev: Fit
+    taylor: Fit | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"width": self.width, "depth": self.depth, "network": self.network.as_dict(),
+                "chebyshev": self.chebyshev.as_dict(), "taylor": self.taylor.as_dict() if self.taylor else None}
+
+
+def sweep(target: Target, widths: list[int], depths: list[int], activation: str, seed: int, restarts: int,
+          progress: Callable[[str], None] | None = None) -> list[SweepRow]:
+    rows = []
+    for depth in depths:
+        for width in widths:
+            if progress:
+                progress(f"fitting {activation} {depth}×{width}")
+            network = fit_network(target, width, depth, activation, seed, restarts)
+            rows.append(SweepRow(width, depth, network, chebyshev_fit(target, network.params), taylor_fit(target, network.params)))
+    return rows
+
+
+# ---------------------------------------------------------------- the notes' claims
+
+
+@dataclass
+class Claim:
+    claim: str  # as the notes state it (translated)
+    setting: str
+    measured: list[str]
+    verdict: str  # "holds", "holds partly", "does not hold"
+    thresholds: str
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"claim": self.claim, "setting": self.setting, "measured": self.measured, "verdict": self.verdict,
+                "thresholds": self.thresholds, "seconds": self.seconds}
+
+
+HIGH_ACCURACY = 0.01  # max error taken to mean "high accuracy"
+PARTLY = 0.1
+
+
+def _grade(error: float) -> str:
+    return "holds" if error <= HIGH_ACCURACY else ("holds partly" if error <= PARTLY else "does not hold")
+
+
+def run_claims(seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Claim]:
+    """Each claim of the notes as a small experiment, with a verdict from stated thresholds."""
+    claims = []
+    say = progress or (lambda message: None)
+
+    say("claim 1: 4 tanh neurons and sin(2πx)")
+    started = time.perf_counter()
+    target = make_target("sin(2*pi*x)", "-1,1")
+    network = fit_network(target, 4, 1, "tanh", seed, restarts=6)
+    polynomial = chebyshev_fit(target, network.params)
+    taylor = taylor_fit(target, network.params)
+    claims.append(Claim(
+        claim="Only 4 tanh neurons fit sin(2πx) on [-1, 1] with high accuracy; a polynomial (Taylor) needs high order.",
+        setting="1 hidden layer of 4 tanh units (13 parameters), best of 6 restarts; polynomials with 13 coefficients",
+        measured=[f"4 tanh neurons: max error {network.max_error:.2e}, RMS {network.rms_error:.2e}",
+                  f"Chebyshev least squares, degree 12: max error {polynomial.max_error:.2e}",
+                  f"Taylor at 0, degree 12: max error {taylor.max_error:.2e}"],
+        verdict=_grade(network.max_error),
+        thresholds=f"'high accuracy' = max error ≤ {HIGH_ACCURACY} (holds), ≤ {PARTLY} (holds partly)",
+        seconds=time.perf_counter() - started,
+        extra={"fits": [network, polynomial, taylor], "target": target},
+    ))
+
+    say("claim 2: ReLU networks represent |x|")
+    started = time.perf_counter()
+    target = make_target("abs(x)", "-1,1")
+    network = fit_network(target, 2, 1, "relu", seed, restarts=4)
+    polynomial = chebyshev_fit(target, network.params)
+    exact = exact_abs_error()
+    if exact <= 1e-12 and network.max_error <= HIGH_ACCURACY:
+        verdict = "holds"
+    elif exact <= 1e-12:
+        verdict = "holds partly"
+    else:
+        verdict = "does not hold"
+    claims.append(Claim(
+        claim="ReLU networks approximate continuous but non-differentiable functions such as |x|; Taylor expansion cannot.",
+        setting="1 hidden layer of 2 ReLU units (7 parameters), built as relu(x) + relu(−x) and trained from random starts; "
+                "Chebyshev least squares with 7 coefficients",
+        measured=[f"2 ReLU units built by hand: max error {exact:.1e}",
+                  f"2 ReLU units trained: max error {network.max_error:.2e} ({network.pieces} linear pieces; the kink can "
+                  "only be pinned between two training points)",
+                  f"Chebyshev degree 6: max error {polynomial.max_error:.2e}",
+                  "Taylor: not defined (|x| has no derivative at 0)"],
+        verdict=verdict,
+        thresholds=f"holds if the built network is exact (≤ 1e-12) and training reaches max error ≤ {HIGH_ACCURACY}",
+        seconds=time.perf_counter() - started, extra={"fits": [network, polynomial], "target": target},
+    ))
+
+    say("claim 3: depth-L ReLU networks make 2^L pieces")
+    started = time.perf_counter()
+    counts = [(depth, sawtooth_experiment(depth, max_width=0).pieces) for depth in range(1, 7)]
+    deep = sawtooth_experiment(4, seed=seed)
+    exact = all(pieces == 2**depth for depth, pieces in counts)
+    shallow_ok = deep.smallest_width is not None and deep.smallest_width >= 2**4 / 2
+    claims.append(Claim(
+        claim="A depth-L ReLU network can have O(2^L) linear regions (Telgarsky 2016); a one-hidden-layer network needs "
+              "exponentially many neurons for the same function.",
+        setting="the tent map composed L times, width 2 (built, not trained), L = 1..6; for L = 4, one-hidden-layer "
+                f"ReLU networks of width 2, 4, 8, … trained until max error ≤ {deep.threshold}",
+        measured=[", ".join(f"L={d}: {p} pieces" for d, p in counts),
+                  f"L=4 deep network: {deep.params} parameters; smallest shallow width reaching max error ≤ {deep.threshold}: "
+                  f"{deep.smallest_width or 'none up to ' + str(deep.shallow[-1].params)}"
+                  + (f" ({deep.shallow[-1].params} parameters)" if deep.smallest_width else "")],
+        verdict="holds" if exact and shallow_ok else ("holds partly" if exact else "does not hold"),
+        thresholds="holds if the built network has exactly 2^L pieces for every L and the shallow network needs at least "
+                   "2^L / 2 units",
+        seconds=time.perf_counter() - started, extra={"sawtooth": deep},
+    ))
+
+    say("claim 4: sin(2 sin(2 sin x))")
+    started = time.perf_counter()
+    target = make_target("sin(2*sin(2*sin(x)))", "-pi,pi")
+    shallow = []
+    smallest = None
+    for width in (4, 8, 16, 32, 64):
+        fit = fit_network(target, width, 1, "tanh", seed, restarts=2)
+        shallow.append(fit)
+        if fit.max_error <= HIGH_ACCURACY:
+            smallest = width
+            break
+    deep = fit_network(target, 4, 3, "tanh", seed, restarts=3)
+    if smallest is not None and smallest < 100:
+        verdict = "does not hold"
+    elif deep.max_error <= HIGH_ACCURACY:
+        verdict = "holds"
+    else:
+        verdict = "holds partly"
+    claims.append(Claim(
+        claim="sin(2 sin(2 sin x)) needs hundreds of neurons in one hidden layer, while 3 layers suffice.",
+        setting="x in [-π, π]; one tanh layer of width 4, 8, … 64 until max error ≤ 0.01; 3 tanh layers of width 4",
+        measured=["one layer: " + ", ".join(f"{w} neurons {f.max_error:.1e}" for f, w in zip(shallow, (4, 8, 16, 32, 64))),
+                  f"3 layers of 4 ({deep.params} parameters): max error {deep.max_error:.2e}",
+                  f"smallest single layer reaching ≤ {HIGH_ACCURACY}: {smallest or 'none up to 64'} neurons"],
+        verdict=verdict,
+        thresholds=f"'hundreds' is refuted if one layer of < 100 neurons reaches max error ≤ {HIGH_ACCURACY}",
+        seconds=time.perf_counter() - started, extra={"fits": shallow + [deep], "target": target},
+    ))
+
+    say("claim 5: Runge's phenomenon")
+    started = time.perf_counter()
+    target = make_target("1/(1+25*x^2)", "-1,1")
+    degrees = (5, 10, 15, 20)
+    equispaced = [interpolation_fit(target, d, "equispaced") for d in degrees]
+    chebyshev_nodes = [interpolation_fit(target, d, "chebyshev") for d in degrees]
+    grows = all(b.max_error > a.max_error for a, b in zip(equispaced[1:], equispaced[2:])) and equispaced[-1].max_error > 1
+    converges = chebyshev_nodes[-1].max_error < chebyshev_nodes[0].max_error
+    claims.append(Claim(
+        claim="High-degree polynomials oscillate (Runge's phenomenon).",
+        setting="Runge's function 1/(1+25x²) on [-1, 1], interpolation of degree 5..20 at equispaced vs Chebyshev nodes",
+        measured=["equispaced: " + ", ".join(f"deg {d}: {f.max_error:.2e}" for d, f in zip(degrees, equispaced)),
+                  "Chebyshev nodes: " + ", ".join(f"deg {d}: {f.max_error:.2e}" for d, f in zip(degrees, chebyshev_nodes))],
+        verdict="holds partly" if grows and converges else ("holds" if grows else "does not hold"),
+        thresholds="holds if the equispaced error grows with degree beyond 1; 'partly' when well-chosen (Chebyshev) "
+                   "nodes make the same high degree converge — the oscillation comes from the nodes, not the degree",
+        seconds=time.perf_counter() - started, extra={"fits": equispaced + chebyshev_nodes, "target": target},
+    ))
+    return claims
