@@ -1,0 +1,50 @@
+"""vizcli approx through the CLI: table, json, csv, plot, sawtooth, bad input."""
+
+import csv
+import io
+import json
+
+import pytest
+
+
+def test_sweep_table_json_csv_and_plot(invoke, tmp_path):
+    args = ["approx", "--width", "1,4", "--restarts", "1"]
+    table = invoke(*args, "--plot", tmp_path / "fit.png")
+    assert table.exit_code == 0, table.stderr
+    assert "tanh net 1×4" in table.stdout and "Chebyshev LS degree 12" in table.stdout and "Taylor degree 12" in table.stdout
+    assert (tmp_path / "fit.png").stat().st_size > 20_000
+    document = json.loads(invoke(*args, "--format", "json").stdout)
+    assert document["schema"] == "vizcli.approx/1" and len(document["rows"]) == 6
+    network = [row for row in document["rows"] if row["kind"] == "network"]
+    assert network[1]["max_error"] < network[0]["max_error"]  # more width, less error
+    rows = list(csv.DictReader(io.StringIO(invoke(*args, "--format", "csv").stdout)))
+    assert {row["kind"] for row in rows} == {"network", "chebyshev", "taylor"}
+
+
+def test_relu_pieces_and_runge(invoke):
+    result = invoke("approx", "--target", "abs(x)", "--activation", "relu", "--width", "2", "--runge", "--format", "json")
+    rows = json.loads(result.stdout)["rows"]
+    assert rows[0]["pieces"] in (2, 3)
+    runge = json.loads(invoke("approx", "--target", "1/(1+25*x^2)", "--runge", "--width", "1", "--restarts", "1", "--format", "json").stdout)["rows"]
+    equispaced = {row["label"]: row["max_error"] for row in runge if row["kind"] == "interpolation"}
+    assert equispaced["interpolation degree 20, equispaced nodes"] > 10 > equispaced["interpolation degree 20, chebyshev nodes"]
+
+
+def test_sawtooth(invoke):
+    result = invoke("approx", "--sawtooth", "3")
+    assert result.exit_code == 0
+    assert "8 linear pieces (2^3 = 8)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [(["--target", "sin(x"], "expected ')'"), (["--target", "log(x)"], "not finite at x = -1"),
+     (["--target", "__class__"], "unknown name '__class__'"), (["--domain", "1"], "--domain"),
+     (["--width", "0"], "--width '0'"), (["--width", "a,b"], "--width"), (["--depth", "9"], "--depth"),
+     (["--activation", "gelu"], "--activation gelu"), (["--format", "xml"], "--format xml"),
+     (["--sawtooth", "0"], "--sawtooth 0"), (["--plot", "x.jpg"], "--plot x.jpg"), (["--restarts", "0"], "--restarts 0")],
+)
+def test_bad_input(invoke, args, fragment):
+    result = invoke("approx", *args)
+    assert result.exit_code == 2, result.stdout
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1 and fragment in result.stderr
