@@ -99,7 +99,7 @@ def test_failed_forward_prints_rows_and_names_layer(invoke):
     result = invoke("shapes", "--model", "vgg16", "--input-size", "3x16x16")
     assert result.exit_code == 1
     assert "features.29" in result.stdout
-    assert result.stderr.startswith("Error: forward pass of synthetic failed at features.30")
+    assert result.stderr.startswith("Error: forward pass of the synthetic input failed at features.30")
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 

@@ -75,7 +75,7 @@ def load_boxes_file(path: str, image_names: list[str]) -> dict[str, list[Box]]:
     else:
         file = Path(path)
         if not file.exists():
-            raise BadInput(f"--boxes-file {path}: no such file")
+            raise BadInput(f"--boxes-file {path}: no such file; check the path")
         if file.is_dir():
             raise BadInput(f"--boxes-file {path}: is a folder; give a .json or .csv file")
         try:

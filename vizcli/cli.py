@@ -315,7 +315,7 @@ def roi(
     from vizcli.runtime import set_threads
 
     if not images:
-        raise BadInput("no image given; usage: vizcli roi IMAGE --boxes x1,y1,x2,y2 (or --explain-notes)")
+        raise BadInput("no image given; give one: vizcli roi IMAGE --boxes x1,y1,x2,y2 (or use --explain-notes)")
     if output_format not in ("table", "json"):
         raise BadInput(f"--format {output_format}: use table or json")
     check_layer(layer)
@@ -414,7 +414,8 @@ def embed(
     from vizcli import output as out
     from vizcli.errors import BadInput
 
-    fmt = output_format or (out.format_for_path(output, EMBED_FORMATS) if output and output != "-" else "jsonl")
+    writes_file = output not in (None, "-") and not out.is_special_file(output)  # /dev/null etc. take --format
+    fmt = output_format or (out.format_for_path(output, EMBED_FORMATS) if writes_file else "jsonl")
     if fmt not in EMBED_FORMATS:
         raise BadInput(f"--format {fmt}: use one of {', '.join(EMBED_FORMATS)}")
     from vizcli.embed import DTYPES, OVERFLOW_POLICIES, parse_poolings

@@ -116,7 +116,7 @@ def locate_model(spec: str | None) -> tuple[Path, str, bool]:
             raise BadInput(f"--model {spec}: not a model folder (no config.json); give a Hugging Face model folder")
         return path, spec, False
     if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
-        raise BadInput(f"--model {spec}: no such folder")
+        raise BadInput(f"--model {spec}: no such folder; check the path, or give a Hugging Face model name")
     return _from_hub_cache(spec), spec, False
 
 

@@ -167,7 +167,7 @@ class _Parser:
         self._check_depth(depth)
         token = self.take()
         if token is None:
-            raise self.error("expression ends too early", len(self.text))
+            raise self.error("expression ends too early (check for a missing operand or bracket)", len(self.text))
         kind, value, position = token
         if kind == "number":
             number = float(value)

@@ -119,7 +119,7 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
         image = _to_rgb(image, record)
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadInput(
-            f"image {source}: cannot be decoded ({_reason(error)}); the file may be truncated or corrupt"
+            f"image {source}: cannot be decoded ({_reason(error)}); the file may be truncated or corrupt; check it or re-export it"
         ) from None
     record.size = image.size
     return LoadedImage(image=image, record=record)

@@ -130,6 +130,11 @@ def check_writable(path: str | None, option: str = "-o") -> None:
         raise BadInput(f"{option} {path}: folder {folder} is not writable ({error.strerror}); choose another place") from None
 
 
+def is_special_file(path) -> bool:
+    """True for existing non-regular files such as /dev/null or a named pipe."""
+    return _is_special_file(Path(path))
+
+
 def _is_special_file(path: Path) -> bool:
     try:
         mode = os.stat(path).st_mode

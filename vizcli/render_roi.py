@@ -100,8 +100,8 @@ def roi_renderables(report: RoiReport) -> list[Any]:
                 cells.append(f"{row['pool_minus_align']['max_abs']:.4f} / {row['pool_minus_align']['mean_abs']:.4f}")
             table.add_row(*cells)
         out.append(table)
-        if len(image_rows) > TABLE_ROWS:
-            out.append(Text(f"… and {len(image_rows) - TABLE_ROWS:,} more boxes (all of them in --format json and -o FILE)"))
+        if len(image.boxes) > TABLE_ROWS:
+            out.append(Text(f"… and {len(image.boxes) - TABLE_ROWS:,} more boxes (all of them in --format json and -o FILE)"))
     out.append(Text(
         f"op {', '.join(report.ops)} · output {report.output_size[0]}×{report.output_size[1]} · sampling ratio "
         f"{report.sampling_ratio or 'adaptive'} · aligned={report.aligned} · device {report.device}"

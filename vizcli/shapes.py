@@ -133,9 +133,10 @@ def _top5(logits, categories: list[str]) -> list[tuple[str, float]]:
 
 def failure_message(run: ImageRun) -> str:
     trace = run.trace
+    what = "the synthetic input" if run.label == "synthetic" else f"image {run.label}"
     return (
-        f"forward pass of {run.label} failed at {trace.failed_at} after {len(trace.records)} computations: "
-        f"{trace.error}"
+        f"forward pass of {what} failed at {trace.failed_at} after {len(trace.records)} computations: "
+        f"{trace.error}; check the input size (--input-size, or drop --keep-size) fits --model"
     )
 
 

@@ -70,7 +70,7 @@ def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
 def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str) -> Iterator[InputText]:
     file = Path(path)
     if not file.exists():
-        raise BadInput(f"--file {path}: no such file")
+        raise BadInput(f"--file {path}: no such file; check the path")
     if file.is_dir():
         raise BadInput(f"--file {path}: is a folder; give a .txt, .jsonl, .csv or .tsv file")
     suffix = file.suffix.lower()
