@@ -77,33 +77,39 @@ def roi_renderables(report: RoiReport) -> list[Any]:
             f"(padded): spatial scale {fmap.spatial_scale:g} = 1/{stride:g}, measured"
         ))
         resized = image.resize_factor != 1.0
-        table = Table(title_justify="left", pad_edge=True)
+        geometry = Table(title="where each box lands", title_justify="left", pad_edge=True)
         for column in ("#", "label", "box (image px)", *(["box (resized px)"] if resized else []),
-                       f"box (cells, ÷{stride:g})", "RoIPool box (cells)", "RoIPool shift (px)", "bin h×w (cells)", "output"):
-            table.add_column(column, justify="right" if column in ("#",) else "left")
+                       f"box (cells, ÷{stride:g})", "RoIPool box (cells)", "RoIPool edge shift (px)", "bin h×w (cells)"):
+            geometry.add_column(column, justify="right" if column == "#" else "left")
+        values = Table(title="what was pooled (all channels)", title_justify="left", pad_edge=True)
+        values.add_column("#", justify="right")
         for op in report.ops:
-            table.add_column(f"{op} mean / max", justify="right")
+            values.add_column(f"{op} mean", justify="right")
+            values.add_column(f"{op} max", justify="right")
         if len(report.ops) == 2:
-            table.add_column("|pool−align| max / mean", justify="right")
+            values.add_column("|pool − align| max", justify="right")
+            values.add_column("|pool − align| mean", justify="right")
         image_rows = [r for r in rows if r["image"] == image.source]
         for row, result in zip(image_rows[:TABLE_ROWS], image.boxes):
-            shifts = result.pool_error_px
-            cells = [
+            geometry.add_row(
                 str(result.box.number), result.box.label or "—", _box(result.box.coords),
                 *([_box(result.input_box)] if resized else []),
-                _box(result.cells, 2), _box(result.pool_cells), " ".join(f"{v:+.0f}" for v in shifts),
-                f"{result.bin_size[0]:.3f}×{result.bin_size[1]:.3f}", "×".join(map(str, row["output_shape"])),
-            ]
+                _box(result.cells, 2), _box(result.pool_cells), " ".join(f"{v:+.0f}" for v in result.pool_error_px),
+                f"{result.bin_size[0]:.3f}×{result.bin_size[1]:.3f}",
+            )
+            cells = [str(result.box.number)]
             for op in report.ops:
-                cells.append(f"{row[op]['mean']:.4f} / {row[op]['max']:.4f}")
+                cells += [f"{row[op]['mean']:.4f}", f"{row[op]['max']:.4f}"]
             if len(report.ops) == 2:
-                cells.append(f"{row['pool_minus_align']['max_abs']:.4f} / {row['pool_minus_align']['mean_abs']:.4f}")
-            table.add_row(*cells)
-        out.append(table)
+                cells += [f"{row['pool_minus_align']['max_abs']:.4f}", f"{row['pool_minus_align']['mean_abs']:.4f}"]
+            values.add_row(*cells)
+        out.append(geometry)
+        out.append(values)
         if len(image.boxes) > TABLE_ROWS:
             out.append(Text(f"… and {len(image.boxes) - TABLE_ROWS:,} more boxes (all of them in --format json and -o FILE)"))
     out.append(Text(
-        f"op {', '.join(report.ops)} · output {report.output_size[0]}×{report.output_size[1]} · sampling ratio "
+        f"op {', '.join(report.ops)} · output {report.output_size[0]}×{report.output_size[1]} per channel "
+        f"({', '.join(f'{op} {list(report.images[0].outputs[op].shape[1:])}' for op in report.ops)} per box) · sampling ratio "
         f"{report.sampling_ratio or 'adaptive'} · aligned={report.aligned} · device {report.device}"
     ))
     out.append(Text("RoIPool shift: how far each edge (x1, y1, x2, y2) of RoIPool's rounded box lies from the exact box, in image pixels."))
