@@ -28,7 +28,7 @@ def test_values_and_precedence(text, x, expected):
     "text, fragment",
     [("sin(2*pi*x", "expected ')', found the end at position 11"), ("__import__('os').system('x')", "unexpected character"),
      ("x.real", "unexpected character '.' at position 2"), ("os", "unknown name 'os'"), ("exec(x)", "unknown name 'exec'"),
-     ("2x", "unexpected 'x' at position 2"), ("", "ends too early"), ("x+", "ends too early at position 3"),
+     ("2x", "unexpected 'x' at position 2"), ("", "ends too early"), ("x+", "missing operand or bracket) at position 3"),
      ("sin x", "expected '('"), ("lambda: 1", "unexpected character ':'"), ("lambda", "unknown name 'lambda'"), ("x[0]", "unexpected character '['"),
      ("1e999", "too large"), ("(" * 100 + "x" + ")" * 100, "nested more than"), ("x" + "+x" * 300, "at most 500"),
      ("x;import os", "unexpected character ';'"), ("x @ x", "unexpected character '@'")],
