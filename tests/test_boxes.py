@@ -66,3 +66,20 @@ def test_rounding_and_quantisation_error():
     assert round_half_away(2.5) == 3 and round_half_away(-2.5) == -3 and round_half_away(2.4) == 2
     # 140/16 = 8.75 → 9 → starts at 144 px (+4); 210/16 = 13.125 → 13, inclusive → ends at 224 px (+14)
     assert pool_quantisation_error((140, 80, 210, 150), 1 / 16) == (4.0, 0.0, 14.0, 10.0)
+
+
+def test_vectorised_geometry_equals_the_scalar_rules():
+    import random
+
+    from vizcli.boxes import pool_rounded_box
+    from vizcli.roi import box_geometry
+
+    rng = random.Random(4)
+    boxes = [Box(i + 1, x, y, x + rng.uniform(1, 90), y + rng.uniform(1, 90))
+             for i, (x, y) in enumerate((rng.uniform(0, 300), rng.uniform(0, 200)) for _ in range(200))]
+    for factor in (1.0, 0.5):
+        for result, box in zip(box_geometry(boxes, factor, 1 / 16, (7, 7), True), boxes):
+            scaled = tuple(v * factor for v in box.coords)
+            assert result.pool_cells == pool_rounded_box(scaled, 1 / 16)
+            expected = tuple(v / factor for v in pool_quantisation_error(scaled, 1 / 16))
+            assert result.pool_error_px == pytest.approx(expected, abs=1e-9)

@@ -211,26 +211,33 @@ def count_linear_pieces(values, x, relative_tolerance: float = 1e-6) -> int:
 # ---------------------------------------------------------------- polynomials
 
 
-def chebyshev_fit(target: Target, params: int) -> Fit:
-    """Least squares in the Chebyshev basis with ``params`` coefficients (degree params − 1)."""
+def _chebyshev_nodes(count: int):
     import numpy as np
+
+    return np.cos(np.pi * (np.arange(count) + 0.5) / count)  # on [-1, 1], denser at the ends
+
+
+def _chebyshev_series(target: Target, points, degree: int):
+    """Fit a degree-``degree`` Chebyshev series to the target at ``points`` (in [-1, 1]) by least
+    squares (interpolation when there are degree + 1 points); returns (curve on the grid, max, RMS)."""
     import torch
     from numpy.polynomial import chebyshev
 
-    degree = min(params - 1, MAX_POLY_DEGREE)
-    started = time.perf_counter()
-    points = max(4 * (degree + 1), TRAIN_POINTS)
-    k = np.arange(points)
-    nodes = np.cos(np.pi * (k + 0.5) / points)  # Chebyshev nodes on [-1, 1]
     low, high = target.domain
     with torch.no_grad():
-        values = target.values(torch.from_numpy((nodes * (high - low) + low + high) / 2)).numpy()
-    coefficients = chebyshev.chebfit(nodes, values, degree)
-    grid = target.grid()
-    curve = chebyshev.chebval(_scaled(grid, target.domain).numpy(), coefficients)
-    with torch.no_grad():
-        truth = target.values(grid)
-    max_error, rms_error = _errors(torch.from_numpy(curve), truth)
+        values = target.values(torch.from_numpy((points * (high - low) + low + high) / 2)).numpy()
+        coefficients = chebyshev.chebfit(points, values, degree)
+        grid = target.grid()
+        curve = chebyshev.chebval(_scaled(grid, target.domain).numpy(), coefficients)
+        max_error, rms_error = _errors(torch.from_numpy(curve), target.values(grid))
+    return curve, max_error, rms_error
+
+
+def chebyshev_fit(target: Target, params: int) -> Fit:
+    """Least squares in the Chebyshev basis with ``params`` coefficients (degree params − 1)."""
+    degree = min(params - 1, MAX_POLY_DEGREE)
+    started = time.perf_counter()
+    curve, max_error, rms_error = _chebyshev_series(target, _chebyshev_nodes(max(4 * (degree + 1), TRAIN_POINTS)), degree)
     note = f"degree capped at {MAX_POLY_DEGREE}" if degree < params - 1 else ""
     return Fit(label=f"Chebyshev LS degree {degree}", kind="chebyshev", params=degree + 1, max_error=max_error,
                rms_error=rms_error, seconds=time.perf_counter() - started, curve=curve, note=note)
@@ -276,22 +283,9 @@ def taylor_fit(target: Target, params: int) -> Fit | None:
 def interpolation_fit(target: Target, degree: int, nodes: str) -> Fit:
     """Interpolation of degree ``degree`` at equispaced or Chebyshev nodes (Runge's phenomenon)."""
     import numpy as np
-    import torch
-    from numpy.polynomial import chebyshev
 
-    if nodes == "equispaced":
-        points = np.linspace(-1, 1, degree + 1)
-    else:
-        k = np.arange(degree + 1)
-        points = np.cos(np.pi * (k + 0.5) / (degree + 1))
-    low, high = target.domain
-    with torch.no_grad():
-        values = target.values(torch.from_numpy((points * (high - low) + low + high) / 2)).numpy()
-    coefficients = chebyshev.chebfit(points, values, degree)
-    grid = target.grid()
-    curve = chebyshev.chebval(_scaled(grid, target.domain).numpy(), coefficients)
-    with torch.no_grad():
-        max_error, rms_error = _errors(torch.from_numpy(curve), target.values(grid))
+    points = np.linspace(-1, 1, degree + 1) if nodes == "equispaced" else _chebyshev_nodes(degree + 1)
+    curve, max_error, rms_error = _chebyshev_series(target, points, degree)
     return Fit(label=f"interpolation degree {degree}, {nodes} nodes", kind="interpolation", params=degree + 1,
                max_error=max_error, rms_error=rms_error, curve=curve)
 

@@ -12,15 +12,15 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 from pathlib import Path
 
 from vizcli.errors import BadInput
 
 
-@dataclass(frozen=True)
-class Box:
-    """One box; ``number`` is 1-based, as messages and tables show it."""
+class Box(NamedTuple):
+    """One box; ``number`` is 1-based, as messages and tables show it. (A NamedTuple: 10,000
+    boxes are created in milliseconds.)"""
 
     number: int
     x1: float
@@ -169,7 +169,10 @@ def fit_boxes(boxes: list[Box], width: int, height: int, strict: bool, image: st
                 f"box {box.number} {_fmt(box.coords)}: entirely outside {image} ({width}×{height}); "
                 "coordinates are image pixels x1,y1,x2,y2"
             )
-        clipped = replace(box, x1=max(box.x1, 0.0), y1=max(box.y1, 0.0), x2=min(box.x2, float(width)), y2=min(box.y2, float(height)))
+        if box.x1 >= 0 and box.y1 >= 0 and box.x2 <= width and box.y2 <= height:
+            fitted.append(box)
+            continue
+        clipped = box._replace(x1=max(box.x1, 0.0), y1=max(box.y1, 0.0), x2=min(box.x2, float(width)), y2=min(box.y2, float(height)))
         if clipped.coords != box.coords:
             message = f"box {box.number} {_fmt(box.coords)}: partly outside {image} ({width}×{height})"
             if strict:

@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vizcli.boxes import Box, fit_boxes, pool_quantisation_error, pool_rounded_box
+from vizcli.boxes import Box, fit_boxes, pool_rounded_box
 from vizcli.errors import BadInput, RunFailure
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
 OPS = ("align", "pool")
 PAD_TO = 32  # pad inputs so every stage's map covers the image exactly (stride divides the size)
 MAX_OUTPUT_SIDE = 256
-CHUNK_BOXES = 256
+CHUNK_BYTES = 64 << 20  # boxes are pooled in chunks of about this much output
 
 
 def parse_output_size(text: str) -> tuple[int, int]:
@@ -117,7 +117,7 @@ def roi_features(
     spatial_scale: float,
     sampling_ratio: int = 2,
     aligned: bool = True,
-    chunk: int = CHUNK_BOXES,
+    chunk: int | None = None,
     progress: Callable[[int], None] | None = None,
 ):
     """Pool ``boxes`` (``Tensor[K, 4]``, x1,y1,x2,y2 in input pixels) from ``features``.
@@ -131,6 +131,8 @@ def roi_features(
 
     count = boxes.shape[0]
     channels = features.shape[1]
+    if chunk is None:
+        chunk = max(1, CHUNK_BYTES // (channels * output_size[0] * output_size[1] * features.element_size()))
     result = torch.empty((count, channels, *output_size), dtype=features.dtype, device=features.device)
     with torch.inference_mode():
         for start in range(0, count, chunk):
@@ -149,7 +151,7 @@ def roi_features(
 # ---------------------------------------------------------------- one run
 
 
-@dataclass
+@dataclass(slots=True)
 class BoxResult:
     box: Box  # after clipping, original image pixels
     input_box: tuple[float, float, float, float]  # in the pixels the network saw (after --max-size)
@@ -157,6 +159,28 @@ class BoxResult:
     pool_cells: tuple[int, int, int, int]  # RoIPool's rounded box, ends inclusive
     pool_error_px: tuple[float, float, float, float]  # per edge, in original image pixels
     bin_size: tuple[float, float]  # RoIAlign bin (height, width) in cells
+
+
+def box_geometry(boxes: list[Box], factor: float, scale: float, output_size: tuple[int, int], aligned: bool) -> list[BoxResult]:
+    """Where each box lands: input pixels, feature cells, RoIPool's rounded box and its edge
+    shifts (in original pixels), RoIAlign's bin size — computed for all boxes at once."""
+    import numpy as np
+
+    coords = np.array([box.coords for box in boxes], dtype=np.float64).reshape(-1, 4)
+    inputs = coords * factor
+    cells = inputs * scale
+    rounded = (np.sign(cells) * np.floor(np.abs(cells) + 0.5)).astype(np.int64)  # C's round(), as RoIPool
+    edges = rounded.astype(np.float64)
+    edges[:, 2:] += 1  # RoIPool's end cells are inclusive
+    shifts = (edges / scale - inputs) / factor
+    widths, heights = cells[:, 2] - cells[:, 0], cells[:, 3] - cells[:, 1]
+    if not aligned:
+        widths, heights = np.maximum(widths, 1.0), np.maximum(heights, 1.0)
+    bins = np.stack([heights / output_size[0], widths / output_size[1]], axis=1)
+    return [
+        BoxResult(box=box, input_box=tuple(i), cells=tuple(c), pool_cells=tuple(r), pool_error_px=tuple(e), bin_size=tuple(b))
+        for box, i, c, r, e, b in zip(boxes, inputs.tolist(), cells.tolist(), rounded.tolist(), shifts.tolist(), bins.tolist())
+    ]
 
 
 @dataclass
@@ -273,27 +297,10 @@ def run_roi(
         record.steps.append(f"normalised, zero-padded to a multiple of {PAD_TO}")
         feature_map = compute_feature_map(backbone, tensor)
         scale = feature_map.spatial_scale
-        box_results = []
-        for box in fitted:
-            input_box = tuple(value * factor for value in box.coords)
-            cells = tuple(value * scale for value in input_box)
-            roi_w, roi_h = cells[2] - cells[0], cells[3] - cells[1]
-            if not aligned:
-                roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
-            error = pool_quantisation_error(input_box, scale)
-            box_results.append(
-                BoxResult(
-                    box=box,
-                    input_box=input_box,
-                    cells=cells,
-                    pool_cells=pool_rounded_box(input_box, scale),
-                    pool_error_px=tuple(value / factor for value in error),
-                    bin_size=(roi_h / output_size[0], roi_w / output_size[1]),
-                )
-            )
+        box_results = box_geometry(fitted, factor, scale, output_size, aligned)
         result = ImageResult(source=source, steps=list(record.steps), size=size, resize_factor=factor,
                              feature_map=feature_map, boxes=box_results, picture=loaded.image)
-        box_tensor = torch.tensor([b.input_box for b in box_results], dtype=torch.float64, device=target)
+        box_tensor = torch.tensor([b.input_box for b in box_results], dtype=torch.float64).to(target)
         for op in ops:
             progress = progress_factory(len(box_results)) if progress_factory else None
             result.outputs[op] = roi_features(
