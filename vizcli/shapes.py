@@ -97,8 +97,7 @@ def run_shapes(
     for label, steps, tensor in inputs:
         example = tensor.unsqueeze(0).to(target)
         trace = trace_shapes(model, example)
-        if trace.error is None:
-            time_forward(model, example)  # warm-up, so the figure is not first-call overhead
+        if trace.error is None:  # the traced pass above was the warm-up
             trace.forward_seconds = time_forward(model, example, repeats=3)
         run = ImageRun(label=label, steps=steps, trace=trace)
         if trace.error is None and loaded_model.pretrained and loaded_model.categories:
