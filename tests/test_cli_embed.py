@@ -183,3 +183,30 @@ def test_encoding_errors_replace(invoke, tiny_models):
     result = invoke("embed", "--model", tiny_models["tiny"], "--encoding-errors", "replace", input=b"ok\n\xff bad\n")
     assert result.exit_code == 0
     assert _rows(result.stdout)[1]["text"] == "\ufffd bad"
+
+
+def test_other_bert_family_models_run_through_transformers(invoke, tmp_path):
+    """A RoBERTa folder is not computed natively: vizcli hands it to transformers.AutoModel."""
+    import torch
+    from transformers import RobertaConfig, RobertaModel
+
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=66, pad_token_id=1)
+    reference = RobertaModel(config).eval()
+    folder = tmp_path / "roberta"
+    reference.save_pretrained(str(folder))
+    for file in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(bundled_model_path() / file, folder / file)
+    result = invoke("embed", "--model", folder, "-p", "mean,pooler", "a cat sits")
+    assert result.exit_code == 0, result.stderr
+    row = _rows(result.stdout)[0]
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_padding()
+    ids = torch.tensor([tokenizer.encode("a cat sits").ids])
+    with torch.no_grad():
+        expected = reference(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert np.abs(np.array(row["mean"]) - expected.last_hidden_state[0].mean(0).numpy()).max() <= 1e-5
+    assert np.abs(np.array(row["pooler"]) - expected.pooler_output[0].numpy()).max() <= 1e-5

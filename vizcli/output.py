@@ -351,7 +351,7 @@ def progress_factory(description: str, total: int, threshold: int = 2000):
 
     The returned factory takes the number of steps and gives an ``advance(n)`` callback.
     """
-    if total < threshold:
+    if total < threshold or not _isatty(sys.stderr):
         return None
 
     def _start(steps: int):
