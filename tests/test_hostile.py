@@ -22,13 +22,11 @@ from PIL import Image
 
 from vizcli.boxes import load_boxes_file, parse_box_text
 from vizcli.errors import BadInput
-from vizcli.expr import parse_expression
-from vizcli.images import load_image
 from vizcli.roi import parse_output_size
 from vizcli.shapes import parse_input_size
 from vizcli.texts import read_texts
 
-from tests.conftest import EXAMPLES, ROOT, run_vizcli
+from tests.conftest import EXAMPLES, ROOT
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ERRORS: list[str] = []  # every error line the suite provokes, checked for form at the end

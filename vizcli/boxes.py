@@ -15,7 +15,7 @@ import sys
 from typing import NamedTuple
 from pathlib import Path
 
-from vizcli.errors import BadInput
+from vizcli.errors import BadInput, require_file
 
 
 class Box(NamedTuple):
@@ -73,11 +73,7 @@ def load_boxes_file(path: str, image_names: list[str]) -> dict[str, list[Box]]:
     if path == "-":
         text = sys.stdin.read()
     else:
-        file = Path(path)
-        if not file.exists():
-            raise BadInput(f"--boxes-file {path}: no such file; check the path")
-        if file.is_dir():
-            raise BadInput(f"--boxes-file {path}: is a folder; give a .json or .csv file")
+        file = require_file(path, "--boxes-file", "a .json or .csv file")
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:

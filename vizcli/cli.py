@@ -199,7 +199,6 @@ def shapes(
     if output_format not in SHAPES_FORMATS:
         raise BadInput(f"--format {output_format}: use one of {', '.join(SHAPES_FORMATS)}")
     out.check_writable(output)
-    from vizcli import render
     from vizcli.diagram import check_diagram
     from vizcli.runtime import set_threads
     from vizcli.shapes import failure_message, run_shapes

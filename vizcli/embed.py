@@ -302,8 +302,6 @@ def embed_texts(
     window so each batch pads little, and written back in input order. Memory depends on the
     window, never on the input's length. Results do not depend on ``batch_size``.
     """
-    import torch
-
     if batch_size < 1:
         raise BadInput(f"--batch-size {batch_size}: must be at least 1")
     if on_overflow not in OVERFLOW_POLICIES:

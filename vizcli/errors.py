@@ -38,6 +38,21 @@ class Interrupted(VizcliError):
         super().__init__(f"interrupted by {name}; no output file was written")
 
 
+def require_file(path: str, label: str, wanted: str):
+    """``Path(path)`` if it is an existing file, else ``BadInput`` ("LABEL PATH: no such file…").
+
+    ``wanted`` finishes "is a folder; give …", e.g. "an image file".
+    """
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.exists():
+        raise BadInput(f"{label} {path}: no such file; check the path")
+    if file.is_dir():
+        raise BadInput(f"{label} {path}: is a folder; give {wanted}")
+    return file
+
+
 def one_line(message: str) -> str:
     """Collapse a message to one line (error output must be exactly one line)."""
     return " ".join(str(message).split())

@@ -11,10 +11,9 @@ import io
 import sys
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from vizcli.errors import BadInput
+from vizcli.errors import BadInput, require_file
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default limit (about 9459 x 9459)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -128,11 +127,7 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
 def _read_source(source: str) -> bytes:
     if source == "-":
         return sys.stdin.buffer.read()
-    path = Path(source)
-    if not path.exists():
-        raise BadInput(f"image {source}: no such file; check the path")
-    if path.is_dir():
-        raise BadInput(f"image {source}: is a folder; give an image file")
+    path = require_file(source, "image", "an image file")
     try:
         return path.read_bytes()
     except OSError as error:
@@ -195,7 +190,6 @@ def imagenet_tensor(loaded: LoadedImage, resize: int | None = 256, crop: int | N
 
     Returns ``Tensor[3, H, W]`` float32; ``resize=None, crop=None`` keeps the image's own size.
     """
-    import torch
     from PIL import Image
 
     image = loaded.image

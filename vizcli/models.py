@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vizcli.errors import BadInput, RunFailure
+from vizcli.errors import BadInput, RunFailure, require_file
 
 RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
 
@@ -92,11 +92,7 @@ def load_state_dict_file(path: str) -> dict:
     """A ``{name: Tensor}`` dict from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
     import torch
 
-    file = Path(path)
-    if not file.exists():
-        raise BadInput(f"--weights {path}: no such file; give a .pth, .pt or .safetensors state_dict")
-    if file.is_dir():
-        raise BadInput(f"--weights {path}: is a folder; give a .pth, .pt or .safetensors file")
+    file = require_file(path, "--weights", "a .pth, .pt or .safetensors state_dict")
     suffix = file.suffix.lower()
     if suffix == ".safetensors":
         from safetensors.torch import load_file

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from vizcli.diagram import DiagramCheck, diagram_node_for
-from vizcli.shapes import GroupRow, ImageRun, ShapesReport, group_records
+from vizcli.shapes import ImageRun, ShapesReport, group_records
 from vizcli.trace import LayerRecord, diagram_shape, torch_shape
 
 SHAPES_SCHEMA = "vizcli.shapes/1"

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from vizcli.errors import BadInput, RunFailure
+from vizcli.errors import BadInput
 from vizcli.trace import LayerRecord, Trace, time_forward, torch_shape, trace_shapes
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from vizcli.errors import BadInput
+from vizcli.errors import BadInput, require_file
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,7 @@ def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
 
 
 def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str) -> Iterator[InputText]:
-    file = Path(path)
-    if not file.exists():
-        raise BadInput(f"--file {path}: no such file; check the path")
-    if file.is_dir():
-        raise BadInput(f"--file {path}: is a folder; give a .txt, .jsonl, .csv or .tsv file")
+    file = require_file(path, "--file", "a .txt, .jsonl, .csv or .tsv file")
     suffix = file.suffix.lower()
     if suffix == ".jsonl":
         if not field:
