@@ -13,7 +13,7 @@ _LAZY = {
     "trace_shapes": "vizcli.trace",
     "check_diagram": "vizcli.diagram",
     "roi_features": "vizcli.roi",
-    "explain_bin": "vizcli.roi",
+    "explain_box": "vizcli.roi",
     "load_bert": "vizcli.embed",
     "embed_texts": "vizcli.embed",
 }

@@ -9,8 +9,6 @@ fast. Other architectures of the family (RoBERTa, DistilBERT, …) are run throu
 
 from __future__ import annotations
 
-from typing import Any
-
 ACTIVATIONS = {
     "gelu": lambda x, F: F.gelu(x),
     "gelu_new": lambda x, F: F.gelu(x, approximate="tanh"),
@@ -143,7 +141,3 @@ def strip_prefix(state_dict: dict, prefixes=("bert.", "model.")) -> dict:
         if state_dict and all(key.startswith(prefix) or key.startswith("cls.") for key in state_dict):
             return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
     return state_dict
-
-
-def count_parameters(module: Any) -> int:
-    return sum(p.numel() for p in module.parameters())

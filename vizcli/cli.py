@@ -148,12 +148,6 @@ THREADS_HELP = "CPU threads for torch (default: torch's choice)."
 MAX_PIXELS_HELP = "Refuse images that declare more pixels than this (decompression-bomb guard)."
 
 
-def _not_implemented(command: str) -> None:
-    from vizcli.errors import RunFailure
-
-    raise RunFailure(f"'vizcli {command}' is not implemented yet")
-
-
 SHAPES_FORMATS = ("table", "json", "csv", "markdown", "mermaid")
 
 
@@ -234,22 +228,13 @@ def _print_shapes(report, depth, output_format, diagram_check, output) -> None:
         with out.open_destination(output, binary=False) as stream:
             out.print_renderables(renderables, stream)
         return
-    if output_format in ("csv",):
-        out.warn(report.weights_note) if not report.pretrained else None
+    if output_format == "csv" and not report.pretrained:
+        out.warn(report.weights_note)  # CSV has no place for it
     with out.open_destination(output, binary=False) as stream:
         if output_format == "json":
             stream.write(out.to_json(render.shapes_document(report, depth, diagram_check)) + "\n")
         elif output_format == "csv":
-            rows = []
-            for runs in report.tables():
-                for row in render.shapes_rows(report, runs[0], depth):
-                    rows.append({"input": "×".join(map(str, runs[0].trace.input_shape)), **row})
-            for row in rows:
-                row["shape"] = "×".join(map(str, row["shape"]))
-                for key in ("diagram_nodes",):
-                    if key in row:
-                        row[key] = " ".join(row[key])
-            out.write_records(rows, "csv", stream)
+            out.write_records(render.shapes_csv_rows(report, depth), "csv", stream)
         elif output_format == "markdown":
             stream.write(render.shapes_markdown(report, depth))
         elif output_format == "mermaid":
@@ -417,19 +402,12 @@ def embed(
     fmt = output_format or (out.format_for_path(output, EMBED_FORMATS) if writes_file else "jsonl")
     if fmt not in EMBED_FORMATS:
         raise BadInput(f"--format {fmt}: use one of {', '.join(EMBED_FORMATS)}")
-    from vizcli.embed import DTYPES, OVERFLOW_POLICIES, parse_poolings
+    from vizcli.embed import check_options, parse_poolings
 
     poolings = parse_poolings(pooling)
     if fmt == "npy" and len(poolings) > 1 and not similarity:
         raise BadInput(f"--format npy holds one array and --pooling {pooling} gives {len(poolings)}; use npz or safetensors")
-    if batch_size < 1:
-        raise BadInput(f"--batch-size {batch_size}: must be at least 1")
-    if dtype not in DTYPES:
-        raise BadInput(f"--dtype {dtype}: use float32 or bfloat16")
-    if on_overflow not in OVERFLOW_POLICIES:
-        raise BadInput(f"--on-overflow {on_overflow}: use warn, error or skip")
-    if max_length is not None and max_length < 2:
-        raise BadInput(f"--max-length {max_length}: at least 2 (the [CLS] and [SEP] tokens)")
+    check_options(batch_size, dtype, on_overflow, max_length)  # before the model loads
     out.check_writable(output)
     from vizcli.texts import peek, read_texts
 

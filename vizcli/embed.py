@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -57,6 +56,18 @@ def parse_poolings(text: str) -> tuple[str, ...]:
     if unknown:
         raise BadInput(f"--pooling {text!r}: unknown pooling {unknown[0]!r}; use {', '.join(POOLING_NAMES)} (comma-separated)")
     return names
+
+
+def check_options(batch_size: int = 32, dtype: str = "float32", on_overflow: str = "warn", max_length: int | None = None) -> None:
+    """The checks that need no model, so the CLI can run them before loading one."""
+    if batch_size < 1:
+        raise BadInput(f"--batch-size {batch_size}: must be at least 1")
+    if dtype not in DTYPES:
+        raise BadInput(f"--dtype {dtype}: use float32 or bfloat16")
+    if on_overflow not in OVERFLOW_POLICIES:
+        raise BadInput(f"--on-overflow {on_overflow}: use warn, error or skip")
+    if max_length is not None and max_length < 2:
+        raise BadInput(f"--max-length {max_length}: at least 2 (the [CLS] and [SEP] tokens)")
 
 
 # ---------------------------------------------------------------- the model
@@ -115,7 +126,8 @@ def locate_model(spec: str | None) -> tuple[Path, str, bool]:
         if not (path / "config.json").exists():
             raise BadInput(f"--model {spec}: not a model folder (no config.json); give a Hugging Face model folder")
         return path, spec, False
-    if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1  # hub names are NAME or ORG/NAME
+    if looks_like_path:
         raise BadInput(f"--model {spec}: no such folder; check the path, or give a Hugging Face model name")
     return _from_hub_cache(spec), spec, False
 
@@ -149,8 +161,7 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
     """Load ``spec`` (None = the bundled model; a folder; or a cached hub name) for embedding."""
     import torch
 
-    if dtype not in DTYPES:
-        raise BadInput(f"--dtype {dtype}: use float32 or bfloat16")
+    check_options(dtype=dtype)
     folder, name, bundled = locate_model(spec)
     config = _read_json(folder / "config.json", f"--model {name}")
     tokenizer = _load_tokenizer(folder, name)
@@ -302,10 +313,7 @@ def embed_texts(
     window so each batch pads little, and written back in input order. Memory depends on the
     window, never on the input's length. Results do not depend on ``batch_size``.
     """
-    if batch_size < 1:
-        raise BadInput(f"--batch-size {batch_size}: must be at least 1")
-    if on_overflow not in OVERFLOW_POLICIES:
-        raise BadInput(f"--on-overflow {on_overflow}: use warn, error or skip")
+    check_options(batch_size=batch_size, on_overflow=on_overflow)
     limit = encoder.max_length if max_length is None else max_length
     if limit < 2 or limit > encoder.max_length:
         raise BadInput(f"--max-length {limit}: use 2..{encoder.max_length} (this model's limit)")

@@ -35,7 +35,6 @@ from vizcli.errors import BadInput, RunFailure
 
 TEXT_FORMATS = ("json", "jsonl", "csv", "tsv")
 ARRAY_FORMATS = ("npy", "npz", "safetensors", "pt")
-ALL_FORMATS = TEXT_FORMATS + ARRAY_FORMATS
 
 _consoles: dict[str, Any] = {}
 
@@ -299,7 +298,7 @@ def write_arrays(arrays: dict[str, Any], metadata: dict, fmt: str, path: str | N
             np.save(handle, array, allow_pickle=False)
         if path not in (None, "-") and not _is_special_file(Path(path)):
             with atomic_output(path + ".json", binary=False) as handle:
-                handle.write(to_json(metadata, indent=None if len(str(metadata)) > 100_000 else 2) + "\n")
+                handle.write(to_json(metadata, indent=None) + "\n")
     elif fmt == "npz":
         with open_destination(path, binary=True) as handle:
             np.savez(handle, **numpy_arrays, metadata=np.array(to_json(metadata, indent=None)))

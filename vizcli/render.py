@@ -77,6 +77,18 @@ def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[st
     ]
 
 
+def shapes_csv_rows(report: ShapesReport, depth: int) -> list[dict[str, Any]]:
+    """``shapes_rows`` of every table, flattened for CSV (shapes as ``1×64×56×56``)."""
+    rows = []
+    for runs in report.tables():
+        for row in shapes_rows(report, runs[0], depth):
+            row = {"input": torch_shape(runs[0].trace.input_shape), **row, "shape": torch_shape(tuple(row["shape"]))}
+            if "diagram_nodes" in row:
+                row["diagram_nodes"] = " ".join(row["diagram_nodes"])
+            rows.append(row)
+    return rows
+
+
 def shapes_document(report: ShapesReport, depth: int, check: DiagramCheck | None = None) -> dict[str, Any]:
     """The stable JSON document (schema ``vizcli.shapes/1``)."""
     tables = []
@@ -317,8 +329,8 @@ def shapes_mermaid(report: ShapesReport) -> str:
     previous = None
     for record in records:
         node_id = ids[record.node]
-        sources = [by_node[name] for name in record.inputs if name in by_node] or ([] if record.inputs and previous else [])
-        if not record.inputs or all(name not in by_node for name in record.inputs):
+        sources = [by_node[name] for name in record.inputs if name in by_node]
+        if not sources:  # reads only the model's input
             lines.append(f"    input --> {node_id}")
         for source in sources:
             label = _edge_label(source, record, previous)

@@ -7,10 +7,6 @@ from typing import Any
 from vizcli.roi import AlignExplanation, NotesExamples, PoolExplanation, RoiReport
 
 
-def _f(value: float, digits: int = 2) -> str:
-    return f"{value:.{digits}f}"
-
-
 def _box(values, digits: int = 1) -> str:
     return ",".join(f"{round(v, digits):g}" if isinstance(v, float) else str(v) for v in values)
 

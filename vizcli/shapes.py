@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vizcli.errors import BadInput
@@ -31,8 +31,8 @@ class ShapesReport:
     parameters: int
     trainable_parameters: int
     device: str
+    model: Any = None  # the nn.Module that ran, for the diagram check and group names
     documented_gmacs: float | None = None
-    notes: list[str] = field(default_factory=list)
 
     def tables(self) -> list[list[ImageRun]]:
         """Runs grouped by identical (name, shape) sequences, in first-seen order."""
@@ -113,9 +113,9 @@ def run_shapes(
         parameters=parameters,
         trainable_parameters=trainable,
         device=str(target),
+        model=model,
         documented_gmacs=documented_macs(model_name),
     )
-    report.model = model  # kept for the diagram check and mermaid rendering
     return report
 
 
@@ -153,7 +153,6 @@ class GroupRow:
     macs: int
     rows: int
     diagram_nodes: list[str]
-    first_index: int
 
 
 def group_key(record: LayerRecord, depth: int) -> str:
@@ -174,7 +173,7 @@ def group_records(records: list[LayerRecord], depth: int, model, diagram_nodes: 
             name = record.name if depth >= 3 else key
             groups[key] = GroupRow(
                 name=name, op=record.op if depth >= 3 else _group_op(model, key, record),
-                shape=record.shape, params=0, macs=0, rows=0, diagram_nodes=[], first_index=record.index,
+                shape=record.shape, params=0, macs=0, rows=0, diagram_nodes=[],
             )
         group = groups[key]
         group.shape = record.shape

@@ -39,11 +39,6 @@ class LayerRecord:
     inputs: list[str] = field(default_factory=list)  # fx node names this row reads
 
     @property
-    def module_path(self) -> str:
-        """The path used for grouping: the module's name, or the block owning a function."""
-        return self.name
-
-    @property
     def bytes(self) -> int:
         import math
 
@@ -193,10 +188,7 @@ def _record_from_node(graph_module, node, result, index: int, calls: dict[str, i
         name = str(node.target)
         call = calls.get(name, 0)
         calls[name] = call + 1
-        params = sum(p.numel() for p in module.parameters(recurse=False)) if call == 0 else 0
-        # Parameters of children are counted at their own rows; a leaf module's are all its own.
-        if call == 0 and not list(module.children()):
-            params = sum(p.numel() for p in module.parameters())
+        params = sum(p.numel() for p in module.parameters()) if call == 0 else 0  # fx calls leaf modules only
         return LayerRecord(
             index=index,
             name=name,
