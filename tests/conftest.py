@@ -16,11 +16,11 @@ EXAMPLES = ROOT / "examples"
 def runner():
     from typer.testing import CliRunner
 
-    from vizcli import output
+    from vizcli.common import console
 
-    output.reset_consoles()
+    console.reset_consoles()
     yield CliRunner()
-    output.reset_consoles()
+    console.reset_consoles()
 
 
 @pytest.fixture
@@ -29,9 +29,9 @@ def invoke(runner):
     from vizcli.cli import app
 
     def _invoke(*args, input=None):
-        from vizcli import output
+        from vizcli.common import console
 
-        output.reset_consoles()
+        console.reset_consoles()
         return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return _invoke

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from vizcli.boxes import Box, fit_boxes, load_boxes_file, parse_box_text, pool_quantisation_error, round_half_away
-from vizcli.errors import BadInput
+from roi_reference import pool_quantisation_error, pool_rounded_box, round_half_away
+
+from vizcli.roi.boxes import Box, fit_boxes, load_boxes_file, parse_box_text
+from vizcli.common.errors import BadInput
 
 
 def test_parse_box_text():
@@ -56,7 +58,7 @@ def test_fit_boxes_clips_with_warning_or_refuses():
     boxes = [Box(1, -10, 5, 50, 60), Box(2, 10, 10, 20, 20)]
     fitted = fit_boxes(boxes, 40, 40, False, "a.png", warnings.append)
     assert fitted[0].coords == (0, 5, 40, 40) and len(warnings) == 1 and "box 1" in warnings[0]
-    with pytest.raises(BadInput, match="box 1 .*--strict"):
+    with pytest.raises(BadInput, match="box 1 .*strict=True"):
         fit_boxes(boxes, 40, 40, True, "a.png", warnings.append)
     with pytest.raises(BadInput, match="box 5 .*entirely outside"):
         fit_boxes([Box(5, 100, 100, 120, 120)], 40, 40, False, "a.png", warnings.append)
@@ -71,14 +73,13 @@ def test_rounding_and_quantisation_error():
 def test_vectorised_geometry_equals_the_scalar_rules():
     import random
 
-    from vizcli.boxes import pool_rounded_box
-    from vizcli.roi import box_geometry
+    from vizcli.roi.pooling import PoolSpec, box_geometry
 
     rng = random.Random(4)
     boxes = [Box(i + 1, x, y, x + rng.uniform(1, 90), y + rng.uniform(1, 90))
              for i, (x, y) in enumerate((rng.uniform(0, 300), rng.uniform(0, 200)) for _ in range(200))]
     for factor in (1.0, 0.5):
-        for result, box in zip(box_geometry(boxes, factor, 1 / 16, (7, 7), True), boxes):
+        for result, box in zip(box_geometry(boxes, factor, PoolSpec((7, 7), 1 / 16, 2, True)), boxes):
             scaled = tuple(v * factor for v in box.coords)
             assert result.pool_cells == pool_rounded_box(scaled, 1 / 16)
             expected = tuple(v / factor for v in pool_quantisation_error(scaled, 1 / 16))

@@ -64,12 +64,12 @@ def test_python_dash_m_works():
 
 
 def test_error_boundary_maps_exit_codes_and_debug():
-    from vizcli.errors import BadInput, RunFailure
+    from vizcli.common.errors import BadInput, RunFailure
 
     code = (
         "import sys\n"
         "from vizcli import cli\n"
-        "from vizcli.errors import {cls}\n"
+        "from vizcli.common.errors import {cls}\n"
         "@cli.app.command('boom')\n"
         "def boom():\n"
         "    raise {cls}('box 3: x2 (20) must be greater than x1 (40)')\n"

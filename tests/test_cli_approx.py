@@ -40,7 +40,7 @@ def test_sawtooth(invoke):
     "args, fragment",
     [(["--target", "sin(x"], "expected ')'"), (["--target", "log(x)"], "not finite at x = -1"),
      (["--target", "__class__"], "unknown name '__class__'"), (["--domain", "1"], "--domain"),
-     (["--width", "0"], "--width '0'"), (["--width", "a,b"], "--width"), (["--depth", "9"], "--depth"),
+     (["--width", "0"], "--width 0"), (["--width", "a,b"], "--width"), (["--depth", "9"], "--depth"),
      (["--activation", "gelu"], "--activation gelu"), (["--format", "xml"], "--format xml"),
      (["--sawtooth", "0"], "--sawtooth 0"), (["--plot", "x.jpg"], "--plot x.jpg"), (["--restarts", "0"], "--restarts 0")],
 )

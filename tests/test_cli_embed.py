@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vizcli.embed import bundled_model_path
+from vizcli.embed.loading import bundled_model_path
 
 
 @pytest.fixture(scope="module")

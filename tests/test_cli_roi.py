@@ -114,15 +114,15 @@ def test_partly_outside_is_clipped_with_warning(invoke):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--boxes", "1,2,3"], "box 1 (--boxes '1,2,3'): 4 numbers required"),
+        (["--boxes", "1,2,3"], "box 1 (--boxes 1,2,3): 4 numbers required"),
         (["--boxes", "a,b,c,d"], "box 1"),
-        (["--boxes", "10,10,20,20", "--boxes", "50,10,20,20"], "box 2 (--boxes): x2 (20) must be greater than x1 (50)"),
+        (["--boxes", "10,10,20,20", "--boxes", "50,10,20,20"], "box 2 (--boxes 50,10,20,20): x2 (20) must be greater than x1 (50)"),
         (["--boxes", "10,30,20,20"], "y2 (20) must be greater than y1 (30)"),
         (["--boxes", "nan,1,2,3"], "finite"),
         ([], "no boxes given"),
         (["--boxes", "1000,1000,1100,1100"], "box 1 (1000, 1000, 1100, 1100): entirely outside"),
         (["--boxes", "1,1,9,9", "--layer", "layer9"], "--layer layer9"),
-        (["--boxes", "1,1,9,9", "--output-size", "0"], "--output-size '0'"),
+        (["--boxes", "1,1,9,9", "--output-size", "0"], "--output-size 0"),
         (["--boxes", "1,1,9,9", "--output-size", "1000"], "at most 256"),
         (["--boxes", "1,1,9,9", "--output-size", "7x"], "--output-size"),
         (["--boxes", "1,1,9,9", "--sampling-ratio", "-1"], "--sampling-ratio -1"),

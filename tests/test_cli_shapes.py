@@ -56,7 +56,7 @@ def test_markdown_has_every_row(invoke):
 
 
 def test_mermaid_has_every_node_and_edge(invoke):
-    from vizcli.diagram import NOTES_DIAGRAM
+    from vizcli.shapes.diagram import NOTES_DIAGRAM
 
     result = invoke("shapes", "--format", "mermaid")
     text = result.stdout

@@ -3,8 +3,8 @@
 import torch
 import torchvision
 
-from vizcli.diagram import NOTES_DIAGRAM, check_diagram
-from vizcli.trace import trace_shapes
+from vizcli.shapes.diagram import NOTES_DIAGRAM, check_diagram
+from vizcli.shapes.trace import trace_shapes
 
 
 def test_diagram_encodes_every_node_of_the_notes():

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from vizcli.embed import embed_texts, load_bert
-from vizcli.errors import BadInput
-from vizcli.texts import InputText
+from vizcli.embed.encode import embed_texts
+from vizcli.embed.loading import load_bert
+from vizcli.common.errors import BadInput
+from vizcli.embed.texts import InputText
 
 SENTENCES = [
     "a cat sits on the mat",
@@ -83,7 +84,7 @@ def test_batch_size_and_window_do_not_change_results(encoder):
 def test_truncation_is_flagged_not_silent(encoder):
     rows = list(embed_texts(encoder, _items(["one two three four five six seven", "one"]), ("mean",), max_length=5))
     assert rows[0].truncated and rows[0].tokens == 9 and not rows[1].truncated
-    with pytest.raises(BadInput, match="line 1: 9 tokens, more than --max-length 5"):
+    with pytest.raises(BadInput, match="line 1: 9 tokens, more than max_length=5"):
         list(embed_texts(encoder, _items(["one two three four five six seven"]), ("mean",), max_length=5, on_overflow="error"))
     kept = list(embed_texts(encoder, _items(["one two three four five six seven", "one"]), ("mean",), max_length=5, on_overflow="skip"))
     assert [row.index for row in kept] == [1]
@@ -114,7 +115,7 @@ def test_bfloat16_is_close_to_float32(encoder):
 
 @pytest.mark.parametrize(
     "kwargs, fragment",
-    [({"batch_size": 0}, "--batch-size 0"), ({"max_length": 513}, "--max-length 513: use 2..512"), ({"on_overflow": "drop"}, "--on-overflow drop")],
+    [({"batch_size": 0}, "batch_size=0"), ({"max_length": 513}, "max_length=513: use 2..512"), ({"on_overflow": "drop"}, "on_overflow='drop'")],
 )
 def test_bad_options(encoder, kwargs, fragment):
     with pytest.raises(BadInput, match=fragment):

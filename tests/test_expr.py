@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from vizcli.errors import BadInput
-from vizcli.expr import parse_expression
+from vizcli.common.errors import BadInput
+from vizcli.approx.expr import parse_expression
 
 
 def _value(text, x):
@@ -34,7 +34,7 @@ def test_values_and_precedence(text, x, expected):
      ("x;import os", "unexpected character ';'"), ("x @ x", "unexpected character '@'")],
 )
 def test_hostile_expressions_are_bad_input_with_position(text, fragment):
-    with pytest.raises(BadInput, match="--target") as caught:
+    with pytest.raises(BadInput, match="^target") as caught:
         parse_expression(text)
     assert fragment in str(caught.value)
 

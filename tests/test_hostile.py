@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vizcli.boxes import load_boxes_file, parse_box_text
-from vizcli.errors import BadInput
-from vizcli.roi import parse_output_size
-from vizcli.shapes import parse_input_size
-from vizcli.texts import read_texts
+from vizcli.roi.boxes import load_boxes_file, parse_box_text
+from vizcli.common.errors import BadInput
+from vizcli.roi.pooling import parse_output_size
+from vizcli.shapes.report import parse_input_size
+from vizcli.embed.texts import read_texts
 
 from tests.conftest import EXAMPLES, ROOT
 
@@ -93,11 +93,11 @@ expression_alphabet = st.sampled_from(list("x+-*/^().0123456789e ") + ["pi", "si
 @PROPERTY
 @given(st.one_of(st.text(max_size=40), st.lists(expression_alphabet, max_size=25).map("".join)))
 def test_expressions_parse_or_are_bad_input(text):
-    from vizcli.approx import make_target
+    from vizcli.approx.fitting import make_target
 
     message = _either_value_or_bad_input(make_target, text, "-1,1")
     if message is not None:
-        assert message.startswith("--target")
+        assert message.startswith("target=")
 
 
 # ---------------------------------------------------------------- 2. broken files

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vizcli.errors import BadInput
-from vizcli.images import imagenet_tensor, load_image
+from vizcli.common.errors import BadInput
+from vizcli.common.images import imagenet_tensor, load_image
 
 from tests.conftest import EXAMPLES
 
@@ -136,7 +136,7 @@ def test_truncated_files_raise_bad_input(tmp_path, fmt, cut):
 
 def test_max_pixels_is_configurable(tmp_path):
     path = _save(tmp_path, Image.new("RGB", (100, 100)), "big.png")
-    with pytest.raises(BadInput, match="--max-pixels"):
+    with pytest.raises(BadInput, match="max_pixels="):
         load_image(str(path), max_pixels=9999)
     assert load_image(str(path), max_pixels=10000).image.size == (100, 100)
 

@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from vizcli.errors import BadInput, RunFailure
-from vizcli.output import atomic_output, check_writable, format_for_path, write_arrays, write_records
+from vizcli.common.errors import BadInput, RunFailure
+from vizcli.common.files import atomic_output, check_writable, format_for_path
+from vizcli.common.formats import write_arrays, write_records
 
 ROWS = [{"index": 0, "text": "a, \"b\"", "value": 0.1 + 0.2, "vector": [1.5, -2.25]}, {"index": 1, "text": "c", "value": 1e-9, "vector": [3.0, 4.0]}]
 

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from vizcli.roi import explain_align, explain_pool, notes_examples, roi_features
+from vizcli.roi.explain import explain_align, explain_pool, notes_examples
+from vizcli.roi.pooling import PoolSpec, roi_features
 
 
 def _bilinear(plane, y, x):
@@ -94,7 +95,7 @@ def test_align_matches_reference(aligned, ratio):
     generator = torch.Generator().manual_seed(7)
     features = torch.randn(1, 3, 9, 11, generator=generator)
     boxes = _random_boxes(generator, 6, 11 * 16, 9 * 16)
-    output = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "align", (4, 3), 1 / 16, ratio, aligned)
+    output = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "align", PoolSpec((4, 3), 1 / 16, ratio, aligned))
     plain = features[0].double().tolist()
     for index, box in enumerate(boxes):
         expected = torch.tensor(reference_align(plain, box, 4, 3, 1 / 16, ratio, aligned), dtype=torch.float64)
@@ -105,7 +106,7 @@ def test_pool_matches_reference():
     generator = torch.Generator().manual_seed(3)
     features = torch.randn(1, 3, 9, 11, generator=generator)
     boxes = _random_boxes(generator, 8, 11 * 16, 9 * 16) + [(0.0, 0.0, 10.0, 10.0), (100.0, 100.0, 176.0, 144.0)]
-    output = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "pool", (5, 4), 1 / 16)
+    output = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "pool", PoolSpec((5, 4), 1 / 16))
     plain = features[0].double().tolist()
     for index, box in enumerate(boxes):
         expected = torch.tensor(reference_pool(plain, box, 5, 4, 1 / 16), dtype=torch.float64)
@@ -116,15 +117,15 @@ def test_chunking_does_not_change_results():
     generator = torch.Generator().manual_seed(5)
     features = torch.randn(1, 4, 10, 10, generator=generator)
     boxes = torch.tensor(_random_boxes(generator, 50, 160, 160), dtype=torch.float64)
-    whole = roi_features(features, boxes, "align", (7, 7), 1 / 16, chunk=1000)
-    chunked = roi_features(features, boxes, "align", (7, 7), 1 / 16, chunk=7)
+    whole = roi_features(features, boxes, "align", PoolSpec((7, 7), 1 / 16), chunk=1000)
+    chunked = roi_features(features, boxes, "align", PoolSpec((7, 7), 1 / 16), chunk=7)
     assert torch.equal(whole, chunked)
 
 
 def test_identity_case_returns_the_map():
     features = torch.randn(1, 2, 6, 8)
     box = torch.tensor([[0.0, 0.0, 8.0, 6.0]], dtype=torch.float64)  # the whole map at scale 1
-    output = roi_features(features, box, "align", (6, 8), 1.0, sampling_ratio=1, aligned=True)
+    output = roi_features(features, box, "align", PoolSpec((6, 8), 1.0, sampling_ratio=1, aligned=True))
     assert torch.allclose(output[0], features[0], atol=1e-6)
 
 
@@ -134,15 +135,15 @@ def test_explain_equals_op_output(aligned, ratio):
     generator = torch.Generator().manual_seed(11)
     features = torch.randn(1, 2, 12, 12, generator=generator)
     boxes = _random_boxes(generator, 4, 192, 192)
-    align = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "align", (7, 7), 1 / 16, ratio, aligned)
-    pool = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "pool", (7, 7), 1 / 16)
+    align = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "align", PoolSpec((7, 7), 1 / 16, ratio, aligned))
+    pool = roi_features(features, torch.tensor(boxes, dtype=torch.float64), "pool", PoolSpec((7, 7), 1 / 16))
     for index, box in enumerate(boxes):
         for row, col in ((0, 0), (3, 3), (6, 2)):
             for channel in range(2):
                 plane = features[0, channel].double()
-                by_hand = explain_align(plane, (*box, 1 / 16), (7, 7), row, col, ratio, aligned).by_hand
+                by_hand = explain_align(plane, box, PoolSpec((7, 7), 1 / 16, ratio, aligned), row, col).by_hand
                 assert abs(by_hand - float(align[index, channel, row, col])) <= 1e-5
-                by_hand = explain_pool(plane, (*box, 1 / 16), (7, 7), row, col).by_hand
+                by_hand = explain_pool(plane, box, PoolSpec((7, 7), 1 / 16), row, col).by_hand
                 assert abs(by_hand - float(pool[index, channel, row, col])) <= 1e-5
 
 

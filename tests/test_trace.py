@@ -4,8 +4,8 @@ import pytest
 import torch
 import torchvision
 
-from vizcli.models import documented_macs
-from vizcli.trace import diagram_shape, torch_shape, trace_shapes
+from vizcli.common.models import documented_macs
+from vizcli.shapes.trace import diagram_shape, torch_shape, trace_shapes
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,46 @@
 """vizcli: see inside the models you read about.
 
 The public Python API is imported lazily so that ``import vizcli`` (and ``vizcli --help``)
-never pulls in torch.
+never pulls in torch; the ``TYPE_CHECKING`` imports let editors and mypy see the names.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_image": "vizcli.images",
-    "trace_shapes": "vizcli.trace",
-    "check_diagram": "vizcli.diagram",
-    "roi_features": "vizcli.roi",
-    "explain_box": "vizcli.roi",
-    "load_bert": "vizcli.embed",
-    "embed_texts": "vizcli.embed",
+    "load_image": "vizcli.common.images",
+    "load_model": "vizcli.common.models",
+    "trace_shapes": "vizcli.shapes.trace",
+    "run_shapes": "vizcli.shapes.report",
+    "check_diagram": "vizcli.shapes.diagram",
+    "PoolSpec": "vizcli.roi.pooling",
+    "roi_features": "vizcli.roi.pooling",
+    "run_roi": "vizcli.roi.pooling",
+    "explain_box": "vizcli.roi.explain",
+    "load_bert": "vizcli.embed.loading",
+    "embed_texts": "vizcli.embed.encode",
+    "run_claims": "vizcli.approx.claims",
 }
+
+if TYPE_CHECKING:
+    from vizcli.approx.claims import run_claims
+    from vizcli.common.images import load_image
+    from vizcli.common.models import load_model
+    from vizcli.embed.encode import embed_texts
+    from vizcli.embed.loading import load_bert
+    from vizcli.roi.explain import explain_box
+    from vizcli.roi.pooling import PoolSpec, roi_features, run_roi
+    from vizcli.shapes.diagram import check_diagram
+    from vizcli.shapes.report import run_shapes
+    from vizcli.shapes.trace import trace_shapes
 
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from vizcli.errors import BadInput, RunFailure, require_file
+from vizcli.common.files import require_file
+from vizcli.common.errors import BadInput, RunFailure
 
 RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
 
@@ -52,7 +54,7 @@ def check_model_name(name: str) -> str:
         return name
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see torchvision.models.list_models()"
-    raise BadInput(f"--model {name}: not a torchvision classification model; {hint}")
+    raise BadInput(f"not a torchvision classification model; {hint}", parameter="model", value=name)
 
 
 def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0) -> LoadedModel:
@@ -92,7 +94,7 @@ def load_state_dict_file(path: str) -> dict:
     """A ``{name: Tensor}`` dict from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
     import torch
 
-    file = require_file(path, "--weights", "a .pth, .pt or .safetensors state_dict")
+    file = require_file(path, "weights", "a .pth, .pt or .safetensors state_dict")
     suffix = file.suffix.lower()
     if suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -100,46 +102,66 @@ def load_state_dict_file(path: str) -> dict:
         try:
             return load_file(str(file), device="cpu")
         except Exception as error:  # safetensors raises its own error types
-            raise BadInput(f"--weights {path}: not a valid safetensors file ({_short(error)})") from None
+            raise BadInput(f"not a valid safetensors file ({_short(error)})", parameter="weights", value=path) from None
     if suffix not in (".pth", ".pt", ".bin"):
-        raise BadInput(f"--weights {path}: unknown extension '{suffix}'; use .pth, .pt or .safetensors")
+        raise BadInput(f"unknown extension '{suffix}'; use .pth, .pt or .safetensors", parameter="weights", value=path)
     try:
         loaded = torch.load(str(file), map_location="cpu", weights_only=True)
     except Exception as error:
         text = _short(error)
         if "weights only load failed" in text.lower() or "Unsupported global" in text:
             raise BadInput(
-                f"--weights {path}: refused: the file holds Python objects other than tensors, and "
-                "loading them could run code; save a plain state_dict (or use .safetensors)"
+                "refused: the file holds Python objects other than tensors, and "
+                "loading them could run code; save a plain state_dict (or use .safetensors)",
+                parameter="weights",
+                value=path,
             ) from None
-        raise BadInput(f"--weights {path}: cannot be read as a PyTorch checkpoint ({text})") from None
+        raise BadInput(f"cannot be read as a PyTorch checkpoint ({text})", parameter="weights", value=path) from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
     if not isinstance(loaded, dict) or not all(hasattr(v, "shape") for v in loaded.values()):
-        raise BadInput(f"--weights {path}: not a state_dict (a dict of tensors)")
+        raise BadInput("not a state_dict (a dict of tensors)", parameter="weights", value=path)
     return loaded
 
 
-def _apply_state_dict(model, state_dict: dict, path: str) -> None:
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
+def check_state_dict_fits(
+    expected: dict,
+    state_dict: dict,
+    *,
+    parameter: str,
+    value: str,
+    optional: Callable[[str], bool] = lambda key: False,
+    allow_unexpected: bool = False,
+) -> dict:
+    """The entries of ``state_dict`` that ``expected`` (a model's own state_dict) takes.
+
+    Raises ``BadInput`` naming ``parameter=value`` when keys the model needs are missing
+    (``optional`` keys may be), when there are keys it does not know (unless
+    ``allow_unexpected``), or when a tensor's shape differs.
+    """
+    missing = [key for key in expected if key not in state_dict and not optional(key)]
+    unexpected = [] if allow_unexpected else [key for key in state_dict if key not in expected]
     if missing or unexpected:
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing (first: {', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:3])})")
-        raise BadInput(f"--weights {path}: does not fit the model: {'; '.join(parts)} keys")
+        raise BadInput(f"does not fit the model: {'; '.join(parts)} keys", parameter=parameter, value=value)
+    usable = {key: tensor for key, tensor in state_dict.items() if key in expected}
     wrong = [
-        f"{key} {tuple(state_dict[key].shape)} vs {tuple(value.shape)}"
-        for key, value in expected.items()
-        if tuple(state_dict[key].shape) != tuple(value.shape)
+        f"{key} {tuple(tensor.shape)} vs {tuple(expected[key].shape)}"
+        for key, tensor in usable.items()
+        if tuple(tensor.shape) != tuple(expected[key].shape)
     ]
     if wrong:
-        raise BadInput(f"--weights {path}: {len(wrong)} tensors have the wrong shape (first: {wrong[0]})")
-    model.load_state_dict(state_dict)
+        raise BadInput(f"{len(wrong)} tensors have the wrong shape (first: {wrong[0]})", parameter=parameter, value=value)
+    return usable
+
+
+def _apply_state_dict(model, state_dict: dict, path: str) -> None:
+    model.load_state_dict(check_state_dict_fits(model.state_dict(), state_dict, parameter="weights", value=path))
 
 
 def _load_pretrained(name: str) -> LoadedModel:
@@ -151,8 +173,10 @@ def _load_pretrained(name: str) -> LoadedModel:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
     if not cached.exists():
         raise RunFailure(
-            f"--weights DEFAULT: {filename} is not in the torch hub cache and nothing can be "
-            f"downloaded here; put the file at {cached} or pass --weights PATH"
+            f"{filename} is not in the torch hub cache and nothing can be "
+            f"downloaded here; put the file at {cached} or pass weights=PATH",
+            parameter="weights",
+            value="DEFAULT",
         )
     model = torchvision.models.get_model(name, weights=None)
     _apply_state_dict(model, load_state_dict_file(str(cached)), str(cached))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from vizcli.roi import AlignExplanation, NotesExamples, PoolExplanation, RoiReport
+from vizcli.common.console import info, print_renderables
+from vizcli.common.formats import ROI_SCHEMA, to_json, write_arrays
+from vizcli.roi.explain import AlignExplanation, NotesExamples, PoolExplanation, explain_box
+from vizcli.roi.pooling import RoiReport
 
 
 def _box(values, digits: int = 1) -> str:
@@ -104,9 +107,9 @@ def roi_renderables(report: RoiReport) -> list[Any]:
         if len(image.boxes) > TABLE_ROWS:
             out.append(Text(f"… and {len(image.boxes) - TABLE_ROWS:,} more boxes (all of them in --format json and -o FILE)"))
     out.append(Text(
-        f"op {', '.join(report.ops)} · output {report.output_size[0]}×{report.output_size[1]} per channel "
+        f"op {', '.join(report.ops)} · output {report.spec.output_size[0]}×{report.spec.output_size[1]} per channel "
         f"({', '.join(f'{op} {list(report.images[0].outputs[op].shape[1:])}' for op in report.ops)} per box) · sampling ratio "
-        f"{report.sampling_ratio or 'adaptive'} · aligned={report.aligned} · device {report.device}"
+        f"{report.spec.sampling_ratio or 'adaptive'} · aligned={report.spec.aligned} · device {report.device}"
     ))
     out.append(Text("RoIPool shift: how far each edge (x1, y1, x2, y2) of RoIPool's rounded box lies from the exact box, in image pixels."))
     out.append(Text(report.weights_note))
@@ -181,3 +184,29 @@ def notes_lines(examples: NotesExamples) -> list[str]:
     lines.append(f"  weights sum to {sum(w for *_, w in sample.neighbours):.2f}; the notes give 0.32, 0.48, 0.08, 0.12")
     lines.append(_agreement(examples.align.by_hand, examples.align_output, "torchvision.ops.roi_align"))
     return lines
+
+
+def print_report(report: RoiReport, output_format: str, explain_target: tuple[int, int, int] | None, channel: int) -> None:
+    """The report on stdout (table or JSON); the ``--explain`` computation after a table, or on
+    stderr after JSON so stdout stays one document."""
+    import sys
+
+    if output_format == "json":
+        document = {"schema": ROI_SCHEMA, "metadata": report.metadata(), "rows": roi_rows(report)}
+        print(to_json(document))
+    else:
+        print_renderables(roi_renderables(report), sys.stdout)
+    if explain_target is None:
+        return
+    index, row, column = explain_target
+    lines: list[str] = []
+    for explanation in explain_box(report, index, row, column, channel):
+        lines += explanation_lines(explanation, f"box {index + 1}") + [""]
+    (print if output_format == "table" else info)("\n".join(lines).rstrip())
+
+
+def save_features(report: RoiReport, path: str, save_format: str) -> None:
+    """Every op's ``Tensor[K, C, h, w]`` with the report's metadata, in ``save_format``."""
+    arrays = {f"roi_{name}": report.stacked(name) for name in report.ops}
+    write_arrays(arrays, report.metadata(), save_format, path)
+    info(f"saved {', '.join(f'{k} {list(v.shape)}' for k, v in arrays.items())} to {path}")

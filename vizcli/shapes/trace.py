@@ -37,6 +37,8 @@ class LayerRecord:
     call: int = 0  # 0 for a module's first call, 1 for its second, …
     node: str = ""  # the fx node name ("layer1_0_relu_1"); empty for hooks
     inputs: list[str] = field(default_factory=list)  # fx node names this row reads
+    parent: str = ""  # the enclosing module's qualified name ("layer2.0"); "" at the top
+    depth: int = 1  # how many names deep: "fc" 1, "layer2.0" 2, "layer2.0.conv1" 3
 
     @property
     def bytes(self) -> int:
@@ -72,6 +74,7 @@ class Trace:
     error: str | None = None
     fallback_reason: str | None = None
     forward_seconds: float | None = None
+    group_ops: dict[str, str] = field(default_factory=dict)  # "layer2" → "2× BasicBlock", for depth 1 and 2
 
     @property
     def shapes(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -102,27 +105,66 @@ def trace_shapes(model, example, method: str = "auto") -> Trace:
     ``method``: ``"fx"``, ``"hooks"`` or ``"auto"`` (fx, falling back to hooks). The model's
     train/eval mode is restored and every hook removed, even when the forward pass fails.
     """
-    import torch
-
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            if method in ("auto", "fx"):
-                try:
-                    import torch.fx
-
-                    graph_module = torch.fx.symbolic_trace(model)
-                except Exception as error:  # fx cannot trace data-dependent control flow etc.
-                    if method == "fx":
-                        raise
-                    trace = _trace_with_hooks(model, example)
-                    trace.fallback_reason = f"torch.fx could not trace this model ({type(error).__name__})"
-                    return trace
-                return _trace_with_fx(graph_module, example)
-            return _trace_with_hooks(model, example)
+        trace = _run_trace(model, example, method)
     finally:
         model.train(was_training)
+    _place_records(trace, model)
+    return trace
+
+
+def _run_trace(model, example, method: str) -> Trace:
+    import torch
+
+    with torch.inference_mode():
+        if method in ("auto", "fx"):
+            try:
+                import torch.fx
+
+                graph_module = torch.fx.symbolic_trace(model)
+            except Exception as error:  # fx cannot trace data-dependent control flow etc.
+                if method == "fx":
+                    raise
+                trace = _trace_with_hooks(model, example)
+                trace.fallback_reason = f"torch.fx could not trace this model ({type(error).__name__})"
+                return trace
+            return _trace_with_fx(graph_module, example)
+        return _trace_with_hooks(model, example)
+
+
+def _place_records(trace: Trace, model) -> None:
+    """Give each record its parent and depth, and describe every stage and block once.
+
+    Rendering then needs only the trace, never the live model.
+    """
+    for record in trace.records:
+        parts = record.name.split(".")
+        record.parent = ".".join(parts[:-1])
+        record.depth = len(parts)
+        for depth in (1, 2):
+            key = ".".join(parts[:depth])
+            if key not in trace.group_ops:
+                trace.group_ops[key] = _group_op(model, key, record.op)
+
+
+def _group_op(model, key: str, fallback: str) -> str:
+    """``"4× Bottleneck"`` for a Sequential of one kind, the class name for a container, else ``fallback``."""
+    import torch.nn as nn
+
+    try:
+        module = model.get_submodule(key)
+    except AttributeError:
+        return fallback
+    if isinstance(module, nn.Sequential) and len(module) > 0:
+        kinds = {type(child).__name__ for child in module}
+        if len(kinds) == 1:
+            return f"{len(module)}× {kinds.pop()}"
+        return f"Sequential of {len(module)}"
+    if list(module.children()):
+        return type(module).__name__
+    return fallback
 
 
 def time_forward(model, example, repeats: int = 1) -> float:

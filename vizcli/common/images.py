@@ -13,7 +13,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from vizcli.errors import BadInput, require_file
+from vizcli.common.files import require_file
+from vizcli.common.errors import BadInput
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default limit (about 9459 x 9459)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -93,7 +94,7 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
     if width * height > max_pixels:
         raise BadInput(
             f"image {source}: declares {width}x{height} = {width * height:,} pixels, above the "
-            f"limit of {max_pixels:,} (a possible decompression bomb); raise --max-pixels if you trust it"
+            f"limit of {max_pixels:,} (a possible decompression bomb); raise max_pixels=N if you trust it"
         )
     if width < 1 or height < 1:
         raise BadInput(f"image {source}: has no pixels ({width}x{height})")

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from vizcli.errors import BadInput
+from vizcli.common.errors import BadInput
 
 FUNCTIONS = ("sin", "cos", "tan", "tanh", "exp", "log", "sqrt", "abs", "relu", "sign", "floor")
 SMOOTH_FUNCTIONS = {"sin", "cos", "exp", "tanh", "tan", "log", "sqrt"}
@@ -72,11 +72,11 @@ class Expression:
         return True
 
 
-def parse_expression(text: str, option: str = "--target") -> Expression:
+def parse_expression(text: str, parameter: str = "target") -> Expression:
     """Parse ``text``; raises ``BadInput`` naming the position of the first error."""
     if len(text) > MAX_LENGTH:
-        raise BadInput(f"{option}: expression of {len(text)} characters; at most {MAX_LENGTH}")
-    parser = _Parser(text, option)
+        raise BadInput(f"expression of {len(text)} characters; at most {MAX_LENGTH}", parameter=parameter)
+    parser = _Parser(text, parameter)
     root = parser.expression(0)
     if parser.peek() is not None:
         kind, value, position = parser.peek()
@@ -85,14 +85,14 @@ def parse_expression(text: str, option: str = "--target") -> Expression:
 
 
 class _Parser:
-    def __init__(self, text: str, option: str):
+    def __init__(self, text: str, parameter: str):
         self.text = text
-        self.option = option
+        self.parameter = parameter
         self.tokens = self._tokenize()
         self.index = 0
 
     def error(self, message: str, position: int) -> BadInput:
-        return BadInput(f"{self.option} {self.text!r}: {message} at position {position + 1}")
+        return BadInput(f"{message} at position {position + 1}", parameter=self.parameter, value=self.text)
 
     def _tokenize(self) -> list[tuple[str, str, int]]:
         tokens = []

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from vizcli.errors import BadInput, require_file
+from vizcli.common.files import require_file
+from vizcli.common.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,9 @@ def read_texts(
 ) -> Iterator[InputText]:
     """Yield the texts to embed, lazily (stdin and files are streamed line by line)."""
     if encoding_errors not in ("strict", "replace"):
-        raise BadInput(f"--encoding-errors {encoding_errors}: use strict or replace")
+        raise BadInput("use strict or replace", parameter="encoding_errors", value=encoding_errors)
     if file is not None and arguments and arguments != ["-"]:
-        raise BadInput("give texts as arguments or with --file, not both")
+        raise BadInput("give texts as arguments or with file=PATH, not both")
     if file is not None:
         items = _from_file(file, field, column, encoding_errors)
     elif arguments and arguments != ["-"]:
@@ -63,20 +64,20 @@ def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
         return raw.decode("utf-8", errors=encoding_errors)
     except UnicodeDecodeError as error:
         raise BadInput(
-            f"{where}: invalid UTF-8 at byte {error.start + 1}; fix the text or pass --encoding-errors replace"
+            f"{where}: invalid UTF-8 at byte {error.start + 1}; fix the text or pass encoding_errors='replace'"
         ) from None
 
 
 def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str) -> Iterator[InputText]:
-    file = require_file(path, "--file", "a .txt, .jsonl, .csv or .tsv file")
+    file = require_file(path, "file", "a .txt, .jsonl, .csv or .tsv file")
     suffix = file.suffix.lower()
     if suffix == ".jsonl":
         if not field:
-            raise BadInput(f"--file {path}: a .jsonl file needs --field NAME (the key holding the text)")
+            raise BadInput("a .jsonl file needs field=NAME (the key holding the text)", parameter="file", value=path)
         return _from_jsonl(file, field, encoding_errors)
     if suffix in (".csv", ".tsv"):
         if not column:
-            raise BadInput(f"--file {path}: a {suffix} file needs --column NAME (the header of the text column)")
+            raise BadInput(f"a {suffix} file needs column=NAME (the header of the text column)", parameter="file", value=path)
         return _from_table(file, column, "\t" if suffix == ".tsv" else ",", encoding_errors)
     return _from_open_lines(file, encoding_errors)
 
@@ -96,7 +97,7 @@ def _from_jsonl(file: Path, field: str, encoding_errors: str) -> Iterator[InputT
             except json.JSONDecodeError as error:
                 raise BadInput(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
             if not isinstance(record, dict) or field not in record:
-                raise BadInput(f"{where}: no field {field!r}; check --field")
+                raise BadInput(f"{where}: no field {field!r}; check field=NAME")
             value = record[field]
             if not isinstance(value, str):
                 raise BadInput(f"{where}: field {field!r} is {type(value).__name__}, not text")
@@ -110,11 +111,11 @@ def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str) -
         try:
             header = next(reader)
         except StopIteration:
-            raise BadInput(f"--file {file}: is empty; it needs a header row with {column!r}") from None
+            raise BadInput(f"is empty; it needs a header row with {column!r}", parameter="file", value=file) from None
         except UnicodeDecodeError:
-            raise BadInput(f"--file {file} line 1: invalid UTF-8; fix it or pass --encoding-errors replace") from None
+            raise BadInput(f"file={str(file)!r} line 1: invalid UTF-8; fix it or pass encoding_errors='replace'") from None
         if column not in header:
-            raise BadInput(f"--file {file}: no column {column!r}; the header has {', '.join(header)}")
+            raise BadInput(f"no column {column!r}; the header has {', '.join(header)}", parameter="file", value=file)
         position = header.index(column)
         index = 0
         while True:
@@ -124,9 +125,9 @@ def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str) -
             except StopIteration:
                 return
             except UnicodeDecodeError:
-                raise BadInput(f"--file {file} line {line_number}: invalid UTF-8; fix it or pass --encoding-errors replace") from None
+                raise BadInput(f"file={str(file)!r} line {line_number}: invalid UTF-8; fix it or pass encoding_errors='replace'") from None
             except csv.Error as error:
-                raise BadInput(f"--file {file} line {line_number}: {error}") from None
+                raise BadInput(f"file={str(file)!r} line {line_number}: {error}") from None
             text = row[position] if position < len(row) else ""
             yield InputText(index, text, f"{file} line {line_number}")
             index += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vizcli.errors import BadInput
+from vizcli.common.errors import BadInput
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -18,9 +18,9 @@ def resolve_device(name: str):
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise BadInput(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
+            raise BadInput("no CUDA GPU is available here; use --device cpu or auto", parameter="device", value=name)
         return torch.device(name)
-    raise BadInput(f"--device {name}: unknown device; use one of {', '.join(DEVICES)}")
+    raise BadInput(f"unknown device; use one of {', '.join(DEVICES)}", parameter="device", value=name)
 
 
 def set_threads(threads: int | None) -> None:
@@ -28,7 +28,7 @@ def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        raise BadInput(f"--threads {threads}: must be at least 1")
+        raise BadInput("must be at least 1", parameter="threads", value=threads)
     import torch
 
     torch.set_num_threads(threads)

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vizcli.errors import BadInput
-from vizcli.expr import Expression, parse_expression
+from vizcli.common.errors import BadInput
+from vizcli.approx.expr import Expression, parse_expression
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 TRAIN_POINTS = 2000
@@ -26,13 +26,13 @@ MAX_POLY_DEGREE = 400
 def parse_domain(text: str) -> tuple[float, float]:
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 2:
-        raise BadInput(f"--domain {text!r}: give two numbers A,B, e.g. -1,1")
+        raise BadInput("give two numbers A,B, e.g. -1,1", parameter="domain", value=text)
     try:
-        low, high = (float(parse_expression(part, "--domain").evaluate(_scalar())) for part in parts)
+        low, high = (float(parse_expression(part, "domain").evaluate(_scalar())) for part in parts)
     except BadInput:
-        raise BadInput(f"--domain {text!r}: A and B must be numbers (pi allowed), e.g. -1,1 or -pi,pi") from None
+        raise BadInput("A and B must be numbers (pi allowed), e.g. -1,1 or -pi,pi", parameter="domain", value=text) from None
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
-        raise BadInput(f"--domain {text!r}: need finite A < B")
+        raise BadInput("need finite A < B", parameter="domain", value=text)
     return low, high
 
 
@@ -42,16 +42,16 @@ def _scalar():
     return torch.zeros((), dtype=torch.float64)
 
 
-def parse_int_list(text: str, option: str, low: int, high: int) -> list[int]:
+def parse_int_list(text: str, parameter: str, low: int, high: int) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise BadInput(f"{option} {text!r}: whole numbers separated by commas, e.g. 1,2,4,8") from None
+        raise BadInput("whole numbers separated by commas, e.g. 1,2,4,8", parameter=parameter, value=text) from None
     if not values:
-        raise BadInput(f"{option} {text!r}: give at least one number")
+        raise BadInput("give at least one number", parameter=parameter, value=text)
     for value in values:
         if not low <= value <= high:
-            raise BadInput(f"{option} {text!r}: each value must be between {low} and {high}")
+            raise BadInput(f"each value must be between {low} and {high}", parameter=parameter, value=text)
     return values
 
 
@@ -80,8 +80,11 @@ def make_target(text: str, domain: str) -> Target:
     bad = ~torch.isfinite(y)
     if bool(bad.any()):
         where = float(x[bad][0])
-        raise BadInput(f"--target {text!r} is not finite at x = {where:g} on [{target.domain[0]:g}, {target.domain[1]:g}]; "
-                       "choose a domain where it is defined")
+        raise BadInput(
+            f"not finite at x = {where:g} on [{target.domain[0]:g}, {target.domain[1]:g}]; choose a domain where it is defined",
+            parameter="target",
+            value=text,
+        )
     return target
 
 
@@ -140,7 +143,7 @@ def fit_network(target: Target, width: int, depth: int, activation: str = "tanh"
     import torch
 
     if activation not in ACTIVATIONS:
-        raise BadInput(f"--activation {activation}: use tanh, relu or sigmoid")
+        raise BadInput("use tanh, relu or sigmoid", parameter="activation", value=activation)
     started = time.perf_counter()
     low, high = target.domain
     # training points: Chebyshev-spaced (denser at the ends) plus uniform; never the evaluation grid
@@ -304,72 +307,6 @@ def exact_abs_error() -> float:
         return float((network(grid[:, None])[:, 0] - grid.abs()).abs().max())
 
 
-# ---------------------------------------------------------------- sawtooth (Telgarsky)
-
-
-def sawtooth_network(depth: int):
-    """The depth-L composition of the tent map t(x) = 2·relu(x) − 4·relu(x − ½) on [0, 1]:
-    width 2, built (not trained); it has 2^L linear pieces."""
-    import torch
-    import torch.nn as nn
-
-    layers: list[Any] = []
-    for index in range(depth):
-        linear = nn.Linear(1 if index == 0 else 2, 2).double()
-        with torch.no_grad():
-            if index == 0:
-                linear.weight.copy_(torch.tensor([[1.0], [1.0]]))
-            else:  # feed the previous tent 2·h1 − 4·h2 into both units
-                linear.weight.copy_(torch.tensor([[2.0, -4.0], [2.0, -4.0]]))
-            linear.bias.copy_(torch.tensor([0.0, -0.5]))
-        layers += [linear, nn.ReLU()]
-    output = nn.Linear(2, 1).double()
-    with torch.no_grad():
-        output.weight.copy_(torch.tensor([[2.0, -4.0]]))
-        output.bias.zero_()
-    layers.append(output)
-    return nn.Sequential(*layers)
-
-
-@dataclass
-class SawtoothResult:
-    depth: int
-    pieces: int
-    params: int
-    shallow: list[Fit]  # one-hidden-layer ReLU fits of growing width
-    threshold: float
-    smallest_width: int | None
-    curve: Any = None
-
-
-def sawtooth_experiment(depth: int, threshold: float = 0.05, seed: int = 0, restarts: int = 2,
-                        max_width: int | None = None) -> SawtoothResult:
-    import torch
-
-    network = sawtooth_network(depth)
-    grid = torch.linspace(0, 1, 200_001, dtype=torch.float64)
-    with torch.no_grad():
-        curve = network(grid[:, None])[:, 0]
-    pieces = count_linear_pieces(curve.numpy(), grid.numpy())
-    params = sum(p.numel() for p in network.parameters())
-    # the same function as a target for shallow networks
-    target = Target(parse_expression("x"), (0.0, 1.0))
-    target.values = lambda x: network(x.reshape(-1, 1)).reshape(x.shape)  # type: ignore[method-assign]
-    shallow, smallest = [], None
-    width = 2
-    limit = 4 * 2**depth if max_width is None else max_width
-    while width <= limit:
-        fit = fit_network(target, width, 1, "relu", seed=seed, restarts=restarts, adam_steps=2500, lbfgs_steps=600)
-        fit.label = f"relu net 1×{width}"
-        shallow.append(fit)
-        if fit.max_error <= threshold:
-            smallest = width
-            break
-        width *= 2
-    return SawtoothResult(depth=depth, pieces=pieces, params=params, shallow=shallow, threshold=threshold,
-                          smallest_width=smallest, curve=curve.numpy())
-
-
 # ---------------------------------------------------------------- sweeps
 
 
@@ -396,149 +333,3 @@ def sweep(target: Target, widths: list[int], depths: list[int], activation: str,
             network = fit_network(target, width, depth, activation, seed, restarts)
             rows.append(SweepRow(width, depth, network, chebyshev_fit(target, network.params), taylor_fit(target, network.params)))
     return rows
-
-
-# ---------------------------------------------------------------- the notes' claims
-
-
-@dataclass
-class Claim:
-    claim: str  # as the notes state it (translated)
-    setting: str
-    measured: list[str]
-    verdict: str  # "holds", "holds partly", "does not hold"
-    thresholds: str
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"claim": self.claim, "setting": self.setting, "measured": self.measured, "verdict": self.verdict,
-                "thresholds": self.thresholds, "seconds": self.seconds}
-
-
-HIGH_ACCURACY = 0.01  # max error taken to mean "high accuracy"
-PARTLY = 0.1
-
-
-def _grade(error: float) -> str:
-    return "holds" if error <= HIGH_ACCURACY else ("holds partly" if error <= PARTLY else "does not hold")
-
-
-def run_claims(seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Claim]:
-    """Each claim of the notes as a small experiment, with a verdict from stated thresholds."""
-    claims = []
-    say = progress or (lambda message: None)
-
-    say("claim 1: 4 tanh neurons and sin(2πx)")
-    started = time.perf_counter()
-    target = make_target("sin(2*pi*x)", "-1,1")
-    network = fit_network(target, 4, 1, "tanh", seed, restarts=6)
-    polynomial = chebyshev_fit(target, network.params)
-    taylor = taylor_fit(target, network.params)
-    claims.append(Claim(
-        claim="Only 4 tanh neurons fit sin(2πx) on [-1, 1] with high accuracy; a polynomial (Taylor) needs high order.",
-        setting="1 hidden layer of 4 tanh units (13 parameters), best of 6 restarts; polynomials with 13 coefficients",
-        measured=[f"4 tanh neurons: max error {network.max_error:.2e}, RMS {network.rms_error:.2e}",
-                  f"Chebyshev least squares, degree 12: max error {polynomial.max_error:.2e}",
-                  f"Taylor at 0, degree 12: max error {taylor.max_error:.2e}"],
-        verdict=_grade(network.max_error),
-        thresholds=f"'high accuracy' = max error ≤ {HIGH_ACCURACY} (holds), ≤ {PARTLY} (holds partly)",
-        seconds=time.perf_counter() - started,
-        extra={"fits": [network, polynomial, taylor], "target": target},
-    ))
-
-    say("claim 2: ReLU networks represent |x|")
-    started = time.perf_counter()
-    target = make_target("abs(x)", "-1,1")
-    network = fit_network(target, 2, 1, "relu", seed, restarts=4)
-    polynomial = chebyshev_fit(target, network.params)
-    exact = exact_abs_error()
-    if exact <= 1e-12 and network.max_error <= HIGH_ACCURACY:
-        verdict = "holds"
-    elif exact <= 1e-12:
-        verdict = "holds partly"
-    else:
-        verdict = "does not hold"
-    claims.append(Claim(
-        claim="ReLU networks approximate continuous but non-differentiable functions such as |x|; Taylor expansion cannot.",
-        setting="1 hidden layer of 2 ReLU units (7 parameters), built as relu(x) + relu(−x) and trained from random starts; "
-                "Chebyshev least squares with 7 coefficients",
-        measured=[f"2 ReLU units built by hand: max error {exact:.1e}",
-                  f"2 ReLU units trained: max error {network.max_error:.2e} ({network.pieces} linear pieces; the kink can "
-                  "only be pinned between two training points)",
-                  f"Chebyshev degree 6: max error {polynomial.max_error:.2e}",
-                  "Taylor: not defined (|x| has no derivative at 0)"],
-        verdict=verdict,
-        thresholds=f"holds if the built network is exact (≤ 1e-12) and training reaches max error ≤ {HIGH_ACCURACY}",
-        seconds=time.perf_counter() - started, extra={"fits": [network, polynomial], "target": target},
-    ))
-
-    say("claim 3: depth-L ReLU networks make 2^L pieces")
-    started = time.perf_counter()
-    counts = [(depth, sawtooth_experiment(depth, max_width=0).pieces) for depth in range(1, 7)]
-    deep = sawtooth_experiment(4, seed=seed)
-    exact = all(pieces == 2**depth for depth, pieces in counts)
-    shallow_ok = deep.smallest_width is not None and deep.smallest_width >= 2**4 / 2
-    claims.append(Claim(
-        claim="A depth-L ReLU network can have O(2^L) linear regions (Telgarsky 2016); a one-hidden-layer network needs "
-              "exponentially many neurons for the same function.",
-        setting="the tent map composed L times, width 2 (built, not trained), L = 1..6; for L = 4, one-hidden-layer "
-                f"ReLU networks of width 2, 4, 8, … trained until max error ≤ {deep.threshold}",
-        measured=[", ".join(f"L={d}: {p} pieces" for d, p in counts),
-                  f"L=4 deep network: {deep.params} parameters; smallest shallow width reaching max error ≤ {deep.threshold}: "
-                  f"{deep.smallest_width or 'none up to ' + str(deep.shallow[-1].params)}"
-                  + (f" ({deep.shallow[-1].params} parameters)" if deep.smallest_width else "")],
-        verdict="holds" if exact and shallow_ok else ("holds partly" if exact else "does not hold"),
-        thresholds="holds if the built network has exactly 2^L pieces for every L and the shallow network needs at least "
-                   "2^L / 2 units",
-        seconds=time.perf_counter() - started, extra={"sawtooth": deep},
-    ))
-
-    say("claim 4: sin(2 sin(2 sin x))")
-    started = time.perf_counter()
-    target = make_target("sin(2*sin(2*sin(x)))", "-pi,pi")
-    shallow = []
-    smallest = None
-    for width in (4, 8, 16, 32, 64):
-        fit = fit_network(target, width, 1, "tanh", seed, restarts=2)
-        shallow.append(fit)
-        if fit.max_error <= HIGH_ACCURACY:
-            smallest = width
-            break
-    deep = fit_network(target, 4, 3, "tanh", seed, restarts=3)
-    if smallest is not None and smallest < 100:
-        verdict = "does not hold"
-    elif deep.max_error <= HIGH_ACCURACY:
-        verdict = "holds"
-    else:
-        verdict = "holds partly"
-    claims.append(Claim(
-        claim="sin(2 sin(2 sin x)) needs hundreds of neurons in one hidden layer, while 3 layers suffice.",
-        setting="x in [-π, π]; one tanh layer of width 4, 8, … 64 until max error ≤ 0.01; 3 tanh layers of width 4",
-        measured=["one layer: " + ", ".join(f"{w} neurons {f.max_error:.1e}" for f, w in zip(shallow, (4, 8, 16, 32, 64))),
-                  f"3 layers of 4 ({deep.params} parameters): max error {deep.max_error:.2e}",
-                  f"smallest single layer reaching ≤ {HIGH_ACCURACY}: {smallest or 'none up to 64'} neurons"],
-        verdict=verdict,
-        thresholds=f"'hundreds' is refuted if one layer of < 100 neurons reaches max error ≤ {HIGH_ACCURACY}",
-        seconds=time.perf_counter() - started, extra={"fits": shallow + [deep], "target": target},
-    ))
-
-    say("claim 5: Runge's phenomenon")
-    started = time.perf_counter()
-    target = make_target("1/(1+25*x^2)", "-1,1")
-    degrees = (5, 10, 15, 20)
-    equispaced = [interpolation_fit(target, d, "equispaced") for d in degrees]
-    chebyshev_nodes = [interpolation_fit(target, d, "chebyshev") for d in degrees]
-    grows = all(b.max_error > a.max_error for a, b in zip(equispaced[1:], equispaced[2:])) and equispaced[-1].max_error > 1
-    converges = chebyshev_nodes[-1].max_error < chebyshev_nodes[0].max_error
-    claims.append(Claim(
-        claim="High-degree polynomials oscillate (Runge's phenomenon).",
-        setting="Runge's function 1/(1+25x²) on [-1, 1], interpolation of degree 5..20 at equispaced vs Chebyshev nodes",
-        measured=["equispaced: " + ", ".join(f"deg {d}: {f.max_error:.2e}" for d, f in zip(degrees, equispaced)),
-                  "Chebyshev nodes: " + ", ".join(f"deg {d}: {f.max_error:.2e}" for d, f in zip(degrees, chebyshev_nodes))],
-        verdict="holds partly" if grows and converges else ("holds" if grows else "does not hold"),
-        thresholds="holds if the equispaced error grows with degree beyond 1; 'partly' when well-chosen (Chebyshev) "
-                   "nodes make the same high degree converge — the oscillation comes from the nodes, not the degree",
-        seconds=time.perf_counter() - started, extra={"fits": equispaced + chebyshev_nodes, "target": target},
-    ))
-    return claims

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from vizcli.diagram import DiagramCheck, diagram_node_for
-from vizcli.shapes import ImageRun, ShapesReport, group_records
-from vizcli.trace import LayerRecord, diagram_shape, torch_shape
+from vizcli.common.console import print_renderables, warn
+from vizcli.common.files import open_destination
+from vizcli.common.formats import SHAPES_SCHEMA, to_json, write_records
+from vizcli.shapes.diagram import DiagramCheck, diagram_node_for
+from vizcli.shapes.report import ImageRun, ShapesReport, group_records
+from vizcli.shapes.trace import LayerRecord, diagram_shape, torch_shape
 
-SHAPES_SCHEMA = "vizcli.shapes/1"
 
 
 def human_count(value: float, unit: str = "") -> str:
@@ -38,23 +40,6 @@ def _diagram_nodes(records: list[LayerRecord], model_name: str) -> dict[int, str
     return {record.index: node for record in records if (node := diagram_node_for(record))}
 
 
-def shapes_totals(report: ShapesReport, run: ImageRun) -> dict[str, Any]:
-    records = run.trace.records
-    macs = sum(record.macs for record in records)
-    activation: dict[str, int] = {}
-    for record in records:
-        activation[record.dtype] = activation.get(record.dtype, 0) + record.bytes
-    return {
-        "parameters": report.parameters,
-        "trainable_parameters": report.trainable_parameters,
-        "macs": macs,
-        "flops": 2 * macs,
-        "documented_gmacs": report.documented_gmacs,
-        "activation_bytes": activation,
-        "forward_ms": None if run.trace.forward_seconds is None else run.trace.forward_seconds * 1000,
-    }
-
-
 def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[str, Any]]:
     """Rows for JSON/CSV: every computation at depth 3, groups at depth 1 and 2."""
     records = run.trace.records
@@ -73,7 +58,7 @@ def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[st
             "computations": group.rows,
             "diagram_nodes": group.diagram_nodes,
         }
-        for position, group in enumerate(group_records(records, depth, report.model, nodes))
+        for position, group in enumerate(group_records(run.trace, depth, nodes))
     ]
 
 
@@ -103,7 +88,7 @@ def shapes_document(report: ShapesReport, depth: int, check: DiagramCheck | None
                 "failed_at": first.trace.failed_at,
                 "error": first.trace.error,
                 "rows": shapes_rows(report, first, depth),
-                "totals": shapes_totals(report, first),
+                "totals": report.totals(first),
                 "predictions": {
                     run.label: [{"class": name, "probability": p} for name, p in run.predictions]
                     for run in runs
@@ -153,7 +138,7 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         if depth >= 3:
             _add_computation_rows(table, records, nodes, report, bool(nodes))
         else:
-            for position, group in enumerate(group_records(records, depth, report.model, nodes)):
+            for position, group in enumerate(group_records(first.trace, depth, nodes)):
                 cells = [str(position), group.name, group.op, torch_shape(group.shape), diagram_shape(group.shape),
                          f"{group.params:,}", human_count(group.macs) if group.macs else "—"]
                 if nodes:
@@ -207,7 +192,7 @@ def _add_computation_rows(table, records, nodes, report, with_nodes: bool) -> No
 def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
     from rich.text import Text
 
-    totals = shapes_totals(report, run)
+    totals = report.totals(run)
     documented = ""
     if totals["documented_gmacs"] is not None and run.trace.input_shape[-2:] == (224, 224):
         documented = f"; torchvision documents {totals['documented_gmacs']:.3f} G"
@@ -266,7 +251,7 @@ def shapes_markdown(report: ShapesReport, depth: int) -> str:
                 f"| {row['index']} | `{row['name']}` | {row['op']} | {torch_shape(tuple(row['shape']))} | "
                 f"{row['diagram_shape']} | {row['params']:,} | {row['macs']:,} |"
             )
-        totals = shapes_totals(report, first)
+        totals = report.totals(first)
         lines.append("")
         lines.append(f"Parameters: {totals['parameters']:,} · MACs: {human_count(totals['macs'])} · FLOPs: {human_count(totals['flops'])}")
         lines.append("")
@@ -357,3 +342,25 @@ def _edge_label(source: LayerRecord, target: LayerRecord, previous: LayerRecord 
     if ".downsample." in target.name:
         return "downsample path"
     return "skip"
+
+
+def print_shapes(report: ShapesReport, depth: int, output_format: str, check: DiagramCheck | None, output: str | None) -> None:
+    """Write the report in ``output_format`` (table, json, csv, markdown, mermaid) to stdout or ``output``."""
+    if output_format == "table":
+        renderables = shapes_renderables(report, depth)
+        if check is not None:
+            renderables += check_renderables(check)
+        with open_destination(output, binary=False) as stream:
+            print_renderables(renderables, stream)
+        return
+    if output_format == "csv" and not report.pretrained:
+        warn(report.weights_note)  # CSV has no place for it
+    with open_destination(output, binary=False) as stream:
+        if output_format == "json":
+            stream.write(to_json(shapes_document(report, depth, check)) + "\n")
+        elif output_format == "csv":
+            write_records(shapes_csv_rows(report, depth), "csv", stream)
+        elif output_format == "markdown":
+            stream.write(shapes_markdown(report, depth))
+        elif output_format == "mermaid":
+            stream.write(shapes_mermaid(report))

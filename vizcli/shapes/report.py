@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from vizcli.errors import BadInput
-from vizcli.trace import LayerRecord, Trace, time_forward, torch_shape, trace_shapes
+from vizcli.common.errors import BadInput
+from vizcli.shapes.trace import LayerRecord, Trace, time_forward, torch_shape, trace_shapes
 
 
 @dataclass
@@ -18,6 +18,15 @@ class ImageRun:
     steps: list[str]
     trace: Trace
     predictions: list[tuple[str, float]] | None = None
+
+    def failure_message(self) -> str:
+        """Where and why this run's forward pass failed, and what to check."""
+        trace = self.trace
+        what = "the synthetic input" if self.label == "synthetic" else f"image {self.label}"
+        return (
+            f"forward pass of {what} failed at {trace.failed_at} after {len(trace.records)} computations: "
+            f"{trace.error}; check that the input size fits the model"
+        )
 
 
 @dataclass
@@ -34,6 +43,24 @@ class ShapesReport:
     model: Any = None  # the nn.Module that ran, for the diagram check and group names
     documented_gmacs: float | None = None
 
+    def totals(self, run: ImageRun) -> dict[str, Any]:
+        """Parameters, MACs (FLOPs = 2 × MACs), activation bytes per dtype and forward time of ``run``."""
+        records = run.trace.records
+        macs = sum(record.macs for record in records)
+        activation: dict[str, int] = {}
+        for record in records:
+            activation[record.dtype] = activation.get(record.dtype, 0) + record.bytes
+        forward_seconds = run.trace.forward_seconds
+        return {
+            "parameters": self.parameters,
+            "trainable_parameters": self.trainable_parameters,
+            "macs": macs,
+            "flops": 2 * macs,
+            "documented_gmacs": self.documented_gmacs,
+            "activation_bytes": activation,
+            "forward_ms": None if forward_seconds is None else forward_seconds * 1000,
+        }
+
     def tables(self) -> list[list[ImageRun]]:
         """Runs grouped by identical (name, shape) sequences, in first-seen order."""
         groups: dict[tuple, list[ImageRun]] = {}
@@ -48,17 +75,17 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
     try:
         numbers = [int(part) for part in parts]
     except ValueError:
-        raise BadInput(f"--input-size {text!r}: use CxHxW with whole numbers, e.g. 3x224x224") from None
+        raise BadInput("use CxHxW with whole numbers, e.g. 3x224x224", parameter="input_size", value=text) from None
     if len(numbers) == 1:
         numbers = [3, numbers[0], numbers[0]]
     elif len(numbers) == 2:
         numbers = [3, *numbers]
     if len(numbers) != 3:
-        raise BadInput(f"--input-size {text!r}: 1, 2 or 3 numbers required (CxHxW); {len(numbers)} given")
+        raise BadInput(f"1, 2 or 3 numbers required (CxHxW); {len(numbers)} given", parameter="input_size", value=text)
     if any(number < 1 for number in numbers):
-        raise BadInput(f"--input-size {text!r}: every size must be at least 1")
+        raise BadInput("every size must be at least 1", parameter="input_size", value=text)
     if numbers[0] * numbers[1] * numbers[2] > 3 * 4096 * 4096:
-        raise BadInput(f"--input-size {text!r}: too large (at most 3x4096x4096)")
+        raise BadInput("too large (at most 3x4096x4096)", parameter="input_size", value=text)
     return numbers[0], numbers[1], numbers[2]
 
 
@@ -75,9 +102,9 @@ def run_shapes(
     """Load the model once, run every image (or one synthetic input) and trace it."""
     import torch
 
-    from vizcli.images import DEFAULT_MAX_PIXELS, imagenet_tensor, load_image
-    from vizcli.models import check_model_name, documented_macs, load_model
-    from vizcli.runtime import resolve_device
+    from vizcli.common.images import DEFAULT_MAX_PIXELS, imagenet_tensor, load_image
+    from vizcli.common.models import check_model_name, documented_macs, load_model
+    from vizcli.common.runtime import resolve_device
 
     check_model_name(model_name)
     size = parse_input_size(input_size)
@@ -130,15 +157,6 @@ def _top5(logits, categories: list[str]) -> list[tuple[str, float]]:
     ]
 
 
-def failure_message(run: ImageRun) -> str:
-    trace = run.trace
-    what = "the synthetic input" if run.label == "synthetic" else f"image {run.label}"
-    return (
-        f"forward pass of {what} failed at {trace.failed_at} after {len(trace.records)} computations: "
-        f"{trace.error}; check the input size (--input-size, or drop --keep-size) fits --model"
-    )
-
-
 # ---------------------------------------------------------------- grouping by depth
 
 
@@ -163,16 +181,16 @@ def group_key(record: LayerRecord, depth: int) -> str:
     return ".".join(parts[:depth])
 
 
-def group_records(records: list[LayerRecord], depth: int, model, diagram_nodes: dict[int, str]) -> list[GroupRow]:
+def group_records(trace: Trace, depth: int, diagram_nodes: dict[int, str]) -> list[GroupRow]:
     """Collapse records into stages (depth 1) or blocks (depth 2), summing params and MACs."""
     groups: dict[str, GroupRow] = {}
-    for record in records:
+    for record in trace.records:
         key = group_key(record, depth)
         node = diagram_nodes.get(record.index)
         if key not in groups:
             name = record.name if depth >= 3 else key
             groups[key] = GroupRow(
-                name=name, op=record.op if depth >= 3 else _group_op(model, key, record),
+                name=name, op=record.op if depth >= 3 else trace.group_ops.get(key, record.op),
                 shape=record.shape, params=0, macs=0, rows=0, diagram_nodes=[],
             )
         group = groups[key]
@@ -183,20 +201,3 @@ def group_records(records: list[LayerRecord], depth: int, model, diagram_nodes: 
         if node:
             group.diagram_nodes.append(node)
     return list(groups.values())
-
-
-def _group_op(model, key: str, record: LayerRecord) -> str:
-    import torch.nn as nn
-
-    try:
-        module = model.get_submodule(key)
-    except AttributeError:
-        return record.op
-    if isinstance(module, nn.Sequential) and len(module) > 0:
-        kinds = {type(child).__name__ for child in module}
-        if len(kinds) == 1:
-            return f"{len(module)}× {kinds.pop()}"
-        return f"Sequential of {len(module)}"
-    if list(module.children()):
-        return type(module).__name__
-    return record.op

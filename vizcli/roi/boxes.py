@@ -15,7 +15,8 @@ import sys
 from typing import NamedTuple
 from pathlib import Path
 
-from vizcli.errors import BadInput, require_file
+from vizcli.common.files import require_file
+from vizcli.common.errors import BadInput
 
 
 class Box(NamedTuple):
@@ -38,18 +39,18 @@ class Box(NamedTuple):
         return self.label or f"box {self.number}"
 
 
-def parse_box_text(text: str, number: int = 1, source: str = "--boxes") -> Box:
+def parse_box_text(text: str, number: int = 1, source: str = "boxes") -> Box:
     """``"140,80,210,150"`` → ``Box``; four numbers separated by commas or spaces."""
     parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
     if len(parts) != 4:
         raise BadInput(
-            f"box {number} ({source} {text!r}): 4 numbers required (x1,y1,x2,y2); {len(parts)} given"
+            f"box {number} ({source}={text!r}): 4 numbers required (x1,y1,x2,y2); {len(parts)} given"
         )
     try:
         values = [float(part) for part in parts]
     except ValueError:
-        raise BadInput(f"box {number} ({source} {text!r}): not numbers; write x1,y1,x2,y2 e.g. 140,80,210,150") from None
-    return _checked(Box(number, *values), source)
+        raise BadInput(f"box {number} ({source}={text!r}): not numbers; write x1,y1,x2,y2 e.g. 140,80,210,150") from None
+    return _checked(Box(number, *values), f"{source}={text!r}")
 
 
 def _checked(box: Box, source: str) -> Box:
@@ -73,14 +74,14 @@ def load_boxes_file(path: str, image_names: list[str]) -> dict[str, list[Box]]:
     if path == "-":
         text = sys.stdin.read()
     else:
-        file = require_file(path, "--boxes-file", "a .json or .csv file")
+        file = require_file(path, "boxes_file", "a .json or .csv file")
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise BadInput(f"--boxes-file {path}: cannot be read as UTF-8 text ({error})") from None
+            raise BadInput(f"cannot be read as UTF-8 text ({error})", parameter="boxes_file", value=path) from None
     stripped = text.lstrip()
     if not stripped:
-        raise BadInput(f"--boxes-file {path}: is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2")
+        raise BadInput("is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2", parameter="boxes_file", value=path)
     if stripped[0] in "[{" or path.lower().endswith(".json"):
         return _boxes_from_json(text, path, image_names)
     return _boxes_from_csv(text, path, image_names)
@@ -90,17 +91,17 @@ def _boxes_from_json(text: str, path: str, image_names: list[str]) -> dict[str, 
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise BadInput(f"--boxes-file {path}: invalid JSON at line {error.lineno} column {error.colno} ({error.msg})") from None
+        raise BadInput(f"invalid JSON at line {error.lineno} column {error.colno} ({error.msg})", parameter="boxes_file", value=path) from None
     if isinstance(data, dict):
         result = {}
         by_name = {Path(name).name: name for name in image_names}
         for key, value in data.items():
             image = by_name.get(Path(key).name, key if key in image_names else None)
             if image is None:
-                raise BadInput(f"--boxes-file {path}: key {key!r} names no image given; images: {', '.join(by_name)}")
-            result[image] = _box_list(value, f"--boxes-file {path} [{key!r}]")
+                raise BadInput(f"key {key!r} names no image given; images: {', '.join(by_name)}", parameter="boxes_file", value=path)
+            result[image] = _box_list(value, f"boxes_file={path!r} [{key!r}]")
         return result
-    boxes = _box_list(data, f"--boxes-file {path}")
+    boxes = _box_list(data, f"boxes_file={path!r}")
     return {name: boxes for name in image_names}
 
 
@@ -128,12 +129,12 @@ def _boxes_from_csv(text: str, path: str, image_names: list[str]) -> dict[str, l
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip().lower() for name in (reader.fieldnames or [])]
     if not {"x1", "y1", "x2", "y2"} <= set(header):
-        raise BadInput(f"--boxes-file {path}: CSV needs a header with x1,y1,x2,y2 (and optionally label, image); got {','.join(header) or 'nothing'}")
+        raise BadInput(f"CSV needs a header with x1,y1,x2,y2 (and optionally label, image); got {','.join(header) or 'nothing'}", parameter="boxes_file", value=path)
     reader.fieldnames = header
     result: dict[str, list[Box]] = {}
     by_name = {Path(name).name: name for name in image_names}
     for index, row in enumerate(reader, start=1):
-        source = f"--boxes-file {path} line {index + 1}"
+        source = f"boxes_file={path!r} line {index + 1}"
         try:
             values = [float(row[key]) for key in ("x1", "y1", "x2", "y2")]
         except (TypeError, ValueError):
@@ -149,7 +150,7 @@ def _boxes_from_csv(text: str, path: str, image_names: list[str]) -> dict[str, l
         for image in targets:
             result.setdefault(image, []).append(box)
     if not result:
-        raise BadInput(f"--boxes-file {path}: no boxes in the file")
+        raise BadInput("no boxes in the file", parameter="boxes_file", value=path)
     return result
 
 
@@ -172,7 +173,7 @@ def fit_boxes(boxes: list[Box], width: int, height: int, strict: bool, image: st
         if clipped.coords != box.coords:
             message = f"box {box.number} {_fmt(box.coords)}: partly outside {image} ({width}×{height})"
             if strict:
-                raise BadInput(message + "; fix it or drop --strict to clip it")
+                raise BadInput(message + "; fix it, or leave out strict=True to clip it")
             warn(message + f"; clipped to {_fmt(clipped.coords)}")
         fitted.append(clipped)
     return fitted
@@ -180,24 +181,3 @@ def fit_boxes(boxes: list[Box], width: int, height: int, strict: bool, image: st
 
 def _fmt(coords) -> str:
     return "(" + ", ".join(f"{value:g}" for value in coords) + ")"
-
-
-def round_half_away(value: float) -> int:
-    """C's ``round``: halves go away from zero (torchvision's RoIPool uses it)."""
-    return int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
-
-
-def pool_rounded_box(box: tuple[float, float, float, float], spatial_scale: float) -> tuple[int, int, int, int]:
-    """RoIPool's first rounding: the box in whole feature cells, ends inclusive."""
-    return tuple(round_half_away(value * spatial_scale) for value in box)  # type: ignore[return-value]
-
-
-def pool_quantisation_error(box: tuple[float, float, float, float], spatial_scale: float) -> tuple[float, ...]:
-    """How far (in image pixels) RoIPool's rounded box edges are from the exact box edges.
-
-    The rounded box covers cells ``[x1r, x2r]`` inclusive, i.e. image pixels
-    ``[x1r / s, (x2r + 1) / s)``; returns the signed shift of each edge (dx1, dy1, dx2, dy2).
-    """
-    x1r, y1r, x2r, y2r = pool_rounded_box(box, spatial_scale)
-    x1, y1, x2, y2 = box
-    return (x1r / spatial_scale - x1, y1r / spatial_scale - y1, (x2r + 1) / spatial_scale - x2, (y2r + 1) / spatial_scale - y2)

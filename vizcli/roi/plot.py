@@ -1,25 +1,17 @@
-"""Pictures (matplotlib, Agg backend): written atomically to PNG."""
+"""The ``roi --plot`` picture: boxes on the feature grid, one box up close, pooled features."""
 
 from __future__ import annotations
 
-from vizcli.output import atomic_output
-from vizcli.roi import RoiReport, explain_align
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from vizcli.common.plotting import pyplot, save_png
+from vizcli.roi.explain import explain_align
+from vizcli.roi.pooling import RoiReport
 
 
 def plot_roi(report: RoiReport, path: str) -> None:
     """Image with exact and RoIPool-rounded boxes on the feature grid; one box's bins and
     sample points up close; each box's pooled features (mean over channels)."""
     from matplotlib.patches import Rectangle
-    plt = _pyplot()
+    plt = pyplot()
     image = report.images[0]
     stride = image.feature_map.stride
     factor = image.resize_factor
@@ -65,9 +57,7 @@ def plot_roi(report: RoiReport, path: str) -> None:
             axis.set_title(f"{op}: box {result.box.number} (mean over channels)", fontsize=8)
     figure.suptitle(f"vizcli roi · {image.source} · {report.weights_note}", fontsize=9)
     figure.tight_layout()
-    with atomic_output(path) as handle:
-        figure.savefig(handle, format="png")
-    plt.close(figure)
+    save_png(figure, path)
 
 
 def _draw_closeup(axis, report: RoiReport, image, result, cell: float) -> None:
@@ -75,7 +65,7 @@ def _draw_closeup(axis, report: RoiReport, image, result, cell: float) -> None:
 
     x1, y1, x2, y2 = result.box.coords
     margin = cell * 1.5
-    out_h, out_w = report.output_size
+    out_h, out_w = report.spec.output_size
     # the feature cells around the box
     for k in range(int((x1 - margin) // cell), int((x2 + margin) // cell) + 2):
         axis.axvline(k * cell, color="0.7", lw=0.6)
@@ -88,12 +78,11 @@ def _draw_closeup(axis, report: RoiReport, image, result, cell: float) -> None:
                              label="RoIPool's rounded box"))
     if "align" in report.ops:
         plane = image.feature_map.tensor[0, 0].double().cpu()
-        spec = (*result.input_box, image.feature_map.spatial_scale)
-        offset_px = (0.5 if report.aligned else 0.0) * cell  # cells → original pixels
+        offset_px = (0.5 if report.spec.aligned else 0.0) * cell  # cells → original pixels
         xs, ys = [], []
         for row in range(out_h):
             for col in range(out_w):
-                e = explain_align(plane, spec, report.output_size, row, col, report.sampling_ratio, report.aligned)
+                e = explain_align(plane, result.input_box, report.spec, row, col)
                 bx1, by1, bx2, by2 = (v * cell + offset_px for v in e.bin)
                 axis.add_patch(Rectangle((bx1, by1), bx2 - bx1, by2 - by1, fill=False, ec="tab:green", lw=0.6))
                 xs += [s.x * cell + offset_px for s in e.samples]

@@ -1,10 +1,15 @@
-"""Tables, records and pictures for ``vizcli approx``."""
+"""Tables and records for ``vizcli approx``: fits, the sawtooth experiment and the claims report."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from vizcli.approx import Claim, Fit, SawtoothResult, SweepRow, Target
+from vizcli.approx.claims import Claim
+from vizcli.approx.fitting import GRID_POINTS, Fit, SweepRow, Target
+from vizcli.approx.sawtooth import SawtoothResult
+from vizcli.common.console import print_renderables
+from vizcli.common.files import open_destination
+from vizcli.common.formats import APPROX_CLAIMS_SCHEMA, APPROX_SCHEMA, write_records
 
 
 def fit_records(rows: list[SweepRow], extra: list[Fit]) -> list[dict[str, Any]]:
@@ -59,45 +64,37 @@ def claim_lines(claims: list[Claim]) -> list[str]:
     return lines
 
 
-def plot_fits(target: Target, fits: list[Fit], path: str, rows: list[SweepRow] | None = None) -> None:
-    """Target and fits (top), absolute error on a log scale (bottom); for sweeps also error vs parameters."""
-    import matplotlib
+def write_claims(claims: list[Claim], fmt: str, output: str | None) -> None:
+    """The claims report as text (table), JSON or CSV."""
+    with open_destination(output, binary=False) as stream:
+        if fmt == "table":
+            stream.write("\n".join(claim_lines(claims)) + "\n")
+        else:
+            document = {"schema": APPROX_CLAIMS_SCHEMA} if fmt == "json" else None
+            write_records([claim.as_dict() for claim in claims], fmt, stream, document=document)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    import torch
 
-    from vizcli.output import atomic_output
+def write_sawtooth(result: SawtoothResult, fmt: str, output: str | None) -> None:
+    """The sawtooth experiment as text, JSON or CSV (the built network first, then the shallow fits)."""
+    with open_destination(output, binary=False) as stream:
+        if fmt == "table":
+            stream.write("\n".join(sawtooth_lines(result)) + "\n")
+            return
+        records = [{"setting": "sawtooth", "label": f"tent map depth {result.depth}", "kind": "network",
+                    "params": result.params, "max_error": 0.0, "rms_error": 0.0, "seconds": 0.0,
+                    "pieces": result.pieces, "note": "built"}]
+        records += [{"setting": "shallow", **fit.as_dict()} for fit in result.shallow]
+        write_records(records, fmt, stream, document={"schema": APPROX_SCHEMA} if fmt == "json" else None)
 
-    grid = target.grid()
-    with torch.no_grad():
-        truth = target.values(grid).numpy()
-    x = grid.numpy()
-    panels = 3 if rows and len(rows) > 1 else 2
-    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5), dpi=110)
-    axes[0].plot(x, truth, color="black", lw=2.5, label=f"target {target.expression.text}")
-    for fit in fits:
-        if fit.curve is not None:
-            axes[0].plot(x, fit.curve, lw=1.2, label=f"{fit.label} ({fit.params} params)")
-            axes[1].semilogy(x, np.abs(np.asarray(fit.curve) - truth) + 1e-17, lw=1, label=fit.label)
-    span = truth.max() - truth.min() or 1.0
-    axes[0].set_ylim(truth.min() - 0.5 * span, truth.max() + 0.5 * span)
-    axes[0].set_title("target and fits")
-    axes[0].legend(fontsize=7)
-    axes[1].set_title("absolute error (log scale)")
-    axes[1].legend(fontsize=7)
-    if panels == 3:
-        for kind, key in (("network", "network"), ("Chebyshev", "chebyshev"), ("Taylor", "taylor")):
-            points = [(getattr(row, key).params, getattr(row, key).max_error) for row in rows if getattr(row, key) is not None]
-            if points:
-                params, errors = zip(*sorted(points))
-                axes[2].loglog(params, errors, marker="o", label=kind)
-        axes[2].set_xlabel("free parameters")
-        axes[2].set_ylabel("max error")
-        axes[2].set_title("error vs parameters")
-        axes[2].legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_output(path) as handle:
-        figure.savefig(handle, format="png")
-    plt.close(figure)
+
+def write_sweep(problem: Target, target: str, rows: list[SweepRow], extra: list[Fit], fmt: str, output: str | None) -> None:
+    """A sweep of fits (and any interpolation fits) as a table, JSON or CSV."""
+    records = fit_records(rows, extra)
+    low, high = problem.domain
+    with open_destination(output, binary=False) as stream:
+        if fmt == "table":
+            title = f"approximating {target} on [{low:g}, {high:g}] (errors on {GRID_POINTS:,} grid points)"
+            print_renderables([fits_table(records, title)], stream)
+        else:
+            document = {"schema": APPROX_SCHEMA, "target": target, "domain": [low, high]} if fmt == "json" else None
+            write_records(records, fmt, stream, document=document)

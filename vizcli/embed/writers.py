@@ -16,15 +16,19 @@ Floats are written with ``repr`` of the float32 value, which reads back to the s
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from vizcli import output as out
-from vizcli.embed import Embedding, Encoder, cosine_matrix, package_versions
+from vizcli.common.console import print_renderables
+from vizcli.common.files import atomic_output, open_destination
+from vizcli.common.formats import EMBED_SCHEMA, EMBED_SIMILARITY_SCHEMA, NpyStreamWriter, to_json, write_arrays, write_records
+from vizcli.embed.encode import Embedding, Encoder, cosine_matrix
+from vizcli.embed.loading import package_versions
 
 
 def metadata(encoder: Encoder, poolings: tuple[str, ...], normalize: bool, max_length: int | None) -> dict[str, Any]:
     return {
-        "schema": "vizcli.embed/1",
+        "schema": EMBED_SCHEMA,
         "model": encoder.name,
         "model_path": str(encoder.path),
         "pooling": list(poolings),
@@ -45,11 +49,11 @@ def _record(row: Embedding) -> dict[str, Any]:
 
 def write_embeddings(rows: Iterable[Embedding], poolings, fmt: str, path: str | None, meta: dict) -> int:
     if fmt in ("jsonl", "csv", "tsv"):
-        with out.open_destination(path, binary=False) as stream:
-            return out.write_records((_record(row) for row in rows), fmt, stream)
+        with open_destination(path, binary=False) as stream:
+            return write_records((_record(row) for row in rows), fmt, stream)
     if fmt == "json":
-        with out.open_destination(path, binary=False) as stream:
-            return out.write_records((_record(row) for row in rows), "json", stream,
+        with open_destination(path, binary=False) as stream:
+            return write_records((_record(row) for row in rows), "json", stream,
                                      document={"schema": meta["schema"], "metadata": meta})
     if fmt == "npy":
         return _write_npy(rows, poolings[0], path, meta)
@@ -58,8 +62,8 @@ def write_embeddings(rows: Iterable[Embedding], poolings, fmt: str, path: str | 
 
 def _write_npy(rows: Iterable[Embedding], pooling: str, path: str | None, meta: dict) -> int:
     indexes, truncated = [], []
-    with out.open_destination(path, binary=True) as handle:
-        writer = out.NpyStreamWriter(handle, meta["hidden_size"])
+    with open_destination(path, binary=True) as handle:
+        writer = NpyStreamWriter(handle, meta["hidden_size"])
         for row in rows:
             writer.write(row.vectors[pooling])
             indexes.append(row.index)
@@ -67,8 +71,8 @@ def _write_npy(rows: Iterable[Embedding], pooling: str, path: str | None, meta: 
         writer.close()
     if path not in (None, "-"):
         sidecar = dict(meta, rows=len(indexes), index=indexes, truncated_rows=truncated)
-        with out.atomic_output(path + ".json", binary=False) as handle:
-            handle.write(out.to_json(sidecar) + "\n")
+        with atomic_output(path + ".json", binary=False) as handle:
+            handle.write(to_json(sidecar) + "\n")
     return len(indexes)
 
 
@@ -85,7 +89,7 @@ def _write_archive(rows: list[Embedding], poolings, fmt: str, path: str | None, 
     arrays["truncated"] = np.array([row.truncated for row in rows], dtype=bool)
     if fmt == "npz":
         arrays["texts"] = np.array([row.text for row in rows], dtype=str)
-    out.write_arrays(arrays, meta, fmt, path)
+    write_arrays(arrays, meta, fmt, path)
     return len(rows)
 
 
@@ -94,12 +98,12 @@ def write_similarity(rows: list[Embedding], poolings, fmt: str, path: str | None
     matrices = {name: cosine_matrix([row.vectors[name] for row in rows]) for name in poolings}
     if fmt == "json":
         document = {
-            "schema": "vizcli.embed.similarity/1",
+            "schema": EMBED_SIMILARITY_SCHEMA,
             "texts": [{"index": row.index, "text": row.text} for row in rows],
             "similarity": {name: matrix.tolist() for name, matrix in matrices.items()},
         }
-        with out.open_destination(path, binary=False) as stream:
-            stream.write(out.to_json(document) + "\n")
+        with open_destination(path, binary=False) as stream:
+            stream.write(to_json(document) + "\n")
         return
     from rich.table import Table
 
@@ -114,5 +118,5 @@ def write_similarity(rows: list[Embedding], poolings, fmt: str, path: str | None
             text = row.text if len(row.text) <= 40 else row.text[:39] + "…"
             table.add_row(str(row.index), text, *(f"{value:.3f}" for value in values))
         renderables.append(table)
-    with out.open_destination(path, binary=False) as stream:
-        out.print_renderables(renderables, stream)
+    with open_destination(path, binary=False) as stream:
+        print_renderables(renderables, stream)

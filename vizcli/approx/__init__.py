@@ -1,0 +1,1 @@
+"""`vizcli approx`: the notes' universal-approximation claims as experiments."""

@@ -1,0 +1,1 @@
+"""Shared rooms: errors, options, console, files, formats, runtime, images, models, plotting."""

@@ -1,0 +1,152 @@
+"""Where text goes: results to stdout, progress, warnings and informational lines to stderr.
+
+Every command pipes cleanly because only results reach stdout. Consoles are rich Consoles,
+created on first use and cached; ``reset_consoles`` forgets them when the streams change
+(under a test runner).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any
+
+DEFAULT_WIDTH = 160  # columns when stdout is not a terminal and COLUMNS says nothing usable
+MIN_WIDTH = 20
+
+
+def terminal_width(default: int = DEFAULT_WIDTH) -> int:
+    """``COLUMNS`` when it is a usable number (at least 20), else ``default``."""
+    text = os.environ.get("COLUMNS", "").strip()
+    if text.isdigit() and int(text) >= MIN_WIDTH:
+        return int(text)
+    return default
+
+
+def isatty(stream: Any) -> bool:
+    """``stream.isatty()``, False for streams that cannot say (closed, replaced, absent)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+_consoles: dict[str, Any] = {}
+
+
+def stdout_console():
+    """The rich Console for results (no colour unless stdout is a terminal and NO_COLOR unset)."""
+    return _console("stdout")
+
+
+def stderr_console():
+    """The rich Console for progress, warnings and errors."""
+    return _console("stderr")
+
+
+def _console(which: str):
+    if which not in _consoles:
+        from rich.console import Console
+
+        stream = sys.stdout if which == "stdout" else sys.stderr
+        no_color = bool(os.environ.get("NO_COLOR")) or not isatty(stream)
+        width = None if isatty(stream) else terminal_width()
+        _consoles[which] = Console(
+            stderr=which == "stderr",  # no file=: rich then follows sys.stdout/sys.stderr as they change
+            no_color=no_color,
+            color_system=None if no_color else "auto",
+            width=width,
+            highlight=False,
+            soft_wrap=False,
+        )
+    return _consoles[which]
+
+
+def reset_consoles() -> None:
+    """Forget cached consoles (the streams changed, e.g. under a test runner)."""
+    _consoles.clear()
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+def info(message: str) -> None:
+    """One informational line on stderr (kept off stdout so results pipe cleanly)."""
+    print(message, file=sys.stderr)
+
+
+
+
+def print_renderables(renderables: list[Any], stream: IO[str]) -> None:
+    """Print rich renderables to ``stream`` (stdout's console when it is stdout)."""
+    if stream is sys.stdout:
+        console = stdout_console()
+    else:
+        from rich.console import Console
+
+        console = Console(file=stream, no_color=True, color_system=None, width=terminal_width())
+    for renderable in renderables:
+        console.print(renderable)
+
+
+def progress_factory(description: str, total: int, threshold: int = 2000):
+    """A callable that starts a rich progress bar on stderr for big jobs (None for small ones).
+
+    The returned factory takes the number of steps and gives an ``advance(n)`` callback.
+    """
+    if total < threshold or not isatty(sys.stderr):
+        return None
+
+    def _start(steps: int):
+        from rich.progress import Progress
+
+        progress = Progress(console=stderr_console(), transient=True)
+        task = progress.add_task(description, total=steps)
+        progress.start()
+        done = {"n": 0}
+
+        def _advance(count: int) -> None:
+            done["n"] += count
+            progress.update(task, advance=count)
+            if done["n"] >= steps:
+                progress.stop()
+
+        return _advance
+
+    return _start
+
+
+
+
+def counter_progress(description: str, after_seconds: float = 1.0):
+    """A progress display for streams of unknown length: ``advance(n)``; ``advance(0, done=True)`` ends it.
+
+    Nothing is shown until the work has taken ``after_seconds`` (small jobs stay silent), and
+    nothing at all when stderr is not a terminal.
+    """
+    import time
+
+    state: dict[str, Any] = {"count": 0, "start": time.perf_counter(), "progress": None, "task": None}
+    if not isatty(sys.stderr):
+        return None
+
+    def _advance(count: int, done: bool = False) -> None:
+        state["count"] += count
+        if done:
+            if state["progress"] is not None:
+                state["progress"].stop()
+            return
+        if state["progress"] is None and time.perf_counter() - state["start"] >= after_seconds:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            progress = Progress(SpinnerColumn(), TextColumn("{task.description}: {task.completed} done"),
+                                TimeElapsedColumn(), console=stderr_console(), transient=True)
+            state["task"] = progress.add_task(description, total=None)
+            progress.start()
+            state["progress"] = progress
+        if state["progress"] is not None:
+            state["progress"].update(state["task"], completed=state["count"])
+
+    return _advance

@@ -1,0 +1,115 @@
+"""The error hierarchy. The CLI turns these into one line on stderr and an exit code.
+
+``BadInput`` (exit 2) is for anything the user can fix by changing what they typed or
+gave us: an option value, a path, a file's content, a box. ``RunFailure`` (exit 1) is for
+what goes wrong while running: a model that will not load, a forward pass that fails,
+a disk that fills up. Any other exception is a bug and keeps its traceback.
+
+The core speaks Python: an error about one argument names it and its value
+(``BadInput("must be at least 1", parameter="batch_size", value=0)`` reads
+``batch_size=0: must be at least 1``), and other parameters mentioned in the text are
+written ``name=...``. The command line speaks flags: ``for_command_line`` turns every
+parameter name into the flag the user typed (``--batch-size 0: must be at least 1``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+_UNSET: Any = object()
+
+
+class VizcliError(Exception):
+    """Base class; ``exit_code`` is what the CLI exits with.
+
+    ``parameter`` and ``value`` (optional) name the argument the message is about.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, parameter: str | None = None, value: Any = _UNSET):
+        self.detail = message
+        self.parameter = parameter
+        self.value = value
+        super().__init__(self._subject_python() + message)
+
+    def _subject_python(self) -> str:
+        if self.parameter is None:
+            return ""
+        if self.value is _UNSET:
+            return f"{self.parameter}: "
+        return f"{self.parameter}={self.value!r}: "
+
+    def for_command_line(self, flags: Mapping[str, str]) -> str:
+        """The message with parameter names replaced by command-line flags.
+
+        ``flags`` maps a parameter name to its flag (``{"batch_size": "--batch-size"}``);
+        names not in it become ``--name-with-dashes``. Values are shown as a shell would
+        need them typed (quoted only when necessary).
+        """
+        detail = _mentions_as_flags(self.detail, flags)
+        if self.parameter is None:
+            return detail
+        flag = flag_for(self.parameter, flags)
+        if self.value is _UNSET:
+            return f"{flag}: {detail}"
+        return f"{flag} {shown_value(self.value)}: {detail}"
+
+
+class BadInput(VizcliError):
+    """The user's input is wrong; the message names the input and the fix."""
+
+    exit_code = 2
+
+
+class RunFailure(VizcliError):
+    """Something failed at run time (model loading, forward pass, writing output)."""
+
+    exit_code = 1
+
+
+class Interrupted(VizcliError):
+    """SIGINT / SIGTERM / SIGHUP arrived; exit code follows the shell convention 128 + signal."""
+
+    def __init__(self, signal_number: int):
+        import signal
+
+        self.signal_number = signal_number
+        name = signal.Signals(signal_number).name
+        super().__init__(f"interrupted by {name}; no output file was written")
+        self.exit_code = 128 + signal_number
+
+
+def flag_for(parameter: str, flags: Mapping[str, str]) -> str:
+    """The command-line flag for a core parameter name (``max_length`` → ``--max-length``)."""
+    return flags.get(parameter) or "--" + parameter.replace("_", "-")
+
+
+def shown_value(value: Any) -> str:
+    """``value`` as it would be typed after its flag: shell-quoted only when it must be."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    return shlex.quote(str(value))
+
+
+_MENTION = re.compile(r"\b([a-z][a-z0-9_]*)=(?!=)")
+
+
+def _mentions_as_flags(text: str, flags: Mapping[str, str]) -> str:
+    """``... or on_overflow='skip'`` → ``... or --on-overflow skip`` for known parameter names."""
+
+    def _replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"{flags[name]} " if name in flags else match.group(0)
+
+    replaced = _MENTION.sub(_replace, text)
+    # a quoted simple value after a flag reads as the user types it: --on-overflow 'skip' → --on-overflow skip
+    return re.sub(r"(--[a-z][a-z0-9-]* )'([A-Za-z0-9_.,:/|-]+)'", r"\1\2", replaced)
+
+
+def one_line(message: str) -> str:
+    """Collapse a message to one line (error output must be exactly one line)."""
+    return " ".join(str(message).split())

@@ -1,0 +1,120 @@
+"""Options shared by several commands, declared once, and every fixed choice as an enum.
+
+Each alias is an ``Annotated`` type that carries its flag names and help text, so a command
+declares ``device: DeviceOption = Device.auto`` and ``--help`` lists the choices. Typer
+validates enum choices itself; the CLI's error boundary turns a bad choice into the usual
+one ``Error:`` line that names the allowed values. Standard library and typer only: this
+module is imported by ``vizcli --help``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+
+class Choice(str, Enum):
+    """A fixed choice on the command line; its value is what the user types."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def names(cls) -> str:
+        """``"a, b or c"`` for messages."""
+        values = [member.value for member in cls]
+        return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
+
+
+class Device(Choice):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class ShapesFormat(Choice):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    mermaid = "mermaid"
+
+
+class RoiFormat(Choice):
+    table = "table"
+    json = "json"
+
+
+class RoiOp(Choice):
+    align = "align"
+    pool = "pool"
+    both = "both"
+
+
+class RoiLayer(Choice):
+    layer1 = "layer1"
+    layer2 = "layer2"
+    layer3 = "layer3"
+    layer4 = "layer4"
+
+
+class EmbedFormat(Choice):
+    jsonl = "jsonl"
+    json = "json"
+    csv = "csv"
+    tsv = "tsv"
+    npy = "npy"
+    npz = "npz"
+    safetensors = "safetensors"
+
+
+class EmbedDtype(Choice):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+class OnOverflow(Choice):
+    warn = "warn"
+    error = "error"
+    skip = "skip"
+
+
+class EncodingErrors(Choice):
+    strict = "strict"
+    replace = "replace"
+
+
+class Activation(Choice):
+    tanh = "tanh"
+    relu = "relu"
+    sigmoid = "sigmoid"
+
+
+class ApproxFormat(Choice):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+DeviceOption = Annotated[
+    Device, typer.Option("--device", case_sensitive=False, help="auto (CUDA when available), cpu or cuda.")
+]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads for torch (default: torch's choice; capped at the cores).")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for the random weights and any synthetic input.")]
+WeightsOption = Annotated[
+    str | None,
+    typer.Option("--weights", help="State-dict file (.pth/.pt/.safetensors) or DEFAULT (torchvision's, if cached)."),
+]
+MaxPixelsOption = Annotated[
+    int | None,
+    typer.Option("--max-pixels", help="Refuse images that declare more pixels than this (decompression-bomb guard)."),
+]
+OutputOption = Annotated[
+    str | None, typer.Option("--output", "-o", help="Write the result to FILE (atomically) instead of stdout.")
+]
+PlotOption = Annotated[str | None, typer.Option("--plot", help="Draw a picture to this PNG file.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or informational lines on stderr.")]

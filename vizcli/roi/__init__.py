@@ -1,0 +1,1 @@
+"""`vizcli roi`: RoIAlign / RoIPool on ResNet features, with worked explanations and pictures."""

@@ -1,0 +1,83 @@
+"""``vizcli shapes``: parse the flags, run the shapes report, hand it to the renderer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vizcli.common.options import (
+    Device,
+    DeviceOption,
+    MaxPixelsOption,
+    OutputOption,
+    SeedOption,
+    ShapesFormat,
+    ThreadsOption,
+    WeightsOption,
+)
+
+EPILOG = (
+    "Examples:\n\n"
+    "  vizcli shapes examples/chelsea.png        # 69 rows: every conv, bn, relu call, add, flatten\n\n"
+    "  vizcli shapes --check                     # verdict per node of the notes' diagram\n\n"
+    "  vizcli shapes --input-size 3x320x320 --check\n\n"
+    "  vizcli shapes --format mermaid > resnet18.md\n\n"
+    "  vizcli shapes --model resnet50 --depth 1\n\n"
+    "Weights are seeded random unless --weights is given: shapes, parameter and MAC counts are "
+    "exact either way; predictions are shown only with real weights."
+)
+
+
+def shapes(
+    images: Annotated[
+        list[str] | None,
+        typer.Argument(help="Image files ('-' for stdin). Without one, a synthetic --input-size tensor is used."),
+    ] = None,
+    input_size: Annotated[str, typer.Option("--input-size", help="CxHxW of the synthetic input.")] = "3x224x224",
+    keep_size: Annotated[
+        bool, typer.Option("--keep-size", help="Skip resize 256 / centre-crop 224: run at the image's own size.")
+    ] = False,
+    depth: Annotated[
+        int, typer.Option("--depth", min=1, max=3, help="1 stages, 2 blocks, 3 every computation.")
+    ] = 3,
+    output_format: Annotated[
+        ShapesFormat, typer.Option("--format", "-f", case_sensitive=False, help="What to print.")
+    ] = ShapesFormat.table,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Compare the notes' diagram with the measured run; exit 1 if a stated size differs."),
+    ] = False,
+    model: Annotated[str, typer.Option("--model", help="Any torchvision classification model name.")] = "resnet18",
+    weights: WeightsOption = None,
+    seed: SeedOption = 0,
+    output: OutputOption = None,
+    device: DeviceOption = Device.auto,
+    threads: ThreadsOption = None,
+    max_pixels: MaxPixelsOption = None,
+) -> None:
+    """Run ResNet18 (or another torchvision model) and print every computation's output shape."""
+    from vizcli.common.errors import BadInput, RunFailure
+    from vizcli.common.files import check_writable
+
+    check_writable(output)
+    if check and model != "resnet18":
+        raise BadInput(f"--check compares with the notes' ResNet18 diagram; drop --model {model} or --check")
+    from vizcli.common.runtime import set_threads
+    from vizcli.shapes.diagram import check_diagram
+    from vizcli.shapes.render import print_shapes
+    from vizcli.shapes.report import run_shapes
+
+    set_threads(threads)
+    report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device.value, max_pixels)
+    diagram_check = check_diagram(report.runs[0].trace, report.model) if check else None
+    print_shapes(report, depth, output_format.value, diagram_check, output)
+    failed = [run for run in report.runs if run.trace.error is not None]
+    if failed:
+        raise RunFailure(failed[0].failure_message())
+    if diagram_check is not None and not diagram_check.all_hold:
+        first = diagram_check.differing[0]
+        raise RunFailure(
+            f"{len(diagram_check.differing)} sizes stated by the notes' diagram differ from the measured run "
+            f"(first: {first.node.id} states {first.node.size}, measured {first.measured})"
+        )
