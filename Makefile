@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo lint test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP):  # the name carries pyproject.toml's hash: a changed file means a new 
 
 demo: $(STAMP)
 	$(BIN)/vizcli shapes examples/chelsea.png --depth 2
+
+lint: $(STAMP)
+	$(BIN)/ruff check vizcli tests benchmarks
+	$(BIN)/mypy
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -63,9 +63,10 @@ def golden(request):
 
     def _check(name: str, text: str):
         path = ROOT / "tests" / "golden" / name
-        if overwrite or not path.exists():
+        if overwrite:
             path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
+        assert path.exists(), f"golden {name} is missing; create it with --overwrite-golden"
         assert text == path.read_text(encoding="utf-8"), f"golden {name} differs; rerun with --overwrite-golden if intended"
 
     return _check

@@ -3,11 +3,10 @@
 import json
 
 import pytest
-
 from roi_reference import pool_quantisation_error, pool_rounded_box, round_half_away
 
-from vizcli.roi.boxes import Box, fit_boxes, load_boxes_file, parse_box_text
 from vizcli.common.errors import BadInput
+from vizcli.roi.boxes import Box, fit_boxes, load_boxes_file, parse_box_text
 
 
 def test_parse_box_text():

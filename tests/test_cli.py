@@ -1,5 +1,6 @@
 """The CLI frame: help, version, the error boundary, pipes."""
 
+import os
 import subprocess
 import sys
 
@@ -112,3 +113,27 @@ def test_closed_pipe_ends_quietly():
     stdout, stderr = process.communicate(timeout=60)
     assert stdout.decode() == "line 0\n"
     assert stderr.decode() == ""
+
+
+def test_shell_completion_offers_commands_choices_and_models():
+    import subprocess
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = dict(os.environ, _VIZCLI_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(cword))
+        result = subprocess.run([sys.executable, "-m", "vizcli"], env=env, capture_output=True, text=True, cwd=ROOT)
+        return result.stdout.split()
+
+    assert {"shapes", "roi", "embed", "approx"} <= set(complete("vizcli ", 1))
+    assert complete("vizcli roi --layer ", 3) == ["layer1", "layer2", "layer3", "layer4"]
+    assert "resnet18" in complete("vizcli shapes --model resn", 3)
+
+
+def test_core_errors_speak_python_and_the_cli_speaks_flags():
+    from vizcli.common.errors import BadInput
+
+    error = BadInput("must be at least 1; or use on_overflow='skip'", parameter="batch_size", value=0)
+    assert str(error) == "batch_size=0: must be at least 1; or use on_overflow='skip'"
+    flags = {"batch_size": "--batch-size", "on_overflow": "--on-overflow"}
+    assert error.for_command_line(flags) == "--batch-size 0: must be at least 1; or use --on-overflow skip"
+    spaced = BadInput("no such file", parameter="file", value="my notes.txt")
+    assert spaced.for_command_line({"file": "--file"}) == "--file 'my notes.txt': no such file"

@@ -48,3 +48,24 @@ def test_bad_input(invoke, args, fragment):
     result = invoke("approx", *args)
     assert result.exit_code == 2, result.stdout
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1 and fragment in result.stderr
+
+
+def _rounded(text: str) -> str:
+    """Errors and timings to 1 significant digit: fits are deterministic, float noise is not."""
+    import re
+
+    text = re.sub(r"\(\d+\.\d s\)", "(T s)", text)
+    return re.sub(r"\d\.\d+e[-+]\d+", lambda m: f"{float(m.group(0)):.0e}", text)
+
+
+def test_sawtooth_matches_golden(invoke, golden):
+    result = invoke("approx", "--sawtooth", "3")
+    assert result.exit_code == 0, result.stderr
+    golden("approx_sawtooth_3.txt", _rounded(result.stdout))
+
+
+@pytest.mark.slow
+def test_claims_report_matches_golden(invoke, golden):
+    result = invoke("approx", "--claims")
+    assert result.exit_code == 0, result.stderr
+    golden("approx_claims.txt", _rounded(result.stdout))

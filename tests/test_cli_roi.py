@@ -164,3 +164,22 @@ def test_ten_thousand_boxes(invoke, tmp_path):
     result = invoke("roi", CHELSEA, "--boxes-file", path, "--format", "json", "-o", tmp_path / "many.npy", "--quiet")
     assert result.exit_code == 0, result.stderr
     assert np.load(tmp_path / "many.npy", mmap_mode="r").shape == (10_000, 256, 7, 7)
+
+
+def _rounded(text: str) -> str:
+    """Numbers to 3 significant digits, so golden files hold across machines' float noise."""
+    import re
+
+    return re.sub(r"-?\d+\.\d{3,}(e[-+]\d+)?", lambda m: f"{float(m.group(0)):.3g}", text)
+
+
+def test_roi_tables_and_explain_match_golden(invoke, golden):
+    result = invoke("roi", CHELSEA, *BOXES, "--op", "both", "--explain", "1:3,3", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    golden("roi_chelsea_both_explain.txt", _rounded(result.stdout.replace(str(CHELSEA), "CHELSEA")))
+
+
+def test_explain_notes_matches_golden(invoke, golden):
+    result = invoke("roi", "--explain-notes")
+    assert result.exit_code == 0, result.stderr
+    golden("roi_explain_notes.txt", _rounded(result.stdout))

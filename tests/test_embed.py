@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from vizcli.common.errors import BadInput
 from vizcli.embed.encode import embed_texts
 from vizcli.embed.loading import load_bert
-from vizcli.common.errors import BadInput
 from vizcli.embed.texts import InputText
 
 SENTENCES = [

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from vizcli.common.errors import BadInput
 from vizcli.approx.expr import parse_expression
+from vizcli.common.errors import BadInput
 
 
 def _value(text, x):

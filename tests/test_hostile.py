@@ -20,23 +20,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vizcli.roi.boxes import load_boxes_file, parse_box_text
+from tests.conftest import EXAMPLES, ROOT
 from vizcli.common.errors import BadInput
+from vizcli.embed.texts import read_texts
+from vizcli.roi.boxes import load_boxes_file, parse_box_text
 from vizcli.roi.pooling import parse_output_size
 from vizcli.shapes.report import parse_input_size
-from vizcli.embed.texts import read_texts
-
-from tests.conftest import EXAMPLES, ROOT
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-ERRORS: list[str] = []  # every error line the suite provokes, checked for form at the end
 
 
 def _either_value_or_bad_input(function, *args):
     try:
         function(*args)
     except BadInput as error:
-        assert "\n" not in str(error) or True
+        assert "\n" not in str(error), str(error)
         return str(error)
     return None
 
@@ -135,7 +133,7 @@ def test_broken_images_exit_2_one_line(invoke, tmp_path, name):
     result = invoke("shapes", path, "--depth", "1")
     assert result.exit_code == 2, (name, result.stdout[-300:])
     assert result.stderr.startswith(f"Error: image {path}") and result.stderr.count("\n") == 1
-    ERRORS.append(result.stderr)
+    _check_form(result.stderr)
 
 
 @pytest.mark.parametrize(
@@ -148,13 +146,11 @@ def test_broken_images_exit_2_one_line(invoke, tmp_path, name):
 def test_unusual_but_valid_images_work(invoke, tmp_path, name, make):
     path = tmp_path / name
     make(path)
-    started = time.perf_counter()
     result = invoke("shapes", path, "--depth", "1")
     assert result.exit_code == 0, result.stderr
     assert "computations: 69" in result.stdout
     roi = invoke("roi", path, "--boxes", "0,0,1,1", "--quiet")
     assert roi.exit_code == 0, roi.stderr
-    assert time.perf_counter() - started < 120
 
 
 def test_image_smaller_than_the_network_takes_is_a_clear_failure(invoke, tmp_path):
@@ -163,7 +159,7 @@ def test_image_smaller_than_the_network_takes_is_a_clear_failure(invoke, tmp_pat
     result = invoke("shapes", path, "--keep-size", "--model", "vgg16", "--depth", "1")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: forward pass of image {path} failed at features.") and result.stderr.count("\n") == 1
-    ERRORS.append(result.stderr)
+    _check_form(result.stderr)
 
 
 def test_broken_checkpoints(invoke, tmp_path):
@@ -187,7 +183,7 @@ def test_broken_checkpoints(invoke, tmp_path):
         result = invoke("shapes", "--weights", tmp_path / name)
         assert result.exit_code == 2, (name, result.stderr)
         assert fragment in result.stderr and result.stderr.count("\n") == 1
-        ERRORS.append(result.stderr)
+        _check_form(result.stderr)
     assert not marker.exists()
 
 
@@ -226,7 +222,7 @@ def test_writing_to_dev_full_is_exit_1(invoke):
         result = invoke(*args)
         assert result.exit_code == 1, args
         assert result.stderr.startswith("Error: writing /dev/full failed: No space left on device")
-        ERRORS.append(result.stderr)
+        _check_form(result.stderr)
 
 
 def test_stdout_to_dev_full_is_exit_1():
@@ -246,7 +242,7 @@ def test_unwritable_output_is_exit_2_before_model_work(invoke, tmp_path, monkeyp
     result = invoke("roi", EXAMPLES / "chelsea.png", "--boxes", "1,1,50,50", "--weights", "nope.pth", "-o", target)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: -o {target}") and result.stderr.count("\n") == 1
-    ERRORS.append(result.stderr)
+    _check_form(result.stderr)
     assert os.listdir(tmp_path) == []
 
 
@@ -343,7 +339,6 @@ def test_bad_invocations_are_one_line_exit_2(invoke, tmp_path, monkeypatch, args
     monkeypatch.chdir(tmp_path)
     result = invoke(*args)
     assert result.exit_code == 2, (args, result.stderr)
-    ERRORS.append(result.stderr)
     _check_form(result.stderr)
 
 
@@ -359,8 +354,3 @@ def _check_form(stderr: str) -> None:
     assert any(marker in stderr for marker in NAMES_THE_INPUT), f"does not name the input: {stderr}"
     assert any(marker in stderr.lower() for marker in SAYS_THE_FIX), f"does not say how to fix it: {stderr}"
 
-
-def test_every_collected_error_has_the_form():
-    assert len(ERRORS) >= 20, "run the whole module: the other tests collect the messages"
-    for stderr in ERRORS:
-        _check_form(stderr)

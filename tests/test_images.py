@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import EXAMPLES
 from vizcli.common.errors import BadInput
 from vizcli.common.images import imagenet_tensor, load_image
-
-from tests.conftest import EXAMPLES
 
 
 def _save(tmp_path, image, name, **kwargs):

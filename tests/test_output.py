@@ -60,20 +60,18 @@ def test_array_formats_round_trip_with_metadata(tmp_path):
 
 def test_failed_write_leaves_no_file(tmp_path):
     target = tmp_path / "out.json"
-    with pytest.raises(ZeroDivisionError):
-        with atomic_output(str(target)) as handle:
-            handle.write(b"partial")
-            1 / 0
+    with pytest.raises(ZeroDivisionError), atomic_output(str(target)) as handle:
+        handle.write(b"partial")
+        1 / 0
     assert os.listdir(tmp_path) == []
 
 
 def test_interrupted_write_leaves_no_file(tmp_path):
     target = tmp_path / "out.json"
     target.write_text("old complete result")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(str(target)) as handle:
-            handle.write(b"partial")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_output(str(target)) as handle:
+        handle.write(b"partial")
+        raise KeyboardInterrupt
     assert os.listdir(tmp_path) == ["out.json"]
     assert target.read_text() == "old complete result"
 

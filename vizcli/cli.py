@@ -49,7 +49,7 @@ class _ErrorBoundary(TyperGroup):
     are bugs and keep their traceback.
     """
 
-    def main(self, *args: Any, **extra: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **extra: Any) -> Any:
         extra["standalone_mode"] = False
         previous_handlers = signals.install()
         try:

@@ -21,6 +21,7 @@ from vizcli.approx.fitting import (
 )
 from vizcli.approx.sawtooth import sawtooth_experiment
 
+
 @dataclass
 class Claim:
     claim: str  # as the notes state it (translated)
@@ -57,7 +58,7 @@ def _claim_four_tanh_neurons(seed: int) -> Claim:
         setting="1 hidden layer of 4 tanh units (13 parameters), best of 6 restarts; polynomials with 13 coefficients",
         measured=[f"4 tanh neurons: max error {network.max_error:.2e}, RMS {network.rms_error:.2e}",
                   f"Chebyshev least squares, degree 12: max error {polynomial.max_error:.2e}",
-                  f"Taylor at 0, degree 12: max error {taylor.max_error:.2e}"],
+                  f"Taylor at 0, degree 12: max error {taylor.max_error:.2e}" if taylor else "Taylor: not defined"],
         verdict=_grade(network.max_error),
         thresholds=f"'high accuracy' = max error ≤ {HIGH_ACCURACY} (holds), ≤ {PARTLY} (holds partly)",
         seconds=time.perf_counter() - started,

@@ -104,7 +104,7 @@ class _Parser:
             if not match or match.end() == position:
                 start = position + len(self.text[position:]) - len(self.text[position:].lstrip())
                 raise self.error(f"unexpected character {self.text[start]!r}", start)
-            kind = match.lastgroup
+            kind = match.lastgroup or ""
             value = match.group(kind)
             tokens.append((kind, value, match.start(kind)))
             position = match.end()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from vizcli.common.errors import BadInput
 from vizcli.approx.expr import Expression, parse_expression
+from vizcli.common.errors import BadInput, RunFailure
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 TRAIN_POINTS = 2000
@@ -170,7 +171,7 @@ def fit_network(target: Target, width: int, depth: int, activation: str = "tanh"
             lbfgs = torch.optim.LBFGS(network.parameters(), lr=1, max_iter=lbfgs_steps, tolerance_grad=1e-12,
                                       tolerance_change=1e-15, history_size=50, line_search_fn="strong_wolfe")
 
-            def closure():
+            def closure(lbfgs=lbfgs, network=network, inputs=inputs, goal=goal):  # bound now, called by step below
                 lbfgs.zero_grad()
                 value = ((network(inputs) - goal) ** 2).mean()
                 value.backward()
@@ -181,6 +182,8 @@ def fit_network(target: Target, width: int, depth: int, activation: str = "tanh"
                 final = float(((network(inputs) - goal) ** 2).mean())
             if math.isfinite(final) and final < best_loss:
                 best, best_loss = network, final
+    if best is None:
+        raise RunFailure(f"every one of {restarts} trainings diverged; try another seed or a smaller width")
     grid = target.grid()
     with torch.no_grad():
         curve = best(_scaled(grid, target.domain)[:, None])[:, 0] * scale
@@ -190,7 +193,6 @@ def fit_network(target: Target, width: int, depth: int, activation: str = "tanh"
               max_error=max_error, rms_error=rms_error, seconds=time.perf_counter() - started, curve=curve.numpy())
     if activation == "relu":
         fit.pieces = count_linear_pieces(fit.curve, grid.numpy())
-    fit.model = best
     return fit
 
 

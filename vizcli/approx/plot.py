@@ -30,7 +30,7 @@ def plot_fits(target: Target, fits: list[Fit], path: str, rows: list[SweepRow] |
     axes[0].legend(fontsize=7)
     axes[1].set_title("absolute error (log scale)")
     axes[1].legend(fontsize=7)
-    if panels == 3:
+    if panels == 3 and rows:
         for kind, key in (("network", "network"), ("Chebyshev", "chebyshev"), ("Taylor", "taylor")):
             points = [(getattr(row, key).params, getattr(row, key).max_error) for row in rows if getattr(row, key) is not None]
             if points:

@@ -30,7 +30,7 @@ def fits_table(records: list[dict[str, Any]], title: str):
     table = Table(title=title, title_justify="left")
     for column, justify in (("setting", "left"), ("model", "left"), ("params", "right"), ("max error", "right"),
                             ("RMS error", "right"), ("linear pieces", "right"), ("fit s", "right"), ("note", "left")):
-        table.add_column(column, justify=justify)
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     previous = None
     for record in records:
         setting = record["setting"] if record["setting"] != previous else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 DEFAULT_WIDTH = 160  # columns when stdout is not a terminal and COLUMNS says nothing usable
@@ -34,17 +35,17 @@ def isatty(stream: Any) -> bool:
 _consoles: dict[str, Any] = {}
 
 
-def stdout_console():
+def stdout_console() -> Any:
     """The rich Console for results (no colour unless stdout is a terminal and NO_COLOR unset)."""
     return _console("stdout")
 
 
-def stderr_console():
+def stderr_console() -> Any:
     """The rich Console for progress, warnings and errors."""
     return _console("stderr")
 
 
-def _console(which: str):
+def _console(which: str) -> Any:
     if which not in _consoles:
         from rich.console import Console
 
@@ -91,7 +92,7 @@ def print_renderables(renderables: list[Any], stream: IO[str]) -> None:
         console.print(renderable)
 
 
-def progress_factory(description: str, total: int, threshold: int = 2000):
+def progress_factory(description: str, total: int, threshold: int = 2000) -> Callable[[int], Callable[[int], None]] | None:
     """A callable that starts a rich progress bar on stderr for big jobs (None for small ones).
 
     The returned factory takes the number of steps and gives an ``advance(n)`` callback.
@@ -99,7 +100,7 @@ def progress_factory(description: str, total: int, threshold: int = 2000):
     if total < threshold or not isatty(sys.stderr):
         return None
 
-    def _start(steps: int):
+    def _start(steps: int) -> Callable[[int], None]:
         from rich.progress import Progress
 
         progress = Progress(console=stderr_console(), transient=True)
@@ -120,7 +121,7 @@ def progress_factory(description: str, total: int, threshold: int = 2000):
 
 
 
-def counter_progress(description: str, after_seconds: float = 1.0):
+def counter_progress(description: str, after_seconds: float = 1.0) -> Callable[..., None] | None:
     """A progress display for streams of unknown length: ``advance(n)``; ``advance(0, done=True)`` ends it.
 
     Nothing is shown until the work has taken ``after_seconds`` (small jobs stay silent), and

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from vizcli.common.console import isatty
 from vizcli.common.errors import BadInput, RunFailure
@@ -59,7 +59,7 @@ def check_writable(path: str | None, parameter: str = "output") -> None:
         return
     target = Path(path)
     if target.exists() and target.is_dir():
-        raise BadInput(f"is a folder; give a file name inside it", parameter=parameter, value=path)
+        raise BadInput("is a folder; give a file name inside it", parameter=parameter, value=path)
     if target.exists() and not target.is_file():
         return  # a device or a pipe such as /dev/null: written directly
     folder = target.parent if str(target.parent) else Path(".")
@@ -75,7 +75,7 @@ def check_writable(path: str | None, parameter: str = "output") -> None:
         raise BadInput(f"folder {folder} is not writable ({error.strerror}); choose another place", parameter=parameter, value=path) from None
 
 
-def is_special_file(path) -> bool:
+def is_special_file(path: str | Path) -> bool:
     """True for existing non-regular files such as /dev/null or a named pipe."""
     return _is_special_file(Path(path))
 
@@ -89,7 +89,7 @@ def _is_special_file(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str, binary: bool = True) -> Iterator[IO]:
+def atomic_output(path: str, binary: bool = True) -> Iterator[IO[Any]]:
     """Open ``path`` for writing so that it appears only once complete.
 
     Writes go to a temporary file in the same folder, which is renamed over ``path``
@@ -98,18 +98,17 @@ def atomic_output(path: str, binary: bool = True) -> Iterator[IO]:
     """
     target = Path(path)
     mode = "wb" if binary else "w"
-    kwargs = {} if binary else {"encoding": "utf-8", "newline": ""}
+    encoding, newline = (None, None) if binary else ("utf-8", "")
     if _is_special_file(target):
-        with _translate_os_errors(path):
-            with open(target, mode, **kwargs) as handle:
-                yield handle
+        with _translate_os_errors(path), open(target, mode, encoding=encoding, newline=newline) as handle:
+            yield handle
         return
     folder = target.parent if str(target.parent) else Path(".")
     with _translate_os_errors(path):
         fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with _translate_os_errors(path):
-            with os.fdopen(fd, mode, **kwargs) as handle:
+            with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
                 yield handle
                 handle.flush()
             os.chmod(temp_name, 0o644 & ~_umask())
@@ -138,7 +137,7 @@ def _translate_os_errors(path: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def open_destination(path: str | None, binary: bool) -> Iterator[IO]:
+def open_destination(path: str | None, binary: bool) -> Iterator[IO[Any]]:
     """A writable stream for ``path``: stdout for None or '-', else an atomic file."""
     if path is None or path == "-":
         if binary:

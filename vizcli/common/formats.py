@@ -37,7 +37,7 @@ APPROX_SCHEMA = "vizcli.approx/1"
 APPROX_CLAIMS_SCHEMA = "vizcli.approx.claims/1"
 
 
-def _json_default(value: Any):
+def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, Path):
@@ -61,7 +61,7 @@ def _cell(value: Any) -> str:
 
 
 def write_records(
-    rows: Iterable[dict], fmt: str, stream: IO[str], document: dict | None = None
+    rows: Iterable[dict[str, Any]], fmt: str, stream: IO[str], document: dict[str, Any] | None = None
 ) -> int:
     """Stream ``rows`` to ``stream`` as json/jsonl/csv/tsv; returns the row count.
 
@@ -92,7 +92,7 @@ def write_records(
     return count
 
 
-def _flatten_row(row: dict) -> dict:
+def _flatten_row(row: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in row.items():
         if hasattr(value, "tolist"):
@@ -108,7 +108,7 @@ def _flatten_row(row: dict) -> dict:
 # ---------------------------------------------------------------- arrays
 
 
-def write_arrays(arrays: dict[str, Any], metadata: dict, fmt: str, path: str | None) -> None:
+def write_arrays(arrays: dict[str, Any], metadata: dict[str, Any], fmt: str, path: str | None) -> None:
     """Write named arrays (numpy or torch) with ``metadata`` in an array format.
 
     ``npy`` takes exactly one array and puts the metadata in ``path + '.json'``.
@@ -148,7 +148,7 @@ def write_arrays(arrays: dict[str, Any], metadata: dict, fmt: str, path: str | N
         raise BadInput(f"unknown array format '{fmt}'; use one of {', '.join(ARRAY_FORMATS)}")
 
 
-def _to_numpy(value: Any):
+def _to_numpy(value: Any) -> Any:
     import numpy as np
 
     if hasattr(value, "detach"):
@@ -178,7 +178,7 @@ class NpyStreamWriter:
             raise BadInput("npy output must go to a file (-o FILE.npy), not a pipe")
         handle.write(b"\0" * self.HEADER_BYTES)
 
-    def write(self, vector) -> None:
+    def write(self, vector: Any) -> None:
         import numpy as np
 
         row = np.asarray(vector, dtype="<f4").reshape(-1)

@@ -13,8 +13,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from vizcli.common.files import require_file
 from vizcli.common.errors import BadInput
+from vizcli.common.files import require_file
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default limit (about 9459 x 9459)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -114,7 +114,7 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
         image.load()
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
         if orientation in _ORIENTATION_NAMES:
-            image = ImageOps.exif_transpose(image)
+            image = ImageOps.exif_transpose(image)  # type: ignore[assignment]
             record.steps.append(f"EXIF orientation {orientation}: {_ORIENTATION_NAMES[orientation]} → {image.width}×{image.height}")
         image = _to_rgb(image, record)
     except (OSError, SyntaxError, ValueError, EOFError) as error:
@@ -140,7 +140,7 @@ def _reason(error: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def _to_rgb(image, record: ImageRecord):
+def _to_rgb(image: Any, record: ImageRecord) -> Any:
     from PIL import Image
 
     mode = image.mode
@@ -171,7 +171,7 @@ def _to_rgb(image, record: ImageRecord):
     return image.convert("RGB")
 
 
-def resize_image(loaded: LoadedImage, max_size: int):
+def resize_image(loaded: LoadedImage, max_size: int) -> tuple[Any, float]:
     """Downscale so the longest side is at most ``max_size``; returns (image, scale factor)."""
     from PIL import Image
 
@@ -186,7 +186,7 @@ def resize_image(loaded: LoadedImage, max_size: int):
     return resized, new_size[0] / image.width
 
 
-def imagenet_tensor(loaded: LoadedImage, resize: int | None = 256, crop: int | None = 224):
+def imagenet_tensor(loaded: LoadedImage, resize: int | None = 256, crop: int | None = 224) -> Any:
     """The standard ImageNet preprocessing: resize shorter side, centre-crop, normalise.
 
     Returns ``Tensor[3, H, W]`` float32; ``resize=None, crop=None`` keeps the image's own size.
@@ -217,7 +217,7 @@ def imagenet_tensor(loaded: LoadedImage, resize: int | None = 256, crop: int | N
     return tensor
 
 
-def to_normalized_tensor(image):
+def to_normalized_tensor(image: Any) -> Any:
     """An RGB Pillow image → ``Tensor[3, H, W]`` float32 normalised with ImageNet mean/std."""
     import numpy as np
     import torch

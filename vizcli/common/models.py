@@ -11,13 +11,13 @@ Weights come from one of three places, always labelled honestly:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
-from vizcli.common.files import require_file
 from vizcli.common.errors import BadInput, RunFailure
+from vizcli.common.files import require_file
 
 RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
 
@@ -31,7 +31,7 @@ class LoadedModel:
     weights: str  # "random (seed 0)", a file path, or "DEFAULT (IMAGENET1K_V1)"
     pretrained: bool
     categories: list[str] | None = None
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict[str, Any])
 
     @property
     def weights_note(self) -> str:
@@ -90,8 +90,8 @@ def _imagenet_categories(name: str) -> list[str] | None:
         return None
 
 
-def load_state_dict_file(path: str) -> dict:
-    """A ``{name: Tensor}`` dict from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
+def load_state_dict_file(path: str) -> dict[str, Any]:
+    """A ``{name: Tensor}`` dict[str, Any] from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
     import torch
 
     file = require_file(path, "weights", "a .pth, .pt or .safetensors state_dict")
@@ -121,19 +121,19 @@ def load_state_dict_file(path: str) -> dict:
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
     if not isinstance(loaded, dict) or not all(hasattr(v, "shape") for v in loaded.values()):
-        raise BadInput("not a state_dict (a dict of tensors)", parameter="weights", value=path)
+        raise BadInput("not a state_dict (a dict[str, Any] of tensors)", parameter="weights", value=path)
     return loaded
 
 
 def check_state_dict_fits(
-    expected: dict,
-    state_dict: dict,
+    expected: dict[str, Any],
+    state_dict: dict[str, Any],
     *,
     parameter: str,
     value: str,
     optional: Callable[[str], bool] = lambda key: False,
     allow_unexpected: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """The entries of ``state_dict`` that ``expected`` (a model's own state_dict) takes.
 
     Raises ``BadInput`` naming ``parameter=value`` when keys the model needs are missing
@@ -160,7 +160,7 @@ def check_state_dict_fits(
     return usable
 
 
-def _apply_state_dict(model, state_dict: dict, path: str) -> None:
+def _apply_state_dict(model: Any, state_dict: dict[str, Any], path: str) -> None:
     model.load_state_dict(check_state_dict_fits(model.state_dict(), state_dict, parameter="weights", value=path))
 
 

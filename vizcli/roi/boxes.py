@@ -12,11 +12,11 @@ import json
 import math
 import re
 import sys
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
-from vizcli.common.files import require_file
 from vizcli.common.errors import BadInput
+from vizcli.common.files import require_file
 
 
 class Box(NamedTuple):
@@ -50,7 +50,8 @@ def parse_box_text(text: str, number: int = 1, source: str = "boxes") -> Box:
         values = [float(part) for part in parts]
     except ValueError:
         raise BadInput(f"box {number} ({source}={text!r}): not numbers; write x1,y1,x2,y2 e.g. 140,80,210,150") from None
-    return _checked(Box(number, *values), f"{source}={text!r}")
+    x1, y1, x2, y2 = values
+    return _checked(Box(number, x1, y1, x2, y2), f"{source}={text!r}")
 
 
 def _checked(box: Box, source: str) -> Box:
@@ -121,7 +122,8 @@ def _box_list(value, source: str) -> list[Box]:
             raise BadInput(f"box {index} ({source}): 4 numbers required (x1,y1,x2,y2); got {count}")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
             raise BadInput(f"box {index} ({source}): coordinates must be numbers; got {item}")
-        boxes.append(_checked(Box(index, *map(float, item), label=label), source))
+        x1, y1, x2, y2 = (float(v) for v in item)
+        boxes.append(_checked(Box(index, x1, y1, x2, y2, label=label), source))
     return boxes
 
 
@@ -146,7 +148,8 @@ def _boxes_from_csv(text: str, path: str, image_names: list[str]) -> dict[str, l
             if image is None:
                 raise BadInput(f"box {index} ({source}): image {image_key!r} is not among the images given")
             targets = [image]
-        box = _checked(Box(index, *values, label=(row.get("label") or "").strip()), source)
+        x1, y1, x2, y2 = values
+        box = _checked(Box(index, x1, y1, x2, y2, label=(row.get("label") or "").strip()), source)
         for image in targets:
             result.setdefault(image, []).append(box)
     if not result:

@@ -10,7 +10,6 @@ from vizcli.common.options import (
     Device,
     DeviceOption,
     MaxPixelsOption,
-    OutputOption,
     QuietOption,
     RoiFormat,
     RoiLayer,

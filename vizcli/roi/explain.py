@@ -127,11 +127,11 @@ def explain_pool(plane, box, spec: PoolSpec, row: int, col: int, channel: int = 
     h1 = min(max(math.ceil((row + 1) * bin_h) + ry1, 0), height)
     w0 = min(max(math.floor(col * bin_w) + rx1, 0), width)
     w1 = min(max(math.ceil((col + 1) * bin_w) + rx1, 0), width)
-    cells = [[float(plane[r, c]) for c in range(w0, w1)] for r in range(h0, h1)]
-    values = [value for line in cells for value in line]
+    bin_cells = [[float(plane[r, c]) for c in range(w0, w1)] for r in range(h0, h1)]
+    values = [value for line in bin_cells for value in line]
     by_hand = max(values) if values else 0.0  # an empty bin is 0, as torchvision defines it
     return PoolExplanation(row=row, col=col, channel=channel, rounded=(rx1, ry1, rx2, ry2),
-                           rows=(h0, h1), cols=(w0, w1), cells=cells, by_hand=by_hand)
+                           rows=(h0, h1), cols=(w0, w1), cells=bin_cells, by_hand=by_hand)
 
 
 def parse_explain(text: str, box_count: int, output_size: tuple[int, int]) -> tuple[int, int, int]:

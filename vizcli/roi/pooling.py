@@ -9,13 +9,14 @@ point, neighbour and weight; the CLI shows it next to the op's own output.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from vizcli.common.sizes import parse_size
-from vizcli.roi.boxes import Box, fit_boxes
 from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.formats import ROI_SCHEMA
+from vizcli.common.sizes import parse_size
+from vizcli.roi.boxes import Box, fit_boxes
 
 LAYER_STRIDES = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
 LAYERS = tuple(LAYER_STRIDES)

@@ -15,6 +15,7 @@ from vizcli.common.options import (
     ShapesFormat,
     ThreadsOption,
     WeightsOption,
+    complete_model_name,
 )
 
 EPILOG = (
@@ -48,7 +49,10 @@ def shapes(
         bool,
         typer.Option("--check", help="Compare the notes' diagram with the measured run; exit 1 if a stated size differs."),
     ] = False,
-    model: Annotated[str, typer.Option("--model", help="Any torchvision classification model name.")] = "resnet18",
+    model: Annotated[
+        str,
+        typer.Option("--model", help="Any torchvision classification model name.", autocompletion=complete_model_name),
+    ] = "resnet18",
     weights: WeightsOption = None,
     seed: SeedOption = 0,
     output: OutputOption = None,

@@ -15,7 +15,6 @@ from vizcli.shapes.report import ImageRun, ShapesReport, group_records
 from vizcli.shapes.trace import LayerRecord, diagram_shape, torch_shape
 
 
-
 def human_count(value: float, unit: str = "") -> str:
     """``1814073344`` → ``1.814 G``."""
     for threshold, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -228,8 +227,8 @@ def check_renderables(check: DiagramCheck) -> list[Any]:
             text = "holds" if verdict.holds else "DIFFERS"
         table.add_row(verdict.node.id, verdict.node.label, stated, verdict.measured or "—", text)
     lines: list[Any] = [table]
-    stated = [v for v in check.verdicts if v.holds is not None]
-    lines.append(Text(f"{len(stated) - len(check.differing)} of {len(stated)} stated sizes hold"))
+    with_size = [v for v in check.verdicts if v.holds is not None]
+    lines.append(Text(f"{len(with_size) - len(check.differing)} of {len(with_size)} stated sizes hold"))
     lines.append(Text("where the diagram simplifies the real model:"))
     lines.extend(Text(f"  - {item}") for item in check.simplifications)
     return lines
