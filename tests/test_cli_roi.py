@@ -183,3 +183,14 @@ def test_explain_notes_matches_golden(invoke, golden):
     result = invoke("roi", "--explain-notes")
     assert result.exit_code == 0, result.stderr
     golden("roi_explain_notes.txt", _rounded(result.stdout))
+
+
+def test_quiet_with_output_file_prints_nothing_unless_asked(invoke, tmp_path):
+    target = tmp_path / "feats.npz"
+    silent = invoke("roi", CHELSEA, *BOXES, "-o", target, "--quiet")
+    assert silent.exit_code == 0, silent.stderr
+    assert silent.stdout == "" and silent.stderr == "" and target.exists()
+    asked = invoke("roi", CHELSEA, *BOXES, "-o", target, "--quiet", "--format", "json")
+    assert json.loads(asked.stdout)["metadata"]["ops"] == ["align"]
+    explained = invoke("roi", CHELSEA, *BOXES, "-o", target, "--quiet", "--explain", "1")
+    assert explained.stdout.startswith("RoIAlign, box 1") and "where each box lands" not in explained.stdout

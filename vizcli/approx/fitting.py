@@ -320,10 +320,6 @@ class SweepRow:
     chebyshev: Fit
     taylor: Fit | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"width": self.width, "depth": self.depth, "network": self.network.as_dict(),
-                "chebyshev": self.chebyshev.as_dict(), "taylor": self.taylor.as_dict() if self.taylor else None}
-
 
 def sweep(target: Target, widths: list[int], depths: list[int], activation: str, seed: int, restarts: int,
           progress: Callable[[str], None] | None = None) -> list[SweepRow]:

@@ -34,29 +34,10 @@ _ORIENTATION_NAMES = {
 
 @dataclass
 class ImageRecord:
-    """What was done to one image, in order, for display.
-
-    Sizes are (width, height) in pixels, as Pillow reports them.
-    """
+    """What was done to one image, in order, for display."""
 
     source: str
-    format: str | None
-    original_mode: str
-    original_size: tuple[int, int]
-    size: tuple[int, int]
     steps: list[str] = field(default_factory=list)
-    tensor_shape: tuple[int, ...] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "format": self.format,
-            "original_mode": self.original_mode,
-            "original_size": list(self.original_size),
-            "size": list(self.size),
-            "steps": list(self.steps),
-            "tensor_shape": list(self.tensor_shape) if self.tensor_shape else None,
-        }
 
 
 @dataclass
@@ -98,13 +79,7 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
         )
     if width < 1 or height < 1:
         raise BadInput(f"image {source}: has no pixels ({width}x{height})")
-    record = ImageRecord(
-        source=source,
-        format=image.format,
-        original_mode=image.mode,
-        original_size=(width, height),
-        size=(width, height),
-    )
+    record = ImageRecord(source=source)
     record.steps.append(f"read {image.format or 'image'} {width}×{height} {image.mode}")
     try:
         frames = getattr(image, "n_frames", 1)
@@ -121,7 +96,6 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
         raise BadInput(
             f"image {source}: cannot be decoded ({_reason(error)}); the file may be truncated or corrupt; check it or re-export it"
         ) from None
-    record.size = image.size
     return LoadedImage(image=image, record=record)
 
 
@@ -212,7 +186,6 @@ def imagenet_tensor(loaded: LoadedImage, resize: int | None = 256, crop: int | N
         image = image.crop((left, top, left + crop, top + crop))
         record.steps.append(f"centre-cropped to {crop}×{crop}")
     tensor = to_normalized_tensor(image)
-    record.tensor_shape = tuple(tensor.shape)
     record.steps.append(f"normalised with ImageNet mean/std → tensor {'×'.join(map(str, tensor.shape))} float32")
     return tensor
 

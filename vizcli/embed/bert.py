@@ -9,6 +9,10 @@ fast. Other architectures of the family (RoBERTa, DistilBERT, …) are run throu
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 ACTIVATIONS = {
     "gelu": lambda x, F: F.gelu(x),
     "gelu_new": lambda x, F: F.gelu(x, approximate="tanh"),
@@ -28,111 +32,118 @@ def supports_natively(config: dict) -> bool:
     )
 
 
-def build_encoder(config: dict):
+class _Embeddings(nn.Module):
+    def __init__(self, config: dict):
+        super().__init__()
+        hidden = config["hidden_size"]
+        self.word_embeddings = nn.Embedding(config["vocab_size"], hidden)
+        self.position_embeddings = nn.Embedding(config["max_position_embeddings"], hidden)
+        self.token_type_embeddings = nn.Embedding(config.get("type_vocab_size", 2), hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=config.get("layer_norm_eps", 1e-12))
+
+    def forward(self, input_ids):
+        """``Tensor[B, L]`` token ids → ``Tensor[B, L, H]`` (token type 0 for every token)."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        embedded = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)[None]
+            + self.token_type_embeddings.weight[0][None, None]
+        )
+        return self.LayerNorm(embedded)
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+
+
+class _DenseNorm(nn.Module):
+    def __init__(self, width_in: int, hidden: int, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(width_in, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+
+
+class _Attention(nn.Module):
+    def __init__(self, hidden: int, eps: float):
+        super().__init__()
+        self.self = _SelfAttention(hidden)
+        self.output = _DenseNorm(hidden, hidden, eps)
+
+
+class _Intermediate(nn.Module):
+    def __init__(self, hidden: int, width: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden, width)
+
+
+class _Layer(nn.Module):
+    """One transformer layer; module names match ``transformers.BertLayer`` so state_dicts load."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        hidden, eps = config["hidden_size"], config.get("layer_norm_eps", 1e-12)
+        self.heads = config["num_attention_heads"]
+        self.activation = ACTIVATIONS[config.get("hidden_act", "gelu")]
+        self.attention = _Attention(hidden, eps)
+        self.intermediate = _Intermediate(hidden, config["intermediate_size"])
+        self.output = _DenseNorm(config["intermediate_size"], hidden, eps)
+
+    def forward(self, states, mask):
+        """``Tensor[B, L, H]`` and a boolean ``Tensor[B, 1, 1, L]`` key mask → ``Tensor[B, L, H]``."""
+        batch, length, hidden = states.shape
+        projections = self.attention.self
+
+        def split(x):
+            return x.view(batch, length, self.heads, hidden // self.heads).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            split(projections.query(states)), split(projections.key(states)), split(projections.value(states)),
+            attn_mask=mask,
+        )
+        context = context.transpose(1, 2).reshape(batch, length, hidden)
+        attended = self.attention.output.LayerNorm(self.attention.output.dense(context) + states)
+        inner = self.activation(self.intermediate.dense(attended), F)
+        return self.output.LayerNorm(self.output.dense(inner) + attended)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, config: dict):
+        super().__init__()
+        self.layer = nn.ModuleList(_Layer(config) for _ in range(config["num_hidden_layers"]))
+
+
+class _Pooler(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+
+
+class BertEncoder(nn.Module):
+    """``forward(input_ids, attention_mask)`` → (last_hidden_state ``Tensor[B, L, H]``, pooler_output ``Tensor[B, H]``)."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.embeddings = _Embeddings(config)
+        self.encoder = _Encoder(config)
+        self.pooler = _Pooler(config["hidden_size"])
+
+    def forward(self, input_ids, attention_mask):
+        states = self.embeddings(input_ids)
+        # boolean mask: True where a query may attend (padding keys are excluded)
+        mask = attention_mask[:, None, None, :].bool()
+        for layer in self.encoder.layer:
+            states = layer(states, mask)
+        pooled = torch.tanh(self.pooler.dense(states[:, 0]))
+        return states, pooled
+
+
+def build_encoder(config: dict) -> BertEncoder:
     """An (uninitialised) BERT module for ``config`` (the dict of ``config.json``)."""
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    hidden = config["hidden_size"]
-    heads = config["num_attention_heads"]
-    eps = config.get("layer_norm_eps", 1e-12)
-    activation = ACTIVATIONS[config.get("hidden_act", "gelu")]
-
-    class Embeddings(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.word_embeddings = nn.Embedding(config["vocab_size"], hidden)
-            self.position_embeddings = nn.Embedding(config["max_position_embeddings"], hidden)
-            self.token_type_embeddings = nn.Embedding(config.get("type_vocab_size", 2), hidden)
-            self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
-
-        def forward(self, input_ids):
-            length = input_ids.shape[1]
-            positions = torch.arange(length, device=input_ids.device)
-            embedded = (
-                self.word_embeddings(input_ids)
-                + self.position_embeddings(positions)[None]
-                + self.token_type_embeddings.weight[0][None, None]
-            )
-            return self.LayerNorm(embedded)
-
-    class SelfAttention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.query = nn.Linear(hidden, hidden)
-            self.key = nn.Linear(hidden, hidden)
-            self.value = nn.Linear(hidden, hidden)
-
-    class DenseNorm(nn.Module):
-        def __init__(self, width_in):
-            super().__init__()
-            self.dense = nn.Linear(width_in, hidden)
-            self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
-
-    class Attention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.self = SelfAttention()
-            self.output = DenseNorm(hidden)
-
-    class Intermediate(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.dense = nn.Linear(hidden, config["intermediate_size"])
-
-    class Layer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.attention = Attention()
-            self.intermediate = Intermediate()
-            self.output = DenseNorm(config["intermediate_size"])
-
-        def forward(self, states, mask):
-            batch, length, _ = states.shape
-            projections = self.attention.self
-
-            def split(x):
-                return x.view(batch, length, heads, hidden // heads).transpose(1, 2)
-
-            context = F.scaled_dot_product_attention(
-                split(projections.query(states)), split(projections.key(states)), split(projections.value(states)),
-                attn_mask=mask,
-            )
-            context = context.transpose(1, 2).reshape(batch, length, hidden)
-            attended = self.attention.output.LayerNorm(self.attention.output.dense(context) + states)
-            inner = activation(self.intermediate.dense(attended), F)
-            return self.output.LayerNorm(self.output.dense(inner) + attended)
-
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layer = nn.ModuleList(Layer() for _ in range(config["num_hidden_layers"]))
-
-    class Pooler(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.dense = nn.Linear(hidden, hidden)
-
-    class BertEncoder(nn.Module):
-        """``forward(input_ids, attention_mask)`` → (last_hidden_state, pooler_output)."""
-
-        def __init__(self):
-            super().__init__()
-            self.embeddings = Embeddings()
-            self.encoder = Encoder()
-            self.pooler = Pooler()
-
-        def forward(self, input_ids, attention_mask):
-            states = self.embeddings(input_ids)
-            # boolean mask: True where a query may attend (padding keys are excluded)
-            mask = attention_mask[:, None, None, :].bool()
-            for layer in self.encoder.layer:
-                states = layer(states, mask)
-            pooled = torch.tanh(self.pooler.dense(states[:, 0]))
-            return states, pooled
-
-    return BertEncoder()
+    return BertEncoder(config)
 
 
 def strip_prefix(state_dict: dict, prefixes=("bert.", "model.")) -> dict:

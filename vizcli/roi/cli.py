@@ -78,8 +78,11 @@ def roi(
         typer.Option("--output", "-o", help="Save [K, C, h, w] features: .pt, .npy (+ .json), .npz or .safetensors."),
     ] = None,
     output_format: Annotated[
-        RoiFormat, typer.Option("--format", "-f", case_sensitive=False, help="What stdout shows.")
-    ] = RoiFormat.table,
+        RoiFormat | None,
+        typer.Option(
+            "--format", "-f", case_sensitive=False, help="What stdout shows (default table; nothing with --quiet -o FILE)."
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Boxes partly outside the image are an error instead of being clipped.")
     ] = False,
@@ -127,14 +130,16 @@ def roi(
         list(images), boxes_by_image, layer.value, ops, spec, max_size, weights, seed, device.value, strict,
         max_pixels, warn=warn, progress_factory=None if quiet else progress_factory("pooling boxes", total),
     )
-    print_report(report, output_format.value, explain_target, channel)
+    shown = output_format.value if output_format else (None if quiet and output else "table")
+    print_report(report, shown, explain_target, channel)
+    say = (lambda message: None) if quiet else info
     if output and save_format:
-        save_features(report, output, save_format)
+        say(save_features(report, output, save_format))
     if plot:
         from vizcli.roi.plot import plot_roi
 
         plot_roi(report, plot)
-        info(f"saved picture to {plot}")
+        say(f"saved picture to {plot}")
 
 
 def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str | None) -> dict[str, Any]:

@@ -179,7 +179,7 @@ def _locate(report: RoiReport, box_index: int):
 
 @dataclass
 class NotesExamples:
-    feature_map: Any  # Tensor[16, 16] synthetic map, value = 16 * row + col
+    feature_map: Any  # Tensor[16, 16] synthetic map, value = 10·sin(0.37·k) + k/8 for cell k = 16·row + col
     pool_box: tuple[float, float, float, float]
     pool_output: Any  # Tensor[7, 7] from torchvision's roi_pool
     pool_by_hand: Any  # Tensor[7, 7]: max of each 2×2 cell block

@@ -186,15 +186,17 @@ def notes_lines(examples: NotesExamples) -> list[str]:
     return lines
 
 
-def print_report(report: RoiReport, output_format: str, explain_target: tuple[int, int, int] | None, channel: int) -> None:
-    """The report on stdout (table or JSON); the ``--explain`` computation after a table, or on
-    stderr after JSON so stdout stays one document."""
+def print_report(
+    report: RoiReport, output_format: str | None, explain_target: tuple[int, int, int] | None, channel: int
+) -> None:
+    """The report on stdout (table, JSON, or nothing for ``None``); the ``--explain`` computation
+    after a table (or alone), on stderr after JSON so stdout stays one document."""
     import sys
 
     if output_format == "json":
         document = {"schema": ROI_SCHEMA, "metadata": report.metadata(), "rows": roi_rows(report)}
         print(to_json(document))
-    else:
+    elif output_format == "table":
         print_renderables(roi_renderables(report), sys.stdout)
     if explain_target is None:
         return
@@ -202,11 +204,11 @@ def print_report(report: RoiReport, output_format: str, explain_target: tuple[in
     lines: list[str] = []
     for explanation in explain_box(report, index, row, column, channel):
         lines += explanation_lines(explanation, f"box {index + 1}") + [""]
-    (print if output_format == "table" else info)("\n".join(lines).rstrip())
+    (info if output_format == "json" else print)("\n".join(lines).rstrip())
 
 
-def save_features(report: RoiReport, path: str, save_format: str) -> None:
-    """Every op's ``Tensor[K, C, h, w]`` with the report's metadata, in ``save_format``."""
+def save_features(report: RoiReport, path: str, save_format: str) -> str:
+    """Write every op's ``Tensor[K, C, h, w]`` with the report's metadata; returns what was saved, in words."""
     arrays = {f"roi_{name}": report.stacked(name) for name in report.ops}
     write_arrays(arrays, report.metadata(), save_format, path)
-    info(f"saved {', '.join(f'{k} {list(v.shape)}' for k, v in arrays.items())} to {path}")
+    return f"saved {', '.join(f'{k} {list(v.shape)}' for k, v in arrays.items())} to {path}"
