@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from vizcli.common.runtime import DEVICES
+
 
 def complete_model_name(incomplete: str) -> list[str]:
     """Shell completion for ``--model``: torchvision's classification models (imported only on TAB)."""
@@ -27,12 +29,6 @@ class Choice(str, Enum):
 
     def __str__(self) -> str:
         return str(self.value)
-
-
-class Device(Choice):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 class ShapesFormat(Choice):
@@ -99,8 +95,14 @@ class ApproxFormat(Choice):
     csv = "csv"
 
 
+def complete_device(incomplete: str) -> list[str]:
+    """Shell completion for ``--device`` (``cuda:N`` is accepted too, so this is no enum)."""
+    return [name for name in DEVICES if name.startswith(incomplete)]
+
+
 DeviceOption = Annotated[
-    Device, typer.Option("--device", case_sensitive=False, help="auto (CUDA when available), cpu or cuda.")
+    str,
+    typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.", autocompletion=complete_device),
 ]
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", help="CPU threads for torch (default: torch's choice; capped at the cores).")

@@ -20,7 +20,7 @@ def resolve_device(name: str) -> Any:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise BadInput("no CUDA GPU is available here; use --device cpu or auto", parameter="device", value=name)
+            raise BadInput("no CUDA GPU is available here; use device='cpu' or device='auto'", parameter="device", value=name)
         return torch.device(name)
     raise BadInput(f"unknown device; use one of {', '.join(DEVICES)}", parameter="device", value=name)
 

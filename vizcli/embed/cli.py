@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from vizcli.common.options import (
-    Device,
     DeviceOption,
     EmbedDtype,
     EmbedFormat,
@@ -78,7 +77,7 @@ def embed(
         EmbedDtype, typer.Option("--dtype", help="bfloat16 is about 3-4x faster on CPUs with AMX/AVX512-BF16.")
     ] = EmbedDtype.float32,
     quiet: QuietOption = False,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     threads: ThreadsOption = None,
 ) -> None:
     """Turn sentences into BERT pooler_output (or cls/mean/max) vectors."""
@@ -107,7 +106,7 @@ def embed(
     from vizcli.embed.loading import load_bert
 
     set_threads(threads)
-    encoder = load_bert(model, dtype=dtype.value, device=str(resolve_device(device.value)))
+    encoder = load_bert(model, dtype=dtype.value, device=str(resolve_device(device)))
     progress = None if quiet else counter_progress("embedding texts")
     stream = encoder.stream(items, poolings, batch_size=batch_size, max_length=max_length,
                             on_overflow=on_overflow.value, normalize=normalize, progress=progress)

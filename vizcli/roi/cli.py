@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import typer
 
 from vizcli.common.options import (
-    Device,
     DeviceOption,
     MaxPixelsOption,
     QuietOption,
@@ -89,7 +88,7 @@ def roi(
     weights: WeightsOption = None,
     seed: SeedOption = 0,
     quiet: QuietOption = False,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     threads: ThreadsOption = None,
     max_pixels: MaxPixelsOption = None,
 ) -> None:
@@ -127,7 +126,7 @@ def roi(
 
     set_threads(threads)
     report = run_roi(
-        list(images), boxes_by_image, layer.value, ops, spec, max_size, weights, seed, device.value, strict,
+        list(images), boxes_by_image, layer.value, ops, spec, max_size, weights, seed, device, strict,
         max_pixels, warn=warn, progress_factory=None if quiet else progress_factory("pooling boxes", total),
     )
     shown = output_format.value if output_format else (None if quiet and output else "table")

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from vizcli.common.options import (
-    Device,
     DeviceOption,
     MaxPixelsOption,
     OutputOption,
@@ -56,7 +55,7 @@ def shapes(
     weights: WeightsOption = None,
     seed: SeedOption = 0,
     output: OutputOption = None,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     threads: ThreadsOption = None,
     max_pixels: MaxPixelsOption = None,
 ) -> None:
@@ -73,7 +72,7 @@ def shapes(
     from vizcli.shapes.report import run_shapes
 
     set_threads(threads)
-    report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device.value, max_pixels)
+    report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels)
     diagram_check = check_diagram(report.runs[0].trace, report.model) if check else None
     print_shapes(report, depth, output_format.value, diagram_check, output)
     failed = [run for run in report.runs if run.trace.error is not None]
