@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from vizcli.approx.claims import run_claims
 from vizcli.approx.fitting import chebyshev_fit, count_linear_pieces, fit_network, make_target, parameter_count, taylor_fit
 from vizcli.approx.sawtooth import sawtooth_network
 from vizcli.common.errors import BadInput
@@ -71,11 +70,3 @@ def test_target_not_finite_names_where():
         make_target("x", "1,-1")
 
 
-@pytest.mark.slow
-def test_claims_give_verdicts_with_numbers():
-    claims = run_claims(seed=0)
-    assert len(claims) == 5
-    for claim in claims:
-        assert claim.verdict in ("holds", "holds partly", "does not hold")
-        assert any(char.isdigit() for item in claim.measured for char in item)
-        assert claim.thresholds

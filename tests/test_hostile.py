@@ -209,7 +209,7 @@ def test_hundred_thousand_boxes(invoke, tmp_path):
     boxes = np.concatenate([corners, corners + rng.uniform(5, 50, (100_000, 2))], axis=1)
     (tmp_path / "many.json").write_text(json.dumps(boxes.round(2).tolist()))
     result = invoke("roi", EXAMPLES / "chelsea.png", "--boxes-file", tmp_path / "many.json", "--layer", "layer1",
-                    "--output-size", "2", "-o", tmp_path / "many.npy", "--quiet")
+                    "--output-size", "2", "-o", tmp_path / "many.npy", "--quiet", "--format", "table")
     assert result.exit_code == 0, result.stderr
     assert np.load(tmp_path / "many.npy", mmap_mode="r").shape == (100_000, 64, 2, 2)
     assert "… and 99,950 more boxes" in result.stdout

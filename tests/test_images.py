@@ -29,7 +29,7 @@ def test_formats_load_as_rgb(tmp_path, name, fmt):
     loaded = load_image(str(path))
     assert loaded.image.mode == "RGB"
     assert loaded.image.size == (40, 30)
-    assert loaded.record.format == fmt
+    assert loaded.record.steps[0] == f"read {fmt} 40×30 RGB"
     r, g, b = loaded.image.getpixel((20, 15))
     assert abs(r - 200) < 12 and abs(g - 100) < 12 and abs(b - 50) < 12
 
@@ -146,4 +146,4 @@ def test_imagenet_preprocessing_records_every_step():
     assert tuple(tensor.shape) == (3, 224, 224)
     steps = " | ".join(loaded.record.steps)
     assert "451×300" in steps and "384×256" in steps and "224×224" in steps
-    assert loaded.record.tensor_shape == (3, 224, 224)
+    assert loaded.record.steps[-1].endswith("tensor 3×224×224 float32")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from typing import Any
 
 import typer
@@ -52,8 +53,13 @@ class _ErrorBoundary(TyperGroup):
     def main(self, *args: Any, **extra: Any) -> Any:
         extra["standalone_mode"] = False
         previous_handlers = signals.install()
+        _tolerate_narrow_encodings()
         try:
-            result = super().main(*args, **extra)
+            with warnings.catch_warnings():
+                # third-party warnings (torch's weights_only, torchvision's FutureWarnings) would
+                # precede the one Error: line; --debug shows them
+                warnings.simplefilter("default" if _state["debug"] else "ignore")
+                result = super().main(*args, **extra)
             code = result if isinstance(result, int) else 0
         except _click_errors.NoArgsIsHelpError as error:
             print(error.ctx.get_help(), file=sys.stderr)
@@ -117,6 +123,14 @@ def _usage_message(error: Any) -> str:
     return f"{error.format_message()}{hint}"
 
 
+def _tolerate_narrow_encodings() -> None:
+    """On a non-UTF-8 stdout/stderr (``PYTHONIOENCODING=ascii``) print what fits and escape the rest."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _print_error(message: str) -> None:
     print(f"Error: {one_line(message)}", file=sys.stderr)
 
@@ -152,6 +166,7 @@ def _main(
 ) -> None:
     if debug:
         _state["debug"] = True
+        warnings.simplefilter("default")
 
 
 app.command(epilog=shapes_cli.EPILOG)(shapes_cli.shapes)

@@ -19,6 +19,7 @@ EPILOG = (
     "abs relu sign floor; it is parsed by vizcli's own grammar, never eval'd."
 )
 
+FORMAT_BY_EXTENSION = {"json": "json", "csv": "csv", "txt": "table"}
 MAX_RESTARTS = 50
 MAX_WIDTH = 256
 MAX_DEPTH = 8
@@ -46,8 +47,9 @@ def approx(
     ] = False,
     plot: PlotOption = None,
     output_format: Annotated[
-        ApproxFormat, typer.Option("--format", "-f", case_sensitive=False, help="What to print.")
-    ] = ApproxFormat.table,
+        ApproxFormat | None,
+        typer.Option("--format", "-f", case_sensitive=False, help="What to print (default: from -o's extension, else table)."),
+    ] = None,
     output: OutputOption = None,
     threads: ThreadsOption = None,
 ) -> None:
@@ -56,30 +58,33 @@ def approx(
 
     from vizcli.common.console import info
     from vizcli.common.errors import BadInput
-    from vizcli.common.files import check_writable, format_for_path
+    from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path
 
     if restarts < 1 or restarts > MAX_RESTARTS:
         raise BadInput(f"--restarts {restarts}: use 1..{MAX_RESTARTS}")
     if sawtooth is not None and not 1 <= sawtooth <= MAX_SAWTOOTH_DEPTH:
         raise BadInput(f"--sawtooth {sawtooth}: use a depth of 1..{MAX_SAWTOOTH_DEPTH}")
+    fmt = choose_format(output, output_format.value if output_format else None, FORMAT_BY_EXTENSION, "table")
     check_writable(output)
     if plot:
         format_for_path(plot, ("png",), parameter="plot")
         check_writable(plot, parameter="plot")
+        check_not_an_input(plot, [output], parameter="plot")
     from vizcli.approx.fitting import parse_int_list
+    from vizcli.common.console import warn
     from vizcli.common.runtime import set_threads
 
     widths = parse_int_list(width, "width", 1, MAX_WIDTH)
     depths = parse_int_list(depth, "depth", 1, MAX_DEPTH)
-    set_threads(threads)
+    set_threads(threads, warn)
     progress = info if sys.stderr.isatty() else None
     if claims:
-        _claims(seed, output_format.value, output, plot, progress)
+        _claims(seed, fmt, output, plot, info)  # minutes of work: always say what runs, terminal or not
     elif sawtooth is not None:
-        _sawtooth(sawtooth, seed, output_format.value, output)
+        _sawtooth(sawtooth, seed, fmt, output)
         plot = None  # the sawtooth experiment has no picture
     else:
-        _sweep(target, domain, widths, depths, activation.value, seed, restarts, runge, output_format.value, output,
+        _sweep(target, domain, widths, depths, activation.value, seed, restarts, runge, fmt, output,
                plot, progress)
     if plot:
         info(f"saved picture to {plot}")
@@ -108,8 +113,11 @@ def _sweep(target, domain, widths, depths, activation, seed, restarts, runge, fm
     from vizcli.approx.fitting import interpolation_fit, make_target, sweep
     from vizcli.approx.plot import plot_fits
     from vizcli.approx.render import write_sweep
+    from vizcli.common.console import warn
 
     problem = make_target(target, domain)
+    for message in problem.warnings:
+        warn(message)
     rows = sweep(problem, widths, depths, activation, seed, restarts, progress=progress)
     extra = []
     if runge:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vizcli.approx.expr import Expression, parse_expression
@@ -22,6 +22,7 @@ TRAIN_POINTS = 2000
 GRID_POINTS = 10_001
 MAX_TAYLOR_DEGREE = 30
 MAX_POLY_DEGREE = 400
+POLE_RATIO = 1e4  # a target this many times larger than its typical size is warned about
 
 
 def parse_domain(text: str) -> tuple[float, float]:
@@ -60,6 +61,7 @@ def parse_int_list(text: str, parameter: str, low: int, high: int) -> list[int]:
 class Target:
     expression: Expression
     domain: tuple[float, float]
+    warnings: list[str] = field(default_factory=list)  # what a user should know about the target (poles)
 
     def grid(self, points: int = GRID_POINTS):
         import torch
@@ -85,6 +87,14 @@ def make_target(text: str, domain: str) -> Target:
             f"not finite at x = {where:g} on [{target.domain[0]:g}, {target.domain[1]:g}]; choose a domain where it is defined",
             parameter="target",
             value=text,
+        )
+    magnitude = y.abs()
+    peak, typical = float(magnitude.max()), float(magnitude.median())
+    if peak > POLE_RATIO * max(typical, 1.0):
+        where = float(x[int(magnitude.argmax())])
+        target.warnings.append(
+            f"target={text!r} reaches {peak:.3g} near x = {where:.4g} (typical size {typical:.3g}): a pole? "
+            "fits and errors will be dominated by it; choose a domain away from it"
         )
     return target
 

@@ -8,19 +8,26 @@ created on first use and cached; ``reset_consoles`` forgets them when the stream
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from typing import IO, Any
 
+from vizcli.common.errors import printable
+
 DEFAULT_WIDTH = 160  # columns when stdout is not a terminal and COLUMNS says nothing usable
-MIN_WIDTH = 20
+MIN_TABLE_WIDTH = 60  # narrower tables lose their cells; the terminal wraps wider lines instead
 
 
-def terminal_width(default: int = DEFAULT_WIDTH) -> int:
-    """``COLUMNS`` when it is a usable number (at least 20), else ``default``."""
+def terminal_width(default: int | None = DEFAULT_WIDTH) -> int | None:
+    """``COLUMNS`` when it is a whole number (raised to at least 60), else ``default``.
+
+    Empty, non-numeric, zero or negative values fall back to ``default``; a narrow terminal
+    gets 60-column tables, which it wraps, rather than tables whose cells are all empty.
+    """
     text = os.environ.get("COLUMNS", "").strip()
-    if text.isdigit() and int(text) >= MIN_WIDTH:
-        return int(text)
+    if text.isdigit() and int(text) > 0:
+        return max(int(text), MIN_TABLE_WIDTH)
     return default
 
 
@@ -51,7 +58,9 @@ def _console(which: str) -> Any:
 
         stream = sys.stdout if which == "stdout" else sys.stderr
         no_color = bool(os.environ.get("NO_COLOR")) or not isatty(stream)
-        width = None if isatty(stream) else terminal_width()
+        width = terminal_width(None if isatty(stream) else DEFAULT_WIDTH)
+        if width is None and isatty(stream):
+            width = max(shutil.get_terminal_size().columns, MIN_TABLE_WIDTH)
         _consoles[which] = Console(
             stderr=which == "stderr",  # no file=: rich then follows sys.stdout/sys.stderr as they change
             no_color=no_color,
@@ -70,12 +79,12 @@ def reset_consoles() -> None:
 
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    print(f"Warning: {message}", file=sys.stderr)
+    print(f"Warning: {printable(message)}", file=sys.stderr)
 
 
 def info(message: str) -> None:
     """One informational line on stderr (kept off stdout so results pipe cleanly)."""
-    print(message, file=sys.stderr)
+    print("\n".join(printable(line) for line in message.split("\n")), file=sys.stderr)
 
 
 

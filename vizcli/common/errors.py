@@ -111,5 +111,17 @@ def _mentions_as_flags(text: str, flags: Mapping[str, str]) -> str:
 
 
 def one_line(message: str) -> str:
-    """Collapse a message to one line (error output must be exactly one line)."""
-    return " ".join(str(message).split())
+    """Collapse a message to one line (error output must be exactly one line), control characters escaped."""
+    return printable(" ".join(str(message).split()))
+
+
+def printable(text: str) -> str:
+    """``text`` with control and escape characters shown as ``\\x1b``-style escapes, never sent raw."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() or char == " " else repr(char)[1:-1] for char in text)
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (user input echoed in messages)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -10,29 +10,59 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard, TypeVar
 
 from vizcli.common.console import isatty
 from vizcli.common.errors import BadInput, RunFailure
+
+T = TypeVar("T")
 
 # OS errors that mean "the output could not be written" (run-time failures, exit 1).
 OS_WRITE_ERRORS = (errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT)
 
 
+_OS_REASONS = {
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENAMETOOLONG: "a name in the path is too long (at most 255 bytes a name); shorten it",
+    errno.EACCES: "permission denied; check its permissions or choose another path",
+    errno.EPERM: "operation not permitted; choose another path",
+    errno.ENOTDIR: "a part of the path is not a folder; check the path",
+    errno.EISDIR: "is a folder; give a file",
+    errno.ELOOP: "too many symbolic links; check the path",
+    errno.EROFS: "the file system is read-only; choose another place",
+    errno.ENOSPC: "no space left on the device; free space or choose another place",
+}
+
+
+def os_error_reason(error: OSError) -> str:
+    """One readable reason, with the fix, for an OS error about a path."""
+    if error.errno in _OS_REASONS:
+        return _OS_REASONS[error.errno]
+    return f"{error.strerror or type(error).__name__}; check the path"
+
+
+def checked_os_call(call: Callable[[], T], parameter: str, path: str) -> T:
+    """``call()``, with any OS error turned into ``BadInput`` naming ``parameter=path``: the one mapping."""
+    try:
+        return call()
+    except OSError as error:
+        raise BadInput(os_error_reason(error), parameter=parameter, value=path) from None
+
+
 def require_file(path: str, parameter: str, wanted: str) -> Path:
-    """``Path(path)`` if it is an existing file, else ``BadInput`` naming ``parameter`` and ``path``.
+    """``Path(path)`` if it is an existing readable file, else ``BadInput`` naming ``parameter`` and ``path``.
 
     ``wanted`` finishes "is a folder; give …", e.g. "an image file".
     """
     file = Path(path)
-    if not file.exists():
-        raise BadInput("no such file; check the path", parameter=parameter, value=path)
-    if file.is_dir():
+    mode = checked_os_call(lambda: os.stat(file).st_mode, parameter, path)
+    if stat.S_ISDIR(mode):
         raise BadInput(f"is a folder; give {wanted}", parameter=parameter, value=path)
     return file
 
@@ -53,37 +83,79 @@ def format_for_path(path: str, allowed: Iterable[str], parameter: str = "output"
     return suffix
 
 
-def check_writable(path: str | None, parameter: str = "output") -> None:
-    """Fail early (exit 2, before any model work) if ``path`` cannot be written."""
+MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems
+_TEMP_NAME_ROOM = 16  # ".{name}.XXXXXXXX.tmp" adds this many bytes to the name
+
+
+def check_writable(path: str | None, parameter: str = "output", side_suffixes: Iterable[str] = ()) -> None:
+    """Fail early (exit 2, before any model work) if ``path`` — and each ``path + suffix`` side
+    file written with it (``.npy`` metadata goes to ``FILE.npy.json``) — cannot be written."""
     if path is None or path == "-":
         return
-    target = Path(path)
-    if target.exists() and target.is_dir():
-        raise BadInput("is a folder; give a file name inside it", parameter=parameter, value=path)
-    if target.exists() and not target.is_file():
+    for candidate in (path, *(path + suffix for suffix in side_suffixes)):
+        _check_one_writable(candidate, parameter, path)
+
+
+def _check_one_writable(candidate: str, parameter: str, path: str) -> None:
+    mode = _mode(candidate, parameter, path)
+    if mode is not None and stat.S_ISDIR(mode):
+        raise BadInput(f"{candidate} is a folder; give a file name, or remove the folder", parameter=parameter, value=path)
+    if mode is not None and not stat.S_ISREG(mode):
         return  # a device or a pipe such as /dev/null: written directly
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.exists():
+    target = Path(os.path.realpath(candidate))  # through symlinks: the link's target is what gets written
+    if len(os.fsencode(target.name)) > MAX_NAME_BYTES:
+        raise BadInput(f"the name is longer than {MAX_NAME_BYTES} bytes; shorten it", parameter=parameter, value=path)
+    folder = target.parent
+    folder_mode = _mode(str(folder), parameter, path)
+    if folder_mode is None:
         raise BadInput(f"folder {folder} does not exist; create it first", parameter=parameter, value=path)
-    if not folder.is_dir():
+    if not stat.S_ISDIR(folder_mode):
         raise BadInput(f"{folder} is not a folder", parameter=parameter, value=path)
     try:  # os.access says yes to root even on read-only mounts: try for real
         probe_fd, probe = tempfile.mkstemp(prefix=".vizcli-probe-", dir=folder)
         os.close(probe_fd)
         os.unlink(probe)
     except OSError as error:
-        raise BadInput(f"folder {folder} is not writable ({error.strerror}); choose another place", parameter=parameter, value=path) from None
+        raise BadInput(f"folder {folder} is not writable ({os_error_reason(error)})", parameter=parameter, value=path) from None
+
+
+def _mode(path: str, parameter: str, value: str) -> int | None:
+    """``st_mode`` of ``path`` (following links), None if it does not exist; other OS errors are ``BadInput``."""
+    try:
+        return os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise BadInput(os_error_reason(error), parameter=parameter, value=value) from None
+
+
+def check_not_an_input(output: str | None, inputs: Iterable[str | None], parameter: str = "output") -> None:
+    """Refuse (before any work) an output that is one of the inputs: the run would destroy what it reads."""
+    if output is None or output == "-" or is_special_file(output):
+        return
+    target = os.path.realpath(output)
+    for source in inputs:
+        if source and source != "-" and os.path.realpath(source) == target:
+            raise BadInput(f"is also an input ({source}); write the result elsewhere", parameter=parameter, value=output)
+
+
+def choose_format(path: str | None, given: str | None, by_extension: dict[str, str], default: str) -> str:
+    """The output format: ``given`` (``--format``), else the one ``path``'s extension names, else ``default``.
+
+    A ``given`` format that contradicts a known extension (``--format json -o x.csv``) is an error.
+    """
+    suffix = Path(path).suffix.lower().lstrip(".") if path and path != "-" and not is_special_file(path) else ""
+    implied = by_extension.get(suffix)
+    if given is not None and implied is not None and implied != given:
+        raise BadInput(f"the extension says {implied} but the format is {given}; make them agree", parameter="output", value=path)
+    return given or implied or default
 
 
 def is_special_file(path: str | Path) -> bool:
-    """True for existing non-regular files such as /dev/null or a named pipe."""
-    return _is_special_file(Path(path))
-
-
-def _is_special_file(path: Path) -> bool:
+    """True for existing non-regular files such as /dev/null, /dev/stdout or a named pipe."""
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except OSError:
         return False
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
@@ -92,20 +164,20 @@ def _is_special_file(path: Path) -> bool:
 def atomic_output(path: str, binary: bool = True) -> Iterator[IO[Any]]:
     """Open ``path`` for writing so that it appears only once complete.
 
-    Writes go to a temporary file in the same folder, which is renamed over ``path``
-    on success and deleted on any failure (including KeyboardInterrupt). Special files
-    such as ``/dev/null`` or ``/dev/full`` are written directly.
+    Writes go to a temporary file beside the real target (a symlink's target, not the link),
+    which is renamed over it on success and deleted on any failure (including signals).
+    Special files such as ``/dev/null``, ``/dev/stdout`` or a FIFO are written directly.
     """
-    target = Path(path)
     mode = "wb" if binary else "w"
     encoding, newline = (None, None) if binary else ("utf-8", "")
-    if _is_special_file(target):
-        with _translate_os_errors(path), open(target, mode, encoding=encoding, newline=newline) as handle:
+    if is_special_file(path):
+        with _translate_os_errors(path), open(path, mode, encoding=encoding, newline=newline) as handle:
             yield handle
         return
-    folder = target.parent if str(target.parent) else Path(".")
+    target = Path(os.path.realpath(path))
+    short = target.name[: MAX_NAME_BYTES // 4 - _TEMP_NAME_ROOM]  # room for the temporary name's extra bytes
     with _translate_os_errors(path):
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{short}.", suffix=".tmp", dir=target.parent)
     try:
         with _translate_os_errors(path):
             with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
@@ -153,3 +225,28 @@ def open_destination(path: str | None, binary: bool) -> Iterator[IO[Any]]:
         yield handle
 
 
+@contextlib.contextmanager
+def seekable_destination(path: str | None) -> Iterator[IO[bytes]]:
+    """Like ``open_destination(path, binary=True)``, but always seekable: a pipe, a FIFO or
+    ``/dev/null`` gets the bytes spooled through a temporary file first (zip and ``.npy`` headers
+    are written after the data)."""
+    with open_destination(path, binary=True) as handle:
+        if _seekable(handle):
+            yield handle
+            return
+        with tempfile.TemporaryFile() as spool:
+            yield spool
+            spool.seek(0)
+            shutil.copyfileobj(spool, handle)
+
+
+def writes_side_files(path: str | None) -> TypeGuard[str]:
+    """Whether an output at ``path`` may have side files (``FILE.json``): only a regular file may."""
+    return path not in (None, "-") and not is_special_file(path or "")
+
+
+def _seekable(handle: IO[bytes]) -> bool:
+    try:
+        return handle.seekable()
+    except (OSError, ValueError):
+        return False

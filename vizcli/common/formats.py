@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vizcli.common.errors import BadInput, RunFailure
-from vizcli.common.files import atomic_output, is_special_file, open_destination
+from vizcli.common.files import atomic_output, open_destination, seekable_destination, writes_side_files
 
 TEXT_FORMATS = ("json", "jsonl", "csv", "tsv")
 ARRAY_FORMATS = ("npy", "npz", "safetensors", "pt")
@@ -122,11 +122,11 @@ def write_arrays(arrays: dict[str, Any], metadata: dict[str, Any], fmt: str, pat
         (array,) = numpy_arrays.values()
         with open_destination(path, binary=True) as handle:
             np.save(handle, array, allow_pickle=False)
-        if path not in (None, "-") and not is_special_file(path):
+        if writes_side_files(path):
             with atomic_output(path + ".json", binary=False) as handle:
                 handle.write(to_json(metadata, indent=None) + "\n")
     elif fmt == "npz":
-        with open_destination(path, binary=True) as handle:
+        with seekable_destination(path) as handle:
             np.savez(handle, **numpy_arrays, metadata=np.array(to_json(metadata, indent=None)))
     elif fmt == "safetensors":
         from safetensors.numpy import save

@@ -38,14 +38,38 @@ class ImageRecord:
 
     source: str
     steps: list[str] = field(default_factory=list)
+    exif_orientation: int = 1  # the EXIF orientation tag that was applied (1 = none)
 
 
 @dataclass
 class LoadedImage:
-    """An 8-bit RGB Pillow image and its record."""
+    """An 8-bit RGB Pillow image, its record, and the pixel limit every later size must respect."""
 
     image: Any  # PIL.Image.Image, mode "RGB"
     record: ImageRecord
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def check_pixels(width: int, height: int, max_pixels: int, source: str, what: str) -> None:
+    """``BadInput`` when an image of ``width``×``height`` (declared or about to be made) exceeds ``max_pixels``.
+
+    Called before every allocation the pipeline makes, so a 60000×1 PNG that passes the file's
+    own check is still refused before its resize to shorter side 256 asks for gigabytes.
+    """
+    if width * height > max_pixels:
+        raise BadInput(
+            f"image {source}: {what} {width}x{height} = {width * height:,} pixels, above the limit of "
+            f"{max_pixels:,} (a possible decompression bomb); raise max_pixels=N if you trust it"
+        )
+
+
+def pixel_limit(max_pixels: int | None) -> int:
+    """The limit to use: the default for None, else ``max_pixels`` if it is at least 1."""
+    if max_pixels is None:
+        return DEFAULT_MAX_PIXELS
+    if max_pixels < 1:
+        raise BadInput("must be at least 1 (it limits the pixels of every image made)", parameter="max_pixels", value=max_pixels)
+    return max_pixels
 
 
 def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -72,11 +96,7 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
     except (OSError, SyntaxError, ValueError) as error:
         raise BadInput(f"image {source}: cannot be read ({_reason(error)}); check the file") from None
     width, height = image.size
-    if width * height > max_pixels:
-        raise BadInput(
-            f"image {source}: declares {width}x{height} = {width * height:,} pixels, above the "
-            f"limit of {max_pixels:,} (a possible decompression bomb); raise max_pixels=N if you trust it"
-        )
+    check_pixels(width, height, max_pixels, source, "declares")
     if width < 1 or height < 1:
         raise BadInput(f"image {source}: has no pixels ({width}x{height})")
     record = ImageRecord(source=source)
@@ -90,13 +110,14 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
         if orientation in _ORIENTATION_NAMES:
             image = ImageOps.exif_transpose(image)  # type: ignore[assignment]
+            record.exif_orientation = int(orientation)
             record.steps.append(f"EXIF orientation {orientation}: {_ORIENTATION_NAMES[orientation]} → {image.width}×{image.height}")
         image = _to_rgb(image, record)
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadInput(
             f"image {source}: cannot be decoded ({_reason(error)}); the file may be truncated or corrupt; check it or re-export it"
         ) from None
-    return LoadedImage(image=image, record=record)
+    return LoadedImage(image=image, record=record, max_pixels=max_pixels)
 
 
 def _read_source(source: str) -> bytes:
@@ -155,6 +176,7 @@ def resize_image(loaded: LoadedImage, max_size: int) -> tuple[Any, float]:
         return image, 1.0
     scale = max_size / longest
     new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    check_pixels(*new_size, loaded.max_pixels, loaded.record.source, "would be resized to")
     resized = image.resize(new_size, Image.Resampling.BILINEAR)
     loaded.record.steps.append(f"resized to {new_size[0]}×{new_size[1]} (longest side {max_size})")
     return resized, new_size[0] / image.width
@@ -175,6 +197,7 @@ def imagenet_tensor(loaded: LoadedImage, resize: int | None = 256, crop: int | N
             new_size = (resize, int(resize * height / width))
         else:
             new_size = (int(resize * width / height), resize)
+        check_pixels(*new_size, loaded.max_pixels, record.source, f"resizing its shorter side to {resize} gives")
         image = image.resize(new_size, Image.Resampling.BILINEAR)
         record.steps.append(f"resized shorter side to {resize} → {new_size[0]}×{new_size[1]}")
     if crop is not None:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import BadInput, RunFailure
-from vizcli.common.files import require_file
+from vizcli.common.files import checked_os_call, require_file
 
+MAX_CHECKPOINT_EXPANSION = 4  # declared uncompressed bytes per file byte beyond which a .pth is refused
 RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
 
 
@@ -91,7 +92,7 @@ def _imagenet_categories(name: str) -> list[str] | None:
 
 
 def load_state_dict_file(path: str) -> dict[str, Any]:
-    """A ``{name: Tensor}`` dict[str, Any] from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
+    """A ``{name: Tensor}`` dict from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
     import torch
 
     file = require_file(path, "weights", "a .pth, .pt or .safetensors state_dict")
@@ -105,6 +106,7 @@ def load_state_dict_file(path: str) -> dict[str, Any]:
             raise BadInput(f"not a valid safetensors file ({_short(error)})", parameter="weights", value=path) from None
     if suffix not in (".pth", ".pt", ".bin"):
         raise BadInput(f"unknown extension '{suffix}'; use .pth, .pt or .safetensors", parameter="weights", value=path)
+    check_declared_sizes(file, path)
     try:
         loaded = torch.load(str(file), map_location="cpu", weights_only=True)
     except Exception as error:
@@ -121,7 +123,7 @@ def load_state_dict_file(path: str) -> dict[str, Any]:
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
     if not isinstance(loaded, dict) or not all(hasattr(v, "shape") for v in loaded.values()):
-        raise BadInput("not a state_dict (a dict[str, Any] of tensors)", parameter="weights", value=path)
+        raise BadInput("not a state_dict (a dict of tensors)", parameter="weights", value=path)
     return loaded
 
 
@@ -158,6 +160,30 @@ def check_state_dict_fits(
     if wrong:
         raise BadInput(f"{len(wrong)} tensors have the wrong shape (first: {wrong[0]})", parameter=parameter, value=value)
     return usable
+
+
+def check_declared_sizes(file: Path, path: str) -> None:
+    """Refuse a zip checkpoint whose entries declare far more bytes than the file holds.
+
+    ``torch.save`` stores tensors uncompressed, so a real checkpoint expands by about 1×; a small
+    file that declares gigabytes is a zip bomb, refused here before any memory is spent.
+    """
+    import zipfile
+
+    if not checked_os_call(lambda: zipfile.is_zipfile(file), "weights", path):
+        return
+    try:
+        with zipfile.ZipFile(file) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise BadInput(f"cannot be read as a PyTorch checkpoint ({_short(error)})", parameter="weights", value=path) from None
+    size = checked_os_call(lambda: file.stat().st_size, "weights", path)
+    if declared > MAX_CHECKPOINT_EXPANSION * max(size, 1):
+        raise BadInput(
+            f"its entries declare {declared:,} bytes inside a {size:,}-byte file (more than "
+            f"{MAX_CHECKPOINT_EXPANSION}×); torch.save does not compress, so this is refused as a possible zip bomb",
+            parameter="weights", value=path,
+        )
 
 
 def _apply_state_dict(model: Any, state_dict: dict[str, Any], path: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from vizcli.common.errors import BadInput
@@ -25,12 +27,32 @@ def resolve_device(name: str) -> Any:
     raise BadInput(f"unknown device; use one of {', '.join(DEVICES)}", parameter="device", value=name)
 
 
-def set_threads(threads: int | None) -> None:
-    """Limit torch's intra-op threads (None leaves torch's default)."""
+def check_threads(threads: int | None, warn: Callable[[str], None] = lambda message: None) -> int | None:
+    """``threads`` checked (at least 1) and capped at the cores this process may use, with a warning."""
     if threads is None:
-        return
+        return None
     if threads < 1:
         raise BadInput("must be at least 1", parameter="threads", value=threads)
+    cores = available_cores()
+    if threads > cores:
+        warn(f"threads={threads} is more than the {cores} cores available; using {cores}")
+        return cores
+    return threads
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int | None, warn: Callable[[str], None] = lambda message: None) -> None:
+    """Limit torch's intra-op threads (None leaves torch's default); more than the cores is capped."""
+    threads = check_threads(threads, warn)
+    if threads is None:
+        return
     import torch
 
     torch.set_num_threads(threads)

@@ -35,7 +35,8 @@ def parse_size(
     if len(numbers) < sides:
         numbers = list(fill[: sides - len(numbers)]) + numbers
     if len(numbers) != sides:
-        counts = " or ".join(str(n) for n in range(1, sides + 1))
+        numbers_allowed = [str(n) for n in range(1, sides + 1)]
+        counts = ", ".join(numbers_allowed[:-1]) + " or " + numbers_allowed[-1] if sides > 1 else "1"
         raise BadInput(
             f"{counts} numbers required ({form}); {len(parts)} given", parameter=parameter, value=text
         )

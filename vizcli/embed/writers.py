@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from vizcli.common.console import print_renderables
-from vizcli.common.files import atomic_output, open_destination
+from vizcli.common.errors import printable, shorten
+from vizcli.common.files import atomic_output, open_destination, seekable_destination, writes_side_files
 from vizcli.common.formats import EMBED_SCHEMA, EMBED_SIMILARITY_SCHEMA, NpyStreamWriter, to_json, write_arrays, write_records
 from vizcli.embed.encode import Embedding, Encoder, cosine_matrix
 from vizcli.embed.loading import package_versions
@@ -62,14 +63,14 @@ def write_embeddings(rows: Iterable[Embedding], poolings, fmt: str, path: str | 
 
 def _write_npy(rows: Iterable[Embedding], pooling: str, path: str | None, meta: dict) -> int:
     indexes, truncated = [], []
-    with open_destination(path, binary=True) as handle:
+    with seekable_destination(path) as handle:
         writer = NpyStreamWriter(handle, meta["hidden_size"])
         for row in rows:
             writer.write(row.vectors[pooling])
             indexes.append(row.index)
             truncated.append(row.index) if row.truncated else None
         writer.close()
-    if path not in (None, "-"):
+    if writes_side_files(path):
         sidecar = dict(meta, rows=len(indexes), index=indexes, truncated_rows=truncated)
         with atomic_output(path + ".json", binary=False) as handle:
             handle.write(to_json(sidecar) + "\n")
@@ -115,7 +116,7 @@ def write_similarity(rows: list[Embedding], poolings, fmt: str, path: str | None
         for row in rows:
             table.add_column(str(row.index), justify="right")
         for row, values in zip(rows, matrix):
-            text = row.text if len(row.text) <= 40 else row.text[:39] + "…"
+            text = shorten(printable(row.text), 40)
             table.add_row(str(row.index), text, *(f"{value:.3f}" for value in values))
         renderables.append(table)
     with open_destination(path, binary=False) as stream:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from vizcli.common.errors import BadInput
-from vizcli.common.files import require_file
+from vizcli.common.errors import BadInput, shorten
+from vizcli.common.files import checked_os_call, require_file
+from vizcli.common.parsing import parse_json
+
+DEFAULT_MAX_BOXES = 1_000_000  # per image; --max-boxes raises it
+BYTES_PER_BOX = 256  # a boxes file may hold at most this many bytes per allowed box (labels included)
 
 
 class Box(NamedTuple):
@@ -65,45 +68,74 @@ def _checked(box: Box, source: str) -> Box:
     return box
 
 
-def load_boxes_file(path: str, image_names: list[str]) -> dict[str, list[Box]]:
+def load_boxes_file(path: str, image_names: list[str], max_boxes: int = DEFAULT_MAX_BOXES) -> dict[str, list[Box]]:
     """Boxes per image from a JSON or CSV file (``-`` reads JSON or CSV from stdin).
 
     JSON: a list of ``[x1,y1,x2,y2]`` or ``{"box": [...], "label": "..."}`` (applies to every
     image), or an object keyed by image file name with such lists. CSV: header
-    ``x1,y1,x2,y2[,label][,image]``.
+    ``x1,y1,x2,y2[,label][,image]``. The file's size is checked against ``max_boxes`` before it
+    is read (at most ``BYTES_PER_BOX`` bytes a box), and the box count while it is parsed.
     """
+    check_max_boxes(max_boxes)
+    limit = max_boxes * BYTES_PER_BOX
     if path == "-":
-        text = sys.stdin.read()
+        data = sys.stdin.buffer.read(limit + 1)
     else:
         file = require_file(path, "boxes_file", "a .json or .csv file")
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise BadInput(f"cannot be read as UTF-8 text ({error})", parameter="boxes_file", value=path) from None
+        size = checked_os_call(lambda: file.stat().st_size, "boxes_file", path)
+        if size > limit:
+            raise BadInput(
+                f"{size:,} bytes is more than {max_boxes:,} boxes can take ({BYTES_PER_BOX} bytes a box); "
+                "raise max_boxes=N if the file is right", parameter="boxes_file", value=path,
+            )
+        data = checked_os_call(file.read_bytes, "boxes_file", path)
+    if len(data) > limit:
+        raise BadInput(f"more than {limit:,} bytes on stdin; raise max_boxes=N if that is right", parameter="boxes_file", value=path)
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark is accepted
+    except UnicodeDecodeError as error:
+        raise BadInput(f"cannot be read as UTF-8 text (byte {error.start + 1})", parameter="boxes_file", value=path) from None
     stripped = text.lstrip()
     if not stripped:
         raise BadInput("is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2", parameter="boxes_file", value=path)
     if stripped[0] in "[{" or path.lower().endswith(".json"):
-        return _boxes_from_json(text, path, image_names)
-    return _boxes_from_csv(text, path, image_names)
+        result = _boxes_from_json(text, path, image_names)
+    else:
+        result = _boxes_from_csv(text, path, image_names, max_boxes)
+    count = sum(len(boxes) for boxes in result.values())
+    if count > max_boxes * max(len(image_names), 1):
+        raise BadInput(f"{count:,} boxes, more than max_boxes={max_boxes:,}; raise it if that is right", parameter="boxes_file", value=path)
+    return result
+
+
+def check_max_boxes(max_boxes: int) -> None:
+    if max_boxes < 1:
+        raise BadInput("must be at least 1", parameter="max_boxes", value=max_boxes)
 
 
 def _boxes_from_json(text: str, path: str, image_names: list[str]) -> dict[str, list[Box]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BadInput(f"invalid JSON at line {error.lineno} column {error.colno} ({error.msg})", parameter="boxes_file", value=path) from None
+    data = parse_json(text, "boxes_file", path)
     if isinstance(data, dict):
         result = {}
-        by_name = {Path(name).name: name for name in image_names}
         for key, value in data.items():
-            image = by_name.get(Path(key).name, key if key in image_names else None)
-            if image is None:
-                raise BadInput(f"key {key!r} names no image given; images: {', '.join(by_name)}", parameter="boxes_file", value=path)
+            image = match_image(key, image_names, f"boxes_file={path!r} key {key!r}")
             result[image] = _box_list(value, f"boxes_file={path!r} [{key!r}]")
         return result
     boxes = _box_list(data, f"boxes_file={path!r}")
     return {name: boxes for name in image_names}
+
+
+def match_image(key: str, image_names: list[str], where: str) -> str:
+    """The image ``key`` names: an exact path first, else a unique file name; ambiguity is an error."""
+    if key in image_names:
+        return key
+    matches = sorted({name for name in image_names if Path(name).name == Path(key).name})
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise BadInput(f"{where}: the file name matches {len(matches)} images ({', '.join(matches)}); key the boxes by the full path")
+    shown = ", ".join(image_names[:5]) + (" …" if len(image_names) > 5 else "")
+    raise BadInput(f"{where}: names no image given; images: {shown}")
 
 
 def _box_list(value, source: str) -> list[Box]:
@@ -121,33 +153,35 @@ def _box_list(value, source: str) -> list[Box]:
             count = len(item) if isinstance(item, list) else type(item).__name__
             raise BadInput(f"box {index} ({source}): 4 numbers required (x1,y1,x2,y2); got {count}")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
-            raise BadInput(f"box {index} ({source}): coordinates must be numbers; got {item}")
-        x1, y1, x2, y2 = (float(v) for v in item)
+            raise BadInput(f"box {index} ({source}): coordinates must be numbers; got {shorten(str(item))}")
+        try:
+            x1, y1, x2, y2 = (float(v) for v in item)
+        except OverflowError:
+            raise BadInput(f"box {index} ({source}): a coordinate is too large to be a pixel position") from None
         boxes.append(_checked(Box(index, x1, y1, x2, y2, label=label), source))
     return boxes
 
 
-def _boxes_from_csv(text: str, path: str, image_names: list[str]) -> dict[str, list[Box]]:
+def _boxes_from_csv(text: str, path: str, image_names: list[str], max_boxes: int) -> dict[str, list[Box]]:
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip().lower() for name in (reader.fieldnames or [])]
     if not {"x1", "y1", "x2", "y2"} <= set(header):
         raise BadInput(f"CSV needs a header with x1,y1,x2,y2 (and optionally label, image); got {','.join(header) or 'nothing'}", parameter="boxes_file", value=path)
     reader.fieldnames = header
     result: dict[str, list[Box]] = {}
-    by_name = {Path(name).name: name for name in image_names}
     for index, row in enumerate(reader, start=1):
         source = f"boxes_file={path!r} line {index + 1}"
+        if index > max_boxes * max(len(image_names), 1):
+            raise BadInput(f"more than max_boxes={max_boxes:,} boxes; raise it if that is right", parameter="boxes_file", value=path)
         try:
             values = [float(row[key]) for key in ("x1", "y1", "x2", "y2")]
         except (TypeError, ValueError):
-            raise BadInput(f"box {index} ({source}): x1,y1,x2,y2 must be numbers; got {[row.get(k) for k in ('x1','y1','x2','y2')]}") from None
+            shown = shorten(str([row.get(k) for k in ("x1", "y1", "x2", "y2")]))
+            raise BadInput(f"box {index} ({source}): x1,y1,x2,y2 must be numbers; got {shown}") from None
         image_key = (row.get("image") or "").strip()
         targets = image_names
         if image_key:
-            image = by_name.get(Path(image_key).name)
-            if image is None:
-                raise BadInput(f"box {index} ({source}): image {image_key!r} is not among the images given")
-            targets = [image]
+            targets = [match_image(image_key, image_names, f"box {index} ({source})")]
         x1, y1, x2, y2 = values
         box = _checked(Box(index, x1, y1, x2, y2, label=(row.get("label") or "").strip()), source)
         for image in targets:

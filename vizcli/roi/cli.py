@@ -82,6 +82,9 @@ def roi(
             "--format", "-f", case_sensitive=False, help="What stdout shows (default table; nothing with --quiet -o FILE)."
         ),
     ] = None,
+    max_boxes: Annotated[
+        int, typer.Option("--max-boxes", help="Refuse more boxes than this per image (checked before reading them all).")
+    ] = 1_000_000,
     strict: Annotated[
         bool, typer.Option("--strict", help="Boxes partly outside the image are an error instead of being clipped.")
     ] = False,
@@ -94,7 +97,7 @@ def roi(
 ) -> None:
     """Crop boxes from a ResNet18 feature map with RoIAlign / RoIPool and explain the values."""
     from vizcli.common.errors import BadInput
-    from vizcli.common.files import check_writable, format_for_path
+    from vizcli.common.files import check_not_an_input, check_writable, format_for_path
 
     if explain_notes:
         from vizcli.roi.explain import notes_examples
@@ -102,21 +105,28 @@ def roi(
 
         print("\n".join(notes_lines(notes_examples())))
         return
+    from vizcli.roi.boxes import check_max_boxes
     from vizcli.roi.explain import parse_explain
-    from vizcli.roi.pooling import OPS, PoolSpec, parse_output_size
+    from vizcli.roi.pooling import OPS, PoolSpec, check_channel, parse_output_size
 
     if not images:
         raise BadInput("no image given; give one: vizcli roi IMAGE --boxes x1,y1,x2,y2 (or use --explain-notes)")
     ops = OPS if op is RoiOp.both else (op.value,)
     spec = PoolSpec.for_layer(layer.value, parse_output_size(output_size), sampling_ratio, aligned)
+    check_max_boxes(max_boxes)
+    if explain:
+        check_channel(layer.value, channel)
     save_format = format_for_path(output, SAVE_FORMATS) if output else None
     if save_format == "npy" and len(ops) > 1:
         raise BadInput(f"-o {output}: .npy holds one array and --op both gives two; use .npz, .safetensors or .pt")
-    check_writable(output)
+    check_writable(output, side_suffixes=(".json",) if save_format == "npy" else ())
+    inputs = [*images, boxes_file, weights]
+    check_not_an_input(output, inputs)
     if plot:
         format_for_path(plot, ("png",), parameter="plot")
         check_writable(plot, parameter="plot")
-    boxes_by_image = _boxes_by_image(list(images), boxes, boxes_file)
+        check_not_an_input(plot, [*inputs, output], parameter="plot")
+    boxes_by_image = _boxes_by_image(list(images), boxes, boxes_file, max_boxes)
     total = sum(len(boxes_by_image.get(image, [])) for image in images)
     explain_target = parse_explain(explain, total, spec.output_size) if explain else None
     from vizcli.common.console import info, progress_factory, warn
@@ -124,7 +134,7 @@ def roi(
     from vizcli.roi.pooling import run_roi
     from vizcli.roi.render import print_report, save_features
 
-    set_threads(threads)
+    set_threads(threads, warn)
     report = run_roi(
         list(images), boxes_by_image, layer.value, ops, spec, max_size, weights, seed, device, strict,
         max_pixels, warn=warn, progress_factory=None if quiet else progress_factory("pooling boxes", total),
@@ -141,15 +151,17 @@ def roi(
         say(f"saved picture to {plot}")
 
 
-def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str | None) -> dict[str, Any]:
+def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str | None, max_boxes: int) -> dict[str, Any]:
     from vizcli.common.errors import BadInput
     from vizcli.roi.boxes import load_boxes_file, parse_box_text
 
     if boxes and boxes_file:
         raise BadInput("give boxes with --boxes or --boxes-file, not both")
     if boxes:
+        if len(boxes) > max_boxes:
+            raise BadInput(f"--boxes given {len(boxes):,} times, more than --max-boxes {max_boxes:,}")
         parsed = [parse_box_text(text, number) for number, text in enumerate(boxes, start=1)]
         return {image: parsed for image in images}
     if boxes_file:
-        return load_boxes_file(boxes_file, images)
+        return load_boxes_file(boxes_file, images, max_boxes)
     raise BadInput("no boxes given; use --boxes x1,y1,x2,y2 (repeatable) or --boxes-file FILE")

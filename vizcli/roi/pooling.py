@@ -20,6 +20,7 @@ from vizcli.roi.boxes import Box, fit_boxes
 
 LAYER_STRIDES = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
 LAYERS = tuple(LAYER_STRIDES)
+LAYER_CHANNELS = {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}  # ResNet18's (BasicBlock) widths
 OPS = ("align", "pool")
 PAD_TO = 32  # pad inputs so every stage's map covers the image exactly (stride divides the size)
 MAX_OUTPUT_SIDE = 256
@@ -74,6 +75,14 @@ def parse_ops(op: str) -> tuple[str, ...]:
     if op not in OPS:
         raise BadInput("use align, pool or both", parameter="op", value=op)
     return (op,)
+
+
+def check_channel(layer: str, channel: int) -> int:
+    """``channel`` if ResNet18's ``layer`` has it (checked before the model runs)."""
+    count = LAYER_CHANNELS[check_layer(layer)]
+    if not 0 <= channel < count:
+        raise BadInput(f"the {layer} map has channels 0..{count - 1}", parameter="channel", value=channel)
+    return channel
 
 
 def check_layer(layer: str) -> str:
@@ -221,6 +230,7 @@ class ImageResult:
     boxes: list[BoxResult]
     outputs: dict[str, Any] = field(default_factory=dict)  # op → Tensor[K, C, h, w]
     picture: Any = None  # the RGB image as loaded (original size), for plots
+    exif_orientation: int = 1  # the EXIF orientation applied on loading; boxes are in the rotated image's pixels
 
 
 @dataclass
@@ -250,6 +260,7 @@ class RoiReport:
             "schema": ROI_SCHEMA,
             "images": [
                 {"path": image.source, "size": list(image.size), "resize_factor": image.resize_factor,
+                 "exif_orientation": image.exif_orientation,
                  "feature_shape": list(image.feature_map.tensor.shape[1:]), "spatial_scale": image.feature_map.spatial_scale}
                 for image in self.images
             ],
@@ -291,11 +302,12 @@ def run_roi(
     """Load every image and check every box first, then the model once, then pool."""
     import torch
 
-    from vizcli.common.images import DEFAULT_MAX_PIXELS, load_image, resize_image, to_normalized_tensor
+    from vizcli.common.images import load_image, pixel_limit, resize_image, to_normalized_tensor
     from vizcli.common.models import load_model
     from vizcli.common.runtime import resolve_device
 
     spec = spec or PoolSpec.for_layer(layer)
+    limit = pixel_limit(max_pixels)
     if abs(spec.spatial_scale * LAYER_STRIDES[check_layer(layer)] - 1) > 1e-12:
         raise BadInput(f"{spec!r} does not fit {layer} (stride {LAYER_STRIDES[layer]})", parameter="spec")
     target = resolve_device(device)
@@ -304,7 +316,7 @@ def run_roi(
         boxes = boxes_by_image.get(source) or []
         if not boxes:
             raise BadInput(f"image {source}: no boxes given; use boxes=x1,y1,x2,y2 or boxes_file=PATH")
-        loaded = load_image(source, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+        loaded = load_image(source, max_pixels=limit)
         width, height = loaded.image.size
         fitted = fit_boxes(boxes, width, height, strict, source, warn)
         image, factor = (loaded.image, 1.0)
@@ -325,6 +337,7 @@ def run_roi(
             raise RunFailure(f"{layer} measured spatial scale {feature_map.spatial_scale:g}, expected {spec.spatial_scale:g}")
         box_results = box_geometry(fitted, factor, spec)
         result = ImageResult(source=source, steps=list(record.steps), size=size, resize_factor=factor,
+                             exif_orientation=record.exif_orientation,
                              feature_map=feature_map, boxes=box_results, picture=loaded.image)
         box_tensor = torch.tensor([b.input_box for b in box_results], dtype=torch.float64).to(target)
         for op in ops:

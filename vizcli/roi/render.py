@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vizcli.common.console import info, print_renderables
+from vizcli.common.errors import printable
 from vizcli.common.formats import ROI_SCHEMA, to_json, write_arrays
 from vizcli.roi.explain import AlignExplanation, NotesExamples, PoolExplanation, explain_box
 from vizcli.roi.pooling import RoiReport
@@ -70,7 +71,7 @@ def roi_renderables(report: RoiReport) -> list[Any]:
         fmap = image.feature_map
         _, channels, feature_h, feature_w = fmap.tensor.shape
         stride = fmap.stride
-        out.append(Text(f"{image.source}: " + " → ".join(image.steps)))
+        out.append(Text(printable(f"{image.source}: " + " → ".join(image.steps))))
         out.append(Text(
             f"{report.layer} feature map {channels}×{feature_h}×{feature_w} from input {fmap.padded[0]}×{fmap.padded[1]} "
             f"(padded): spatial scale {fmap.spatial_scale:g} = 1/{stride:g}, measured"
@@ -91,7 +92,7 @@ def roi_renderables(report: RoiReport) -> list[Any]:
         image_rows = [r for r in rows if r["image"] == image.source]
         for row, result in zip(image_rows[:TABLE_ROWS], image.boxes):
             geometry.add_row(
-                str(result.box.number), result.box.label or "—", _box(result.box.coords),
+                str(result.box.number), printable(result.box.label) or "—", _box(result.box.coords),
                 *([_box(result.input_box)] if resized else []),
                 _box(result.cells, 2), _box(result.pool_cells), " ".join(f"{v:+.0f}" for v in result.pool_error_px),
                 f"{result.bin_size[0]:.3f}×{result.bin_size[1]:.3f}",

@@ -17,6 +17,8 @@ from vizcli.common.options import (
     complete_model_name,
 )
 
+FORMAT_BY_EXTENSION = {"json": "json", "csv": "csv", "md": "markdown", "mmd": "mermaid", "txt": "table"}
+
 EPILOG = (
     "Examples:\n\n"
     "  vizcli shapes examples/chelsea.png        # 69 rows: every conv, bn, relu call, add, flatten\n\n"
@@ -42,8 +44,9 @@ def shapes(
         int, typer.Option("--depth", min=1, max=3, help="1 stages, 2 blocks, 3 every computation.")
     ] = 3,
     output_format: Annotated[
-        ShapesFormat, typer.Option("--format", "-f", case_sensitive=False, help="What to print.")
-    ] = ShapesFormat.table,
+        ShapesFormat | None,
+        typer.Option("--format", "-f", case_sensitive=False, help="What to print (default: from -o's extension, else table)."),
+    ] = None,
     check: Annotated[
         bool,
         typer.Option("--check", help="Compare the notes' diagram with the measured run; exit 1 if a stated size differs."),
@@ -61,20 +64,23 @@ def shapes(
 ) -> None:
     """Run ResNet18 (or another torchvision model) and print every computation's output shape."""
     from vizcli.common.errors import BadInput, RunFailure
-    from vizcli.common.files import check_writable
+    from vizcli.common.files import check_not_an_input, check_writable, choose_format
 
+    fmt = choose_format(output, output_format.value if output_format else None, FORMAT_BY_EXTENSION, "table")
     check_writable(output)
+    check_not_an_input(output, [*(images or []), weights])
     if check and model != "resnet18":
         raise BadInput(f"--check compares with the notes' ResNet18 diagram; drop --model {model} or --check")
+    from vizcli.common.console import warn
     from vizcli.common.runtime import set_threads
     from vizcli.shapes.diagram import check_diagram
     from vizcli.shapes.render import print_shapes
     from vizcli.shapes.report import run_shapes
 
-    set_threads(threads)
+    set_threads(threads, warn)
     report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels)
     diagram_check = check_diagram(report.runs[0].trace, report.model) if check else None
-    print_shapes(report, depth, output_format.value, diagram_check, output)
+    print_shapes(report, depth, fmt, diagram_check, output)
     failed = [run for run in report.runs if run.trace.error is not None]
     if failed:
         raise RunFailure(failed[0].failure_message())

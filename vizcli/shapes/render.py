@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from vizcli.common.console import print_renderables, warn
+from vizcli.common.errors import printable
 from vizcli.common.files import open_destination
 from vizcli.common.formats import SHAPES_SCHEMA, to_json, write_records
 from vizcli.shapes.diagram import DiagramCheck, diagram_node_for
@@ -93,6 +94,7 @@ def shapes_document(report: ShapesReport, depth: int, check: DiagramCheck | None
                     for run in runs
                     if run.predictions
                 },
+                "nonfinite_outputs": {run.label: run.nonfinite_outputs for run in runs if run.nonfinite_outputs},
             }
         )
     document = {
@@ -122,7 +124,7 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         records = first.trace.records
         nodes = _diagram_nodes(records, report.model_name)
         for run in runs:
-            out.append(Text(f"{run.label}: " + " → ".join(run.steps)))
+            out.append(Text(printable(f"{run.label}: " + " → ".join(run.steps))))
         title = f"{report.model_name} · input {torch_shape(first.trace.input_shape)} · depth {depth}"
         table = Table(title=title, title_justify="left", show_lines=False, pad_edge=True)
         table.add_column("#", justify="right")
@@ -146,6 +148,9 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         out.append(table)
         out.extend(_totals_lines(report, first))
         for run in runs:
+            if run.nonfinite_outputs:
+                out.append(Text(f"warning: the output for {run.label} has {run.nonfinite_outputs:,} NaN or infinite "
+                                "values; the weights are broken or overflow, so no classes are shown"))
             if run.predictions:
                 out.append(Text(f"top-5 for {run.label}:"))
                 for name, probability in run.predictions:

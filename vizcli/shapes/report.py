@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from vizcli.common.errors import BadInput
+from vizcli.common.sizes import parse_size
 from vizcli.shapes.trace import LayerRecord, Trace, time_forward, torch_shape, trace_shapes
+
+IMAGE_CHANNELS = 3  # torchvision's classification models take RGB
+MAX_INPUT_VALUES = 3 * 4096 * 4096
 
 
 @dataclass
@@ -18,6 +21,7 @@ class ImageRun:
     steps: list[str]
     trace: Trace
     predictions: list[tuple[str, float]] | None = None
+    nonfinite_outputs: int = 0  # NaN or infinite values in the model's output (broken weights, overflow)
 
     def failure_message(self) -> str:
         """Where and why this run's forward pass failed, and what to check."""
@@ -71,22 +75,10 @@ class ShapesReport:
 
 def parse_input_size(text: str) -> tuple[int, int, int]:
     """``"3x224x224"`` (or ``224`` / ``224x224``, 3 channels implied) → (C, H, W)."""
-    parts = re.split(r"[x×,*]", text.strip().lower())
-    try:
-        numbers = [int(part) for part in parts]
-    except ValueError:
-        raise BadInput("use CxHxW with whole numbers, e.g. 3x224x224", parameter="input_size", value=text) from None
-    if len(numbers) == 1:
-        numbers = [3, numbers[0], numbers[0]]
-    elif len(numbers) == 2:
-        numbers = [3, *numbers]
-    if len(numbers) != 3:
-        raise BadInput(f"1, 2 or 3 numbers required (CxHxW); {len(numbers)} given", parameter="input_size", value=text)
-    if any(number < 1 for number in numbers):
-        raise BadInput("every size must be at least 1", parameter="input_size", value=text)
-    if numbers[0] * numbers[1] * numbers[2] > 3 * 4096 * 4096:
+    channels, height, width = parse_size(text, "input_size", 3, "CxHxW", "3x224x224", fill=(IMAGE_CHANNELS,))
+    if channels * height * width > MAX_INPUT_VALUES:
         raise BadInput("too large (at most 3x4096x4096)", parameter="input_size", value=text)
-    return numbers[0], numbers[1], numbers[2]
+    return channels, height, width
 
 
 def run_shapes(
@@ -102,16 +94,19 @@ def run_shapes(
     """Load the model once, run every image (or one synthetic input) and trace it."""
     import torch
 
-    from vizcli.common.images import DEFAULT_MAX_PIXELS, imagenet_tensor, load_image
+    from vizcli.common.images import imagenet_tensor, load_image, pixel_limit
     from vizcli.common.models import check_model_name, documented_macs, load_model
     from vizcli.common.runtime import resolve_device
 
     check_model_name(model_name)
     size = parse_input_size(input_size)
+    limit = pixel_limit(max_pixels)
+    if size[0] != IMAGE_CHANNELS:
+        raise BadInput(f"{model_name} takes {IMAGE_CHANNELS}-channel (RGB) input; use 3xHxW", parameter="input_size", value=input_size)
     target = resolve_device(device)
     inputs: list[tuple[str, list[str], Any]] = []
     for path in images:
-        loaded = load_image(path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+        loaded = load_image(path, max_pixels=limit)
         tensor = imagenet_tensor(loaded, resize=None, crop=None) if keep_size else imagenet_tensor(loaded)
         inputs.append((path, list(loaded.record.steps), tensor))
     loaded_model = load_model(model_name, weights=weights, seed=seed)
@@ -129,6 +124,10 @@ def run_shapes(
         run = ImageRun(label=label, steps=steps, trace=trace)
         if trace.error is None and loaded_model.pretrained and loaded_model.categories:
             run.predictions = _top5(trace.output, loaded_model.categories)
+        if trace.error is None and trace.output is not None:
+            run.nonfinite_outputs = int((~torch.isfinite(trace.output)).sum())
+            if run.nonfinite_outputs:
+                run.predictions = None  # probabilities of NaN logits mean nothing
         runs.append(run)
     parameters = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -9,6 +9,7 @@ hooks on leaf modules, and the trace says so.
 from __future__ import annotations
 
 import operator
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,6 +221,7 @@ def _failure(graph_module, records, error) -> tuple[str, str]:
 def _error_text(error: BaseException) -> str:
     # fx appends "While executing %node ..." and a traceback hint; keep the first part only.
     text = str(error).split("While executing")[0]
+    text = re.sub(r"Proxy\((\w+)\)", r"\1", text)  # fx internals name values Proxy(getitem_2); show the name
     return " ".join(text.split()) or type(error).__name__
 
 
