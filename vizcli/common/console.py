@@ -16,14 +16,14 @@ from typing import IO, Any
 from vizcli.common.errors import printable
 
 DEFAULT_WIDTH = 160  # columns when stdout is not a terminal and COLUMNS says nothing usable
-MIN_TABLE_WIDTH = 60  # narrower tables lose their cells; the terminal wraps wider lines instead
+MIN_TABLE_WIDTH = 100  # narrower tables truncate every cell; the terminal wraps wider lines instead
 
 
 def terminal_width(default: int | None = DEFAULT_WIDTH) -> int | None:
-    """``COLUMNS`` when it is a whole number (raised to at least 60), else ``default``.
+    """``COLUMNS`` when it is a whole number (raised to at least 100), else ``default``.
 
     Empty, non-numeric, zero or negative values fall back to ``default``; a narrow terminal
-    gets 60-column tables, which it wraps, rather than tables whose cells are all empty.
+    gets 100-column tables, which it wraps, rather than tables whose cells are all empty.
     """
     text = os.environ.get("COLUMNS", "").strip()
     if text.isdigit() and int(text) > 0:

@@ -231,7 +231,7 @@ def seekable_destination(path: str | None) -> Iterator[IO[bytes]]:
     ``/dev/null`` gets the bytes spooled through a temporary file first (zip and ``.npy`` headers
     are written after the data)."""
     with open_destination(path, binary=True) as handle:
-        if _seekable(handle):
+        if _seekable(handle) and writes_side_files(path):  # a regular file (/dev/null claims to seek, and does not)
             yield handle
             return
         with tempfile.TemporaryFile() as spool:

@@ -144,7 +144,14 @@ def _from_jsonl(file: Path, field: str, encoding_errors: str, limit: int) -> Ite
 
 
 def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
-    csv.field_size_limit(limit)  # a field past the limit is a csv.Error, reported with its line
+    previous_limit = csv.field_size_limit(limit)  # a field past the limit is a csv.Error, reported with its line
+    try:
+        yield from _table_rows(file, column, delimiter, encoding_errors)
+    finally:
+        csv.field_size_limit(previous_limit)  # the limit is global to the csv module: put it back
+
+
+def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str) -> Iterator[InputText]:
     with _open(file) as raw_stream:
         text_stream = io.TextIOWrapper(raw_stream, encoding="utf-8-sig", errors=encoding_errors, newline="")
         reader = csv.reader(text_stream, delimiter=delimiter)

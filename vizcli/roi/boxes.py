@@ -11,6 +11,7 @@ import io
 import math
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -169,7 +170,7 @@ def _boxes_from_csv(text: str, path: str, image_names: list[str], max_boxes: int
         raise BadInput(f"CSV needs a header with x1,y1,x2,y2 (and optionally label, image); got {','.join(header) or 'nothing'}", parameter="boxes_file", value=path)
     reader.fieldnames = header
     result: dict[str, list[Box]] = {}
-    for index, row in enumerate(reader, start=1):
+    for index, row in enumerate(_csv_rows(reader, path), start=1):
         source = f"boxes_file={path!r} line {index + 1}"
         if index > max_boxes * max(len(image_names), 1):
             raise BadInput(f"more than max_boxes={max_boxes:,} boxes; raise it if that is right", parameter="boxes_file", value=path)
@@ -189,6 +190,18 @@ def _boxes_from_csv(text: str, path: str, image_names: list[str], max_boxes: int
     if not result:
         raise BadInput("no boxes in the file", parameter="boxes_file", value=path)
     return result
+
+
+def _csv_rows(reader: csv.DictReader, path: str) -> Iterator[dict[str, str]]:
+    """The reader's rows, its errors (a field past the csv module's limit, a stray quote) as ``BadInput``."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise BadInput(f"line {reader.line_num}: {error}", parameter="boxes_file", value=path) from None
+        yield row
 
 
 def fit_boxes(boxes: list[Box], width: int, height: int, strict: bool, image: str, warn) -> list[Box]:
