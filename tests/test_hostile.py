@@ -193,8 +193,8 @@ def test_broken_checkpoints(invoke, tmp_path):
 @pytest.mark.slow
 def test_ten_megabyte_line_is_truncated_flagged_and_bounded(tmp_path):
     line = ("word " * 2_000_000).encode()  # 10 MB, one line
-    process = subprocess.Popen([sys.executable, "-m", "vizcli", "embed", "-p", "mean", "--quiet"], cwd=ROOT,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "vizcli", "embed", "-p", "mean", "--quiet", "--max-line-bytes", "20000000"],
+                               cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = process.communicate(line + b"\n", timeout=300)
     assert process.returncode == 0, stderr.decode()[-500:]
     row = json.loads(stdout)

@@ -165,7 +165,10 @@ def _box_list(value, source: str) -> list[Box]:
 
 def _boxes_from_csv(text: str, path: str, image_names: list[str], max_boxes: int) -> dict[str, list[Box]]:
     reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip().lower() for name in (reader.fieldnames or [])]
+    try:
+        header = [name.strip().lower() for name in (reader.fieldnames or [])]
+    except csv.Error as error:
+        raise BadInput(f"line 1: {error}", parameter="boxes_file", value=path) from None
     if not {"x1", "y1", "x2", "y2"} <= set(header):
         raise BadInput(f"CSV needs a header with x1,y1,x2,y2 (and optionally label, image); got {','.join(header) or 'nothing'}", parameter="boxes_file", value=path)
     reader.fieldnames = header
