@@ -19,6 +19,7 @@ from typing import Any
 from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.files import checked_os_call, require_file
 
+DEFAULT_CROP = 224
 MAX_CHECKPOINT_EXPANSION = 4  # declared uncompressed bytes per file byte beyond which a .pth is refused
 RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
 
@@ -58,19 +59,34 @@ def check_model_name(name: str) -> str:
     raise BadInput(f"not a torchvision classification model; {hint}", parameter="model", value=name)
 
 
+# How torchvision builds these models for their DEFAULT weights: googlenet's pretrained model has
+# no auxiliary classifiers (inception_v3's keeps AuxLogits); init_weights=True is their default,
+# given so torchvision does not warn about a future change.
+_BUILD_AS_PRETRAINED: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"init_weights": True},
+}
+
+
+def build_model(name: str) -> Any:
+    """``name`` with random weights, built the way torchvision builds it for its DEFAULT weights."""
+    import torchvision.models
+
+    return torchvision.models.get_model(name, weights=None, **_BUILD_AS_PRETRAINED.get(name, {}))
+
+
 def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0) -> LoadedModel:
     """Build ``name`` with the requested weights, in eval mode.
 
     ``weights``: None (seeded random), a path to a state_dict file, or ``"DEFAULT"``.
     """
     import torch
-    import torchvision.models
 
     check_model_name(name)
     if weights is not None and weights.upper() == "DEFAULT":
         return _load_pretrained(name)
     torch.manual_seed(seed)
-    model = torchvision.models.get_model(name, weights=None)
+    model = build_model(name)
     if weights is None:
         model.eval()
         return LoadedModel(name=name, model=model, weights=f"random weights (seed {seed})", pretrained=False)
@@ -204,7 +220,7 @@ def _load_pretrained(name: str) -> LoadedModel:
             parameter="weights",
             value="DEFAULT",
         )
-    model = torchvision.models.get_model(name, weights=None)
+    model = build_model(name)
     _apply_state_dict(model, load_state_dict_file(str(cached)), str(cached))
     model.eval()
     return LoadedModel(
@@ -225,6 +241,17 @@ def documented_macs(name: str) -> float | None:
         return float(torchvision.models.get_model_weights(name).DEFAULT.meta["_ops"])
     except (KeyError, ValueError, AttributeError):
         return None
+
+
+def documented_crop_size(name: str) -> int:
+    """The crop size of ``name``'s DEFAULT weights' transforms (224 for most, 299 for inception_v3)."""
+    import torchvision.models
+
+    try:
+        crop = torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size
+    except (KeyError, ValueError, AttributeError, TypeError):
+        return DEFAULT_CROP
+    return int(crop[0] if isinstance(crop, (list, tuple)) else crop)
 
 
 def _short(error: BaseException) -> str:

@@ -36,7 +36,10 @@ def shapes(
         list[str] | None,
         typer.Argument(help="Image files ('-' for stdin). Without one, a synthetic --input-size tensor is used."),
     ] = None,
-    input_size: Annotated[str, typer.Option("--input-size", help="CxHxW of the synthetic input.")] = "3x224x224",
+    input_size: Annotated[
+        str | None,
+        typer.Option("--input-size", help="CxHxW of the synthetic input (default: the crop size of the model's weights)."),
+    ] = None,
     keep_size: Annotated[
         bool, typer.Option("--keep-size", help="Skip resize 256 / centre-crop 224: run at the image's own size.")
     ] = False,

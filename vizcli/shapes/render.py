@@ -193,19 +193,29 @@ def _add_computation_rows(table, records, nodes, report, with_nodes: bool) -> No
     _flush()
 
 
+def _unused_note(totals: dict[str, Any]) -> str:
+    unused = totals["unused_parameters"]
+    if not unused:
+        return ""
+    parts = ", ".join(f"{count:,} in {name}" for name, count in unused.items())
+    return f"; {parts}, which did not run in eval"
+
+
 def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
     from rich.text import Text
 
     totals = report.totals(run)
     documented = ""
-    if totals["documented_gmacs"] is not None and run.trace.input_shape[-2:] == (224, 224):
+    if totals["documented_gmacs"] is not None and run.trace.input_shape[-2:] == report.documented_input:
         documented = f"; torchvision documents {totals['documented_gmacs']:.3f} G"
     memory = ", ".join(f"{dtype} {human_bytes(size)}" for dtype, size in totals["activation_bytes"].items())
     lines = [
         f"computations: {len(run.trace.records)} (traced with {'torch.fx' if run.trace.method == 'fx' else 'forward hooks'})",
-        f"parameters: {totals['parameters']:,} (trainable {totals['trainable_parameters']:,})",
-        f"MACs: {human_count(totals['macs'])} (convolution + linear multiply-accumulates per image{documented})",
+        f"parameters: {totals['parameters']:,} (trainable {totals['trainable_parameters']:,}{_unused_note(totals)})",
+        f"MACs: {human_count(totals['macs'])} (multiply-accumulates per image, counted per operator{documented})",
         f"FLOPs: {human_count(totals['flops'])} (= 2 × MACs)",
+        "counted: " + (", ".join(f"{name} {human_count(macs)}" for name, macs in totals["operator_macs"].items()) or "—"),
+        "ran without MACs: " + (", ".join(f"{name} ×{calls}" for name, calls in totals["operators_without_macs"].items()) or "—"),
         f"activation memory: {memory or '—'} (all {len(run.trace.records)} outputs of this run)",
     ]
     if totals["forward_ms"] is not None:

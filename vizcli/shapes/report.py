@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vizcli.common.errors import BadInput
@@ -46,6 +46,8 @@ class ShapesReport:
     device: str
     model: Any = None  # the nn.Module that ran, for the diagram check and group names
     documented_gmacs: float | None = None
+    documented_input: tuple[int, int] = (224, 224)  # (H, W) torchvision's documented figures are for
+    unused_parameters: dict[str, int] = field(default_factory=dict)  # module → parameters that never ran
 
     def totals(self, run: ImageRun) -> dict[str, Any]:
         """Parameters, MACs (FLOPs = 2 × MACs), activation bytes per dtype and forward time of ``run``."""
@@ -57,12 +59,16 @@ class ShapesReport:
         forward_seconds = run.trace.forward_seconds
         return {
             "parameters": self.parameters,
+            "executed_parameters": self.parameters - sum(self.unused_parameters.values()),
+            "unused_parameters": self.unused_parameters,
             "trainable_parameters": self.trainable_parameters,
             "macs": macs,
             "flops": 2 * macs,
             "documented_gmacs": self.documented_gmacs,
             "activation_bytes": activation,
             "forward_ms": None if forward_seconds is None else forward_seconds * 1000,
+            "operator_macs": run.trace.operator_macs,
+            "operators_without_macs": run.trace.operator_calls,
         }
 
     def tables(self) -> list[list[ImageRun]]:
@@ -83,7 +89,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 
 def run_shapes(
     images: list[str],
-    input_size: str = "3x224x224",
+    input_size: str | None = None,
     keep_size: bool = False,
     model_name: str = "resnet18",
     weights: str | None = None,
@@ -95,10 +101,12 @@ def run_shapes(
     import torch
 
     from vizcli.common.images import imagenet_tensor, load_image, pixel_limit
-    from vizcli.common.models import check_model_name, documented_macs, load_model
+    from vizcli.common.models import check_model_name, documented_crop_size, documented_macs, load_model
     from vizcli.common.runtime import resolve_device
 
     check_model_name(model_name)
+    crop = documented_crop_size(model_name)
+    input_size = input_size or f"{IMAGE_CHANNELS}x{crop}x{crop}"  # the size torchvision's figures are for
     size = parse_input_size(input_size)
     limit = pixel_limit(max_pixels)
     if size[0] != IMAGE_CHANNELS:
@@ -141,8 +149,25 @@ def run_shapes(
         device=str(target),
         model=model,
         documented_gmacs=documented_macs(model_name),
+        documented_input=(crop, crop),
+        unused_parameters=_unused_parameter_groups(model, runs[0].trace.used_parameters),
     )
     return report
+
+
+def _unused_parameter_groups(model, used: set[str] | None) -> dict[str, int]:
+    """The top-most modules none of whose parameters the pass used, with their parameter counts
+    (googlenet's aux1/aux2 when built with them, inception_v3's AuxLogits): they exist but never ran."""
+    if used is None:
+        return {}
+    groups: dict[str, int] = {}
+    for name, module in model.named_modules():
+        if not name or any(name.startswith(group + ".") for group in groups):
+            continue
+        owned = [(f"{name}.{key}", value.numel()) for key, value in module.named_parameters()]
+        if owned and not any(key in used for key, _ in owned):
+            groups[name] = sum(count for _, count in owned)
+    return groups
 
 
 def _top5(logits, categories: list[str]) -> list[tuple[str, float]]:

@@ -76,6 +76,9 @@ class Trace:
     fallback_reason: str | None = None
     forward_seconds: float | None = None
     group_ops: dict[str, str] = field(default_factory=dict)  # "layer2" → "2× BasicBlock", for depth 1 and 2
+    operator_macs: dict[str, int] = field(default_factory=dict)  # ATen operator kind → MACs, the whole pass
+    operator_calls: dict[str, int] = field(default_factory=dict)  # kinds that carry no MACs → how often they ran
+    used_parameters: set[str] | None = None  # parameters the pass touched (fx only; None when unknown)
 
     @property
     def shapes(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -119,20 +122,34 @@ def trace_shapes(model, example, method: str = "auto") -> Trace:
 def _run_trace(model, example, method: str) -> Trace:
     import torch
 
-    with torch.inference_mode():
-        if method in ("auto", "fx"):
-            try:
-                import torch.fx
+    from vizcli.shapes.count import OperatorCounter
 
-                graph_module = torch.fx.symbolic_trace(model)
-            except Exception as error:  # fx cannot trace data-dependent control flow etc.
-                if method == "fx":
-                    raise
-                trace = _trace_with_hooks(model, example)
-                trace.fallback_reason = f"torch.fx could not trace this model ({type(error).__name__})"
-                return trace
-            return _trace_with_fx(graph_module, example)
-        return _trace_with_hooks(model, example)
+    counter = OperatorCounter()
+    # no_grad, not inference_mode: composite operators (conv2d, linear, matmul, einsum) then reach
+    # the counter decomposed into the convolution/mm/bmm kernels that do the work
+    with torch.no_grad(), counter:
+        trace = _run_trace_counted(model, example, method, counter)
+    trace.operator_macs = dict(counter.macs.most_common())
+    trace.operator_calls = dict(counter.calls.most_common())
+    return trace
+
+
+def _run_trace_counted(model, example, method: str, counter) -> Trace:
+    if method in ("auto", "fx"):
+        try:
+            import torch.fx
+
+            graph_module = torch.fx.symbolic_trace(model)
+        except Exception as error:  # fx cannot trace data-dependent control flow etc.
+            if method == "fx":
+                raise
+            counter.reset()  # count the forward pass only, not what tracing touched
+            trace = _trace_with_hooks(model, example, counter)
+            trace.fallback_reason = f"torch.fx could not trace this model ({type(error).__name__})"
+            return trace
+        counter.reset()
+        return _trace_with_fx(graph_module, example, counter)
+    return _trace_with_hooks(model, example, counter)
 
 
 def _place_records(trace: Trace, model) -> None:
@@ -186,7 +203,7 @@ def time_forward(model, example, repeats: int = 1) -> float:
 # ---------------------------------------------------------------- fx
 
 
-def _trace_with_fx(graph_module, example) -> Trace:
+def _trace_with_fx(graph_module, example, counter) -> Trace:
     import torch
     import torch.fx
 
@@ -196,16 +213,33 @@ def _trace_with_fx(graph_module, example) -> Trace:
     class _Recorder(torch.fx.Interpreter):
         def run_node(self, node):
             result = super().run_node(node)
+            macs = counter.take()  # every operator this node dispatched
             if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
-                records.append(_record_from_node(graph_module, node, result, len(records), calls))
+                records.append(_record_from_node(graph_module, node, result, len(records), calls, macs))
+            elif macs and records:  # a node returning a tuple (attention's output, weights): keep its MACs
+                records[-1].macs += macs
             return result
 
     trace = Trace(records=records, method="fx", input_shape=tuple(example.shape))
+    trace.used_parameters = _parameters_used(graph_module)
     try:
         trace.output = _Recorder(graph_module).run(example)
     except Exception as error:
         trace.failed_at, trace.error = _failure(graph_module, records, error)
     return trace
+
+
+def _parameters_used(graph_module) -> set[str]:
+    """Names of the parameters the graph reads: those of every module it calls, and those it fetches
+    directly (functional code such as Swin's attention uses ``self.qkv.weight`` without calling ``qkv``)."""
+    used: set[str] = set()
+    for node in graph_module.graph.nodes:
+        if node.op == "call_module":
+            module = graph_module.get_submodule(node.target)
+            used.update(f"{node.target}.{name}" for name, _ in module.named_parameters())
+        elif node.op == "get_attr":
+            used.add(str(node.target))
+    return used
 
 
 def _failure(graph_module, records, error) -> tuple[str, str]:
@@ -225,7 +259,7 @@ def _error_text(error: BaseException) -> str:
     return " ".join(text.split()) or type(error).__name__
 
 
-def _record_from_node(graph_module, node, result, index: int, calls: dict[str, int]) -> LayerRecord:
+def _record_from_node(graph_module, node, result, index: int, calls: dict[str, int], macs: int) -> LayerRecord:
     inputs = [arg.name for arg in node.all_input_nodes]
     if node.op == "call_module":
         module = graph_module.get_submodule(node.target)
@@ -241,7 +275,7 @@ def _record_from_node(graph_module, node, result, index: int, calls: dict[str, i
             shape=tuple(result.shape),
             dtype=str(result.dtype).replace("torch.", ""),
             params=params,
-            macs=module_macs(module, tuple(result.shape)),
+            macs=macs,
             call=call,
             node=node.name,
             inputs=inputs,
@@ -263,7 +297,7 @@ def _record_from_node(graph_module, node, result, index: int, calls: dict[str, i
         shape=tuple(result.shape),
         dtype=str(result.dtype).replace("torch.", ""),
         params=0,
-        macs=0,
+        macs=macs,
         call=call,
         node=node.name,
         inputs=inputs,
@@ -281,7 +315,7 @@ def _owner_path(node) -> str:
 # ---------------------------------------------------------------- hooks
 
 
-def _trace_with_hooks(model, example) -> Trace:
+def _trace_with_hooks(model, example, counter) -> Trace:
     import torch
 
     records: list[LayerRecord] = []
@@ -292,6 +326,13 @@ def _trace_with_hooks(model, example) -> Trace:
 
     def _pre(module, args):
         current["running"] = names[module]
+        _keep_functional_macs()
+
+    def _keep_functional_macs():
+        # operators issued outside leaf modules (a parent's functional code) count with the row before them
+        macs = counter.take()
+        if macs and records:
+            records[-1].macs += macs
 
     def _post(module, args, result):
         if not isinstance(result, torch.Tensor):
@@ -308,7 +349,7 @@ def _trace_with_hooks(model, example) -> Trace:
                 shape=tuple(result.shape),
                 dtype=str(result.dtype).replace("torch.", ""),
                 params=sum(p.numel() for p in module.parameters()) if call == 0 else 0,
-                macs=module_macs(module, tuple(result.shape)),
+                macs=counter.take(),
                 call=call,
             )
         )
@@ -320,6 +361,7 @@ def _trace_with_hooks(model, example) -> Trace:
     trace = Trace(records=records, method="hooks", input_shape=tuple(example.shape))
     try:
         trace.output = model(example)
+        _keep_functional_macs()
     except Exception as error:
         trace.failed_at = current["running"] or "forward"
         trace.error = _error_text(error)
@@ -363,17 +405,3 @@ def describe_module(module) -> str:
     if isinstance(module, nn.Dropout):
         return f"Dropout p={module.p}"
     return type(module).__name__
-
-
-def module_macs(module, output_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one call: convolutions and linear layers only."""
-    import math
-
-    import torch.nn as nn
-
-    if isinstance(module, nn.Conv2d):
-        kh, kw = _pair(module.kernel_size)
-        return math.prod(output_shape) * (module.in_channels // module.groups) * kh * kw
-    if isinstance(module, nn.Linear):
-        return math.prod(output_shape) * module.in_features
-    return 0
