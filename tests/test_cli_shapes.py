@@ -148,6 +148,8 @@ def test_weights_pickle_with_code_is_refused(invoke, tmp_path):
 
 def test_weights_default_offline_says_where_the_file_belongs(invoke, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    # tests never touch the network: a closed port on loopback stands for an unreachable host
+    monkeypatch.setenv("VIZCLI_WEIGHTS_URL", "http://127.0.0.1:9/resnet18-f37072fd.pth")
     result = invoke("shapes", "--weights", "DEFAULT")
     assert result.exit_code == 1
     assert str(tmp_path) in result.stderr and "resnet18-f37072fd.pth" in result.stderr

@@ -5,12 +5,14 @@ Weights come from one of three places, always labelled honestly:
 * ``None``      – seeded random initialisation (the default: nothing is downloaded);
 * a file path   – a torchvision ``state_dict`` in ``.pth``/``.pt`` (loaded with
   ``torch.load(weights_only=True)``, never arbitrary pickle) or ``.safetensors``;
-* ``"DEFAULT"`` – torchvision's pretrained weights, only if already in the torch hub cache.
+* ``"DEFAULT"`` or an enum name (``IMAGENET1K_V1``) – torchvision's pretrained weights,
+  downloaded once into the torch hub cache (progress on stderr, torchvision's hash check).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.files import checked_os_call, require_file
 
 DEFAULT_CROP = 224
+WEIGHTS_URL_VARIABLE = "VIZCLI_WEIGHTS_URL"  # a mirror for torchvision's download address
 MAX_CHECKPOINT_EXPANSION = 4  # declared uncompressed bytes per file byte beyond which a .pth is refused
 RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
 
@@ -83,8 +86,11 @@ def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0
     import torch
 
     check_model_name(name)
+    named = weights_enum_for(name, weights) if weights is not None else None
+    if named is not None:
+        return _load_pretrained(name, named)
     if weights is not None and weights.upper() == "DEFAULT":
-        return _load_pretrained(name)
+        raise BadInput(f"{name} has no pretrained weights in torchvision; pass weights=PATH", parameter="weights", value=weights)
     torch.manual_seed(seed)
     model = build_model(name)
     if weights is None:
@@ -206,27 +212,54 @@ def _apply_state_dict(model: Any, state_dict: dict[str, Any], path: str) -> None
     model.load_state_dict(check_state_dict_fits(model.state_dict(), state_dict, parameter="weights", value=path))
 
 
-def _load_pretrained(name: str) -> LoadedModel:
-    import torch
+def weights_enum_for(name: str, spec: str) -> Any | None:
+    """torchvision's weights enum member ``spec`` names for ``name`` (``DEFAULT``, ``IMAGENET1K_V1``, …), else None."""
     import torchvision.models
 
-    weights_enum = torchvision.models.get_model_weights(name).DEFAULT
-    filename = weights_enum.url.rsplit("/", 1)[-1]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    if not cached.exists():
-        raise RunFailure(
-            f"{filename} is not in the torch hub cache and nothing can be "
-            f"downloaded here; put the file at {cached} or pass weights=PATH",
-            parameter="weights",
-            value="DEFAULT",
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (KeyError, ValueError):
+        return None
+    if spec.upper() == "DEFAULT":
+        return enum.DEFAULT
+    return enum.__members__.get(spec)
+
+
+def _load_pretrained(name: str, weights_enum: Any) -> LoadedModel:
+    """Download (once, into the torch hub cache, with torchvision's hash check) and load ``weights_enum``.
+
+    ``VIZCLI_WEIGHTS_URL`` replaces the download address (a mirror); the file name must still carry
+    the first hex digits of its sha256, as torchvision's do, for the hash check.
+    """
+    import sys
+    import urllib.error
+
+    import torch
+
+    url = os.environ.get(WEIGHTS_URL_VARIABLE) or weights_enum.url
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    label = f"{type(weights_enum).__name__}.{weights_enum.name}"
+    try:
+        state_dict = torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", progress=sys.stderr.isatty(), check_hash=True, weights_only=True
         )
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+        raise RunFailure(
+            f"downloading {url} into {folder} failed ({_short(reason)}); check the network, put the file "
+            "there yourself, or pass weights=PATH", parameter="weights", value=label,
+        ) from None
+    except RuntimeError as error:  # torch.hub's hash check, or a file that is no checkpoint
+        raise RunFailure(
+            f"{url}: {_short(error)}; nothing was kept in {folder}", parameter="weights", value=label,
+        ) from None
     model = build_model(name)
-    _apply_state_dict(model, load_state_dict_file(str(cached)), str(cached))
+    _apply_state_dict(model, state_dict, url)
     model.eval()
     return LoadedModel(
         name=name,
         model=model,
-        weights=f"DEFAULT ({weights_enum.name})",
+        weights=f"{weights_enum.name} (torchvision, {url.rsplit('/', 1)[-1]})",
         pretrained=True,
         categories=list(weights_enum.meta.get("categories", [])) or None,
         meta=dict(weights_enum.meta),

@@ -110,7 +110,7 @@ ThreadsOption = Annotated[
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for the random weights and any synthetic input.")]
 WeightsOption = Annotated[
     str | None,
-    typer.Option("--weights", help="State-dict file (.pth/.pt/.safetensors) or DEFAULT (torchvision's, if cached)."),
+    typer.Option("--weights", help="State-dict file (.pth/.pt/.safetensors), or DEFAULT or a weights name (IMAGENET1K_V1): torchvision's, downloaded once into the torch hub cache."),
 ]
 MaxPixelsOption = Annotated[
     int | None,

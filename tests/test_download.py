@@ -1,0 +1,76 @@
+"""``--weights DEFAULT`` downloads for real, from an HTTP server on 127.0.0.1 that the test starts."""
+
+import hashlib
+import http.server
+import os
+import threading
+
+import pytest
+import torch
+import torchvision
+
+from tests.conftest import EXAMPLES
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serves ``tmp_path/served`` on a free loopback port; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: _Quiet(*a, directory=str(folder), **k))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _publish(folder, state_dict, corrupt=False):
+    """Save ``state_dict`` under a torchvision-style name: resnet18-<first 8 hex of its sha256>.pth."""
+    staging = folder / "staging.pth"
+    torch.save(state_dict, staging)
+    digest = hashlib.sha256(staging.read_bytes()).hexdigest()[:8]
+    name = f"resnet18-{'00000000' if corrupt else digest}.pth"
+    staging.rename(folder / name)
+    return name
+
+
+def test_default_weights_download_once_into_the_hub_cache_and_are_used(invoke, server, tmp_path, monkeypatch):
+    folder, base = server
+    torch.manual_seed(1)
+    name = _publish(folder, torchvision.models.resnet18().state_dict())
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("VIZCLI_WEIGHTS_URL", f"{base}/{name}")
+    first = invoke("shapes", EXAMPLES / "chelsea.png", "--weights", "DEFAULT", "--depth", "1")
+    assert first.exit_code == 0, first.stderr
+    assert "top-5 for" in first.stdout and "IMAGENET1K_V1 (torchvision" in first.stdout
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / name
+    assert cached.exists()
+    (folder / name).unlink()  # the server no longer has it: the second run must use the cache
+    again = invoke("shapes", "--weights", "IMAGENET1K_V1", "--depth", "1")
+    assert again.exit_code == 0, again.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "bad hash"])
+def test_a_failed_download_is_one_line_and_leaves_nothing_in_the_cache(invoke, server, tmp_path, monkeypatch, case):
+    folder, base = server
+    name = "resnet18-deadbeef.pth" if case == "missing" else _publish(folder, {"w": torch.zeros(3)}, corrupt=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("VIZCLI_WEIGHTS_URL", f"{base}/{name}")
+    result = invoke("shapes", "--weights", "DEFAULT", "--depth", "1")
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.startswith("Error: --weights ") and result.stderr.count("\n") == 1
+    assert f"{base}/{name}" in result.stderr
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    assert not checkpoints.exists() or os.listdir(checkpoints) == []
+
+
+def test_an_unknown_weights_name_is_bad_input(invoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("shapes", "--weights", "IMAGENET9K_V9")
+    assert result.exit_code == 2 and "--weights IMAGENET9K_V9: no such file" in result.stderr
