@@ -39,6 +39,18 @@ class ShapesFormat(Choice):
     mermaid = "mermaid"
 
 
+class StorageDtype(Choice):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class Optimizer(Choice):
+    sgd = "sgd"
+    adam = "adam"
+    adamw = "adamw"
+
+
 class RoiFormat(Choice):
     table = "table"
     json = "json"

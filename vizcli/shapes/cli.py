@@ -9,9 +9,11 @@ import typer
 from vizcli.common.options import (
     DeviceOption,
     MaxPixelsOption,
+    Optimizer,
     OutputOption,
     SeedOption,
     ShapesFormat,
+    StorageDtype,
     ThreadsOption,
     WeightsOption,
     complete_model_name,
@@ -60,6 +62,14 @@ def shapes(
     ] = "resnet18",
     weights: WeightsOption = None,
     seed: SeedOption = 0,
+    dtype: Annotated[
+        StorageDtype, typer.Option("--dtype", help="The dtype the memory figures assume for parameters and activations.")
+    ] = StorageDtype.float32,
+    train: Annotated[
+        bool, typer.Option("--train", help="Add one training step's memory (parameters, gradients, optimizer state, saved activations).")
+    ] = False,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="The optimizer --train sizes (SGD with momentum).")] = Optimizer.adam,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="The batch --train sizes.")] = 1,
     output: OutputOption = None,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
@@ -78,10 +88,11 @@ def shapes(
     from vizcli.common.runtime import set_threads
     from vizcli.shapes.diagram import check_diagram
     from vizcli.shapes.render import print_shapes
-    from vizcli.shapes.report import run_shapes
+    from vizcli.shapes.report import MemoryOptions, run_shapes
 
     set_threads(threads, warn)
-    report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels)
+    memory = MemoryOptions(dtype.value, train, optimizer.value, batch_size)
+    report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels, memory)
     diagram_check = check_diagram(report.runs[0].trace, report.model) if check else None
     print_shapes(report, depth, fmt, diagram_check, output)
     failed = [run for run in report.runs if run.trace.error is not None]

@@ -103,6 +103,7 @@ def shapes_document(report: ShapesReport, depth: int, check: DiagramCheck | None
         "weights": report.weights_note,
         "device": report.device,
         "depth": depth,
+        "memory": report.memory,
         "tables": tables,
     }
     if check is not None:
@@ -223,8 +224,25 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
     if run.trace.method == "hooks":
         reason = run.trace.fallback_reason or "hooks requested"
         lines.append(f"note: {reason}; traced with forward hooks instead, so functional operations (adds, flatten) are not shown")
+    lines.extend(_memory_lines(report.memory))
     lines.append(report.weights_note)
     return [Text(line) for line in lines]
+
+
+def _memory_lines(memory: dict[str, Any]) -> list[str]:
+    if not memory:
+        return []
+    dtype = memory["dtype"]
+    lines = [f"stored in {dtype}: parameters {human_bytes(memory['parameter_bytes'])}, buffers {human_bytes(memory['buffer_bytes'])}"]
+    step = memory["training"]
+    if step:
+        lines.append(
+            f"one training step ({dtype}, batch {step['batch_size']}, {step['optimizer']}): parameters "
+            f"{human_bytes(step['parameters'])} + gradients {human_bytes(step['gradients'])} + optimizer state "
+            f"{human_bytes(step['optimizer_state'])} + saved activations {human_bytes(step['saved_activations'])} "
+            f"= {human_bytes(step['total'])} (saved activations counted from the autograd graph)"
+        )
+    return lines
 
 
 def check_renderables(check: DiagramCheck) -> list[Any]:

@@ -10,6 +10,7 @@ from vizcli.common.sizes import parse_size
 from vizcli.shapes.trace import LayerRecord, Trace, time_forward, torch_shape, trace_shapes
 
 IMAGE_CHANNELS = 3  # torchvision's classification models take RGB
+MAX_TRAIN_BATCH = 1024
 MAX_INPUT_VALUES = 3 * 4096 * 4096
 
 
@@ -48,6 +49,7 @@ class ShapesReport:
     documented_gmacs: float | None = None
     documented_input: tuple[int, int] = (224, 224)  # (H, W) torchvision's documented figures are for
     unused_parameters: dict[str, int] = field(default_factory=dict)  # module → parameters that never ran
+    memory: dict[str, Any] = field(default_factory=dict)  # dtype, parameter/buffer bytes, one training step
 
     def totals(self, run: ImageRun) -> dict[str, Any]:
         """Parameters, MACs (FLOPs = 2 × MACs), activation bytes per dtype and forward time of ``run``."""
@@ -96,8 +98,13 @@ def run_shapes(
     seed: int = 0,
     device: str = "auto",
     max_pixels: int | None = None,
+    memory: MemoryOptions | None = None,
 ) -> ShapesReport:
-    """Load the model once, run every image (or one synthetic input) and trace it."""
+    """Load the model once, run every image (or one synthetic input) and trace it.
+
+    ``memory`` chooses the dtype of the memory figures and, with ``train=True``, adds one
+    training step's memory at ``batch_size`` with ``optimizer`` (counted from the autograd graph).
+    """
     import torch
 
     from vizcli.common.images import imagenet_tensor, load_image, pixel_limit
@@ -105,6 +112,7 @@ def run_shapes(
     from vizcli.common.runtime import resolve_device
 
     check_model_name(model_name)
+    memory = (memory or MemoryOptions()).check()
     crop = documented_crop_size(model_name)
     input_size = input_size or f"{IMAGE_CHANNELS}x{crop}x{crop}"  # the size torchvision's figures are for
     size = parse_input_size(input_size)
@@ -152,7 +160,41 @@ def run_shapes(
         documented_input=(crop, crop),
         unused_parameters=_unused_parameter_groups(model, runs[0].trace.used_parameters),
     )
+    report.memory = _memory(model, inputs[0][2].to(target), memory)
     return report
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """What ``shapes`` reports about memory: the storage dtype, and whether to size a training step."""
+
+    dtype: str = "float32"
+    train: bool = False
+    optimizer: str = "adam"
+    batch_size: int = 1
+
+    def check(self) -> MemoryOptions:
+        """``self`` if every value is usable (checked before any model is loaded)."""
+        from vizcli.shapes.memory import DTYPE_BYTES, OPTIMIZER_STATE
+
+        if self.dtype not in DTYPE_BYTES:
+            raise BadInput(f"use one of {', '.join(DTYPE_BYTES)}", parameter="dtype", value=self.dtype)
+        if self.optimizer not in OPTIMIZER_STATE:
+            raise BadInput(f"use one of {', '.join(OPTIMIZER_STATE)}", parameter="optimizer", value=self.optimizer)
+        if not 1 <= self.batch_size <= MAX_TRAIN_BATCH:
+            raise BadInput(f"use 1..{MAX_TRAIN_BATCH}", parameter="batch_size", value=self.batch_size)
+        return self
+
+
+def _memory(model, example, options: MemoryOptions) -> dict[str, Any]:
+    from vizcli.shapes.memory import parameter_bytes, training_step
+
+    params, buffers = parameter_bytes(model, options.dtype)
+    result: dict[str, Any] = {"dtype": options.dtype, "parameter_bytes": params, "buffer_bytes": buffers, "training": None}
+    if options.train:
+        batch = example.unsqueeze(0).expand(options.batch_size, *example.shape).contiguous()
+        result["training"] = training_step(model, batch, options.optimizer, options.dtype).as_dict()
+    return result
 
 
 def _unused_parameter_groups(model, used: set[str] | None) -> dict[str, int]:
