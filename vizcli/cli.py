@@ -8,7 +8,6 @@ level, so ``vizcli --help`` stays fast; everything heavy is imported inside comm
 from __future__ import annotations
 
 import os
-import re
 import sys
 import warnings
 from typing import Any
@@ -16,16 +15,13 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-try:  # typer >= 0.26 vendors click as typer._click; older versions use click itself
-    from typer._click import exceptions as _click_errors
-except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import exceptions as _click_errors  # type: ignore[no-redef]
-
 from vizcli import __version__
 from vizcli.approx import cli as approx_cli
 from vizcli.common import signals
-from vizcli.common.errors import VizcliError, one_line, shown_value
+from vizcli.common.console import tolerate_narrow_encodings
+from vizcli.common.errors import VizcliError, one_line
 from vizcli.common.files import OS_WRITE_ERRORS
+from vizcli.common.usage import click_errors, usage_message
 from vizcli.embed import cli as embed_cli
 from vizcli.roi import cli as roi_cli
 from vizcli.shapes import cli as shapes_cli
@@ -40,9 +36,6 @@ PARAMETER_FLAGS = {
     "spec": "--model",
 }
 
-_NOT_ONE_OF = re.compile(r"^(?:Value error, )?'(?P<value>.*)' is not one of (?P<choices>.*?)\.?$", re.DOTALL)
-
-
 class _ErrorBoundary(TyperGroup):
     """Turns every known error into one ``Error: …`` line on stderr and an exit code.
 
@@ -53,7 +46,7 @@ class _ErrorBoundary(TyperGroup):
     def main(self, *args: Any, **extra: Any) -> Any:
         extra["standalone_mode"] = False
         previous_handlers = signals.install()
-        _tolerate_narrow_encodings()
+        tolerate_narrow_encodings()
         try:
             with warnings.catch_warnings():
                 # third-party warnings (torch's weights_only, torchvision's FutureWarnings) would
@@ -61,11 +54,11 @@ class _ErrorBoundary(TyperGroup):
                 warnings.simplefilter("default" if _state["debug"] else "ignore")
                 result = super().main(*args, **extra)
             code = result if isinstance(result, int) else 0
-        except _click_errors.NoArgsIsHelpError as error:
+        except click_errors.NoArgsIsHelpError as error:
             print(error.ctx.get_help(), file=sys.stderr)
             code = 2
-        except _click_errors.ClickException as error:
-            _print_error(_usage_message(error))
+        except click_errors.ClickException as error:
+            _print_error(usage_message(error))
             code = 2
         except typer.Abort:
             _print_error("interrupted by SIGINT; no output file was written")
@@ -106,29 +99,6 @@ class _ErrorBoundary(TyperGroup):
                 if param.name and param.opts and param.opts[0].startswith("-"):
                     flags.setdefault(param.name, max(param.opts, key=len))
         return {**flags, **PARAMETER_FLAGS}
-
-
-def _usage_message(error: Any) -> str:
-    """Click's usage errors in vizcli's form: ``--format xml: use one of table, json``."""
-    context = getattr(error, "ctx", None)
-    hint = f" (see '{context.command_path} --help')" if context is not None else ""
-    param = getattr(error, "param", None)
-    if isinstance(error, _click_errors.BadParameter) and param is not None and param.opts:
-        flag = max(param.opts, key=len)
-        match = _NOT_ONE_OF.match(str(error.message))
-        if match:
-            choices = match.group("choices").replace("'", "")
-            return f"{flag} {shown_value(match.group('value'))}: use one of {choices}{hint}"
-        return f"{flag}: {error.message}{hint}"
-    return f"{error.format_message()}{hint}"
-
-
-def _tolerate_narrow_encodings() -> None:
-    """On a non-UTF-8 stdout/stderr (``PYTHONIOENCODING=ascii``) print what fits and escape the rest."""
-    for stream in (sys.stdout, sys.stderr):
-        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        if encoding != "utf8" and hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
 
 
 def _print_error(message: str) -> None:

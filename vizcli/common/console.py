@@ -160,3 +160,11 @@ def counter_progress(description: str, after_seconds: float = 1.0) -> Callable[.
             state["progress"].update(state["task"], completed=state["count"])
 
     return _advance
+
+
+def tolerate_narrow_encodings() -> None:
+    """On a non-UTF-8 stdout/stderr (``PYTHONIOENCODING=ascii``) print what fits and escape the rest."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
