@@ -369,3 +369,11 @@ def test_roi_metadata_records_the_exif_orientation(invoke, tmp_path):
     assert result.exit_code == 0, result.stderr
     meta = json.loads(result.stdout)["metadata"]["images"][0]
     assert meta["exif_orientation"] == 6 and meta["size"] == [40, 80]
+
+
+@pytest.mark.parametrize("fmt", ["pt", "npy", "npz", "safetensors"])
+def test_roi_features_go_to_a_pipe_in_every_format(fmt):
+    result = subprocess.run([sys.executable, "-m", "vizcli", "roi", str(CHELSEA), "--boxes", "1,1,50,50", "-o", "/dev/stdout",
+                             "--save-format", fmt, "--quiet"], capture_output=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert len(result.stdout) > 256 * 7 * 7 * 4  # one box of [256, 7, 7] float32, plus headers

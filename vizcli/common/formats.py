@@ -120,7 +120,7 @@ def write_arrays(arrays: dict[str, Any], metadata: dict[str, Any], fmt: str, pat
         if len(numpy_arrays) != 1:
             raise BadInput("npy holds one array; use npz or safetensors for several")
         (array,) = numpy_arrays.values()
-        with open_destination(path, binary=True) as handle:
+        with seekable_destination(path) as handle:
             np.save(handle, array, allow_pickle=False)
         if writes_side_files(path):
             with atomic_output(path + ".json", binary=False) as handle:

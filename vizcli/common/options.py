@@ -51,6 +51,13 @@ class Optimizer(Choice):
     adamw = "adamw"
 
 
+class FeatureFormat(Choice):
+    pt = "pt"
+    npy = "npy"
+    npz = "npz"
+    safetensors = "safetensors"
+
+
 class RoiFormat(Choice):
     table = "table"
     json = "json"

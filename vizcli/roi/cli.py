@@ -8,6 +8,7 @@ import typer
 
 from vizcli.common.options import (
     DeviceOption,
+    FeatureFormat,
     MaxPixelsOption,
     QuietOption,
     RoiFormat,
@@ -31,7 +32,7 @@ EPILOG = (
     "RoIPool ignores it."
 )
 
-SAVE_FORMATS = ("pt", "npy", "npz", "safetensors")
+SAVE_FORMATS = tuple(member.value for member in FeatureFormat)
 
 
 def roi(
@@ -76,6 +77,10 @@ def roi(
         str | None,
         typer.Option("--output", "-o", help="Save [K, C, h, w] features: .pt, .npy (+ .json), .npz or .safetensors."),
     ] = None,
+    save_format_option: Annotated[
+        FeatureFormat | None,
+        typer.Option("--save-format", help="Format of -o (default: its extension); needed for /dev/stdout or a pipe."),
+    ] = None,
     output_format: Annotated[
         RoiFormat | None,
         typer.Option(
@@ -97,7 +102,7 @@ def roi(
 ) -> None:
     """Crop boxes from a ResNet18 feature map with RoIAlign / RoIPool and explain the values."""
     from vizcli.common.errors import BadInput
-    from vizcli.common.files import check_not_an_input, check_writable, format_for_path
+    from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path
 
     if explain_notes:
         from vizcli.roi.explain import notes_examples
@@ -116,7 +121,10 @@ def roi(
     check_max_boxes(max_boxes)
     if explain:
         check_channel(layer.value, channel)
-    save_format = format_for_path(output, SAVE_FORMATS) if output else None
+    save_format = choose_format(output, save_format_option.value if save_format_option else None,
+                                {name: name for name in SAVE_FORMATS} | {"pth": "pt"}, "") if output else None
+    if output and not save_format:
+        format_for_path(output, SAVE_FORMATS)  # no --save-format and an extension that names none: say so
     if save_format == "npy" and len(ops) > 1:
         raise BadInput(f"-o {output}: .npy holds one array and --op both gives two; use .npz, .safetensors or .pt")
     check_writable(output, side_suffixes=(".json",) if save_format == "npy" else ())
