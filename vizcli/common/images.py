@@ -213,6 +213,17 @@ def imagenet_tensor(loaded: LoadedImage, resize: int | None = 256, crop: int | N
     return tensor
 
 
+def unit_tensor(loaded: LoadedImage) -> Any:
+    """The image at its own size as ``Tensor[3, H, W]`` float32 in [0, 1], unnormalised (what
+    torchvision's detection models take: they resize and normalise inside)."""
+    import numpy as np
+    import torch
+
+    array = np.asarray(loaded.image, dtype=np.float32) / 255.0
+    loaded.record.steps.append(f"scaled to [0, 1] → tensor 3×{array.shape[0]}×{array.shape[1]} float32 (the model resizes and normalises)")
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
 def to_normalized_tensor(image: Any) -> Any:
     """An RGB Pillow image → ``Tensor[3, H, W]`` float32 normalised with ImageNet mean/std."""
     import numpy as np

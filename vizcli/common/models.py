@@ -1,4 +1,4 @@
-"""The registry of torchvision classification models and their weights.
+"""The registry of torchvision models (classification, segmentation, detection, video) and their weights.
 
 Weights come from one of three places, always labelled honestly:
 
@@ -45,21 +45,53 @@ class LoadedModel:
         return f"{self.weights} — {RANDOM_WEIGHTS_NOTE}"
 
 
+# torchvision's model namespaces, and the task each serves
+TASK_MODULES = {
+    "classification": "torchvision.models",
+    "segmentation": "torchvision.models.segmentation",
+    "detection": "torchvision.models.detection",
+    "video": "torchvision.models.video",
+}
+SEGMENTATION_INPUT = 520  # the resize size of the segmentation weights' transforms (their _ops are at 520×520)
+DETECTION_INPUT = 800  # the detectors resize inside the model (min_size 800 for most); their _ops are at 800×800
+VIDEO_FRAMES = 16  # the clip length torchvision's video figures are for
+
+
 def classification_models() -> list[str]:
     """Names torchvision registers as classification models (``resnet18``, ``vgg16``, …)."""
+    return models_for_task("classification")
+
+
+def models_for_task(task: str) -> list[str]:
+    """Names torchvision registers under ``task`` (a key of ``TASK_MODULES``)."""
+    import importlib
+
     import torchvision.models
 
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    module = importlib.import_module(TASK_MODULES[task])
+    return sorted(torchvision.models.list_models(module=module))
 
 
-def check_model_name(name: str) -> str:
-    """``name`` if torchvision knows it, else ``BadInput`` with the closest names."""
-    known = classification_models()
+def known_models() -> dict[str, str]:
+    """Every model ``shapes`` runs, name → task."""
+    return {name: task for task in TASK_MODULES for name in models_for_task(task)}
+
+
+def model_task(name: str) -> str:
+    """``"classification"``, ``"segmentation"``, ``"detection"`` or ``"video"`` for a known ``name``."""
+    return known_models()[check_model_name(name, any_task=True)]
+
+
+def check_model_name(name: str, any_task: bool = False) -> str:
+    """``name`` if torchvision knows it (a classification model unless ``any_task``), else ``BadInput``
+    with the closest names."""
+    known = list(known_models()) if any_task else classification_models()
     if name in known:
         return name
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see torchvision.models.list_models()"
-    raise BadInput(f"not a torchvision classification model; {hint}", parameter="model", value=name)
+    what = "torchvision model" if any_task else "torchvision classification model"
+    raise BadInput(f"not a {what}; {hint}", parameter="model", value=name)
 
 
 # How torchvision builds these models for their DEFAULT weights: googlenet's pretrained model has
@@ -69,13 +101,48 @@ _BUILD_AS_PRETRAINED: dict[str, dict[str, Any]] = {
     "googlenet": {"aux_logits": False, "init_weights": True},
     "inception_v3": {"init_weights": True},
 }
+# Detectors whose pretrained backbone torchvision builds with FrozenBatchNorm2d (the *_v2 ones and
+# SSD keep BatchNorm2d): a randomly initialised build must match, or parameter counts and
+# state_dict keys differ from the weights'.
+_FROZEN_NORM_DETECTORS = (
+    "fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn",
+)
 
 
 def build_model(name: str) -> Any:
-    """``name`` with random weights, built the way torchvision builds it for its DEFAULT weights."""
+    """``name`` with random weights, built the way torchvision builds it for its DEFAULT weights.
+
+    Nothing is downloaded: segmentation and detection backbones start random too
+    (``weights_backbone=None``); segmentation models keep the auxiliary head their weights carry.
+    """
     import torchvision.models
 
-    return torchvision.models.get_model(name, weights=None, **_BUILD_AS_PRETRAINED.get(name, {}))
+    task = model_task(name)
+    options = dict(_BUILD_AS_PRETRAINED.get(name, {}))
+    if name.startswith("vit_"):  # torchvision sizes the position embedding for its weights (vit_h_14: 518)
+        options["image_size"] = _default_meta(name).get("min_size", (DEFAULT_CROP,))[0]
+    if task in ("segmentation", "detection"):
+        options["weights_backbone"] = None
+    if task == "segmentation" and not name.startswith("lraspp"):
+        options["aux_loss"] = True
+    model = torchvision.models.get_model(name, weights=None, **options)
+    if name in _FROZEN_NORM_DETECTORS:
+        _freeze_batch_norms(model.backbone.body)
+    return model
+
+
+def _freeze_batch_norms(module: Any) -> None:
+    """Replace every ``BatchNorm2d`` under ``module`` with torchvision's ``FrozenBatchNorm2d`` (buffers only)."""
+    import torch.nn as nn
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            setattr(module, name, frozen)
+        else:
+            _freeze_batch_norms(child)
 
 
 def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0) -> LoadedModel:
@@ -85,7 +152,7 @@ def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0
     """
     import torch
 
-    check_model_name(name)
+    check_model_name(name, any_task=True)
     named = weights_enum_for(name, weights) if weights is not None else None
     if named is not None:
         return _load_pretrained(name, named)
@@ -266,6 +333,15 @@ def _load_pretrained(name: str, weights_enum: Any) -> LoadedModel:
     )
 
 
+def _default_meta(name: str) -> dict[str, Any]:
+    import torchvision.models
+
+    try:
+        return dict(torchvision.models.get_model_weights(name).DEFAULT.meta)
+    except (KeyError, ValueError, AttributeError):
+        return {}
+
+
 def documented_macs(name: str) -> float | None:
     """torchvision's documented GMACs for ``name`` (its ``_ops`` figure), when it has one."""
     import torchvision.models
@@ -285,6 +361,30 @@ def documented_crop_size(name: str) -> int:
     except (KeyError, ValueError, AttributeError, TypeError):
         return DEFAULT_CROP
     return int(crop[0] if isinstance(crop, (list, tuple)) else crop)
+
+
+def classification_preprocessing(name: str) -> tuple[int, int]:
+    """(resize, crop) of ``name``'s DEFAULT weights' transforms: (256, 224) for most, (342, 299) for inception_v3."""
+    import torchvision.models
+
+    crop = documented_crop_size(name)
+    try:
+        resize = torchvision.models.get_model_weights(name).DEFAULT.transforms().resize_size
+    except (KeyError, ValueError, AttributeError, TypeError):
+        return round(crop * 256 / 224), crop
+    return int(resize[0] if isinstance(resize, (list, tuple)) else resize), crop
+
+
+def documented_input(name: str) -> tuple[int, ...]:
+    """The per-sample input torchvision's figures for ``name`` are at: ``(3, crop, crop)`` for
+    classification, ``(3, 520, 520)`` segmentation, ``(3, 800, 800)`` detection, ``(3, 16, crop, crop)`` video."""
+    task = model_task(name)
+    if task == "segmentation":
+        return (3, SEGMENTATION_INPUT, SEGMENTATION_INPUT)
+    if task == "detection":
+        return (3, DETECTION_INPUT, DETECTION_INPUT)
+    crop = documented_crop_size(name)
+    return (3, VIDEO_FRAMES, crop, crop) if task == "video" else (3, crop, crop)
 
 
 def _short(error: BaseException) -> str:

@@ -18,10 +18,11 @@ from vizcli.common.runtime import DEVICES
 
 
 def complete_model_name(incomplete: str) -> list[str]:
-    """Shell completion for ``--model``: torchvision's classification models (imported only on TAB)."""
-    import torchvision.models
+    """Shell completion for ``--model``: torchvision's classification, segmentation, detection and
+    video models (imported only on TAB)."""
+    from vizcli.common.models import known_models
 
-    return [name for name in sorted(torchvision.models.list_models(module=torchvision.models)) if name.startswith(incomplete)]
+    return [name for name in known_models() if name.startswith(incomplete)]
 
 
 class Choice(str, Enum):

@@ -28,6 +28,8 @@ EPILOG = (
     "  vizcli shapes --input-size 3x320x320 --check\n\n"
     "  vizcli shapes --format mermaid > resnet18.md\n\n"
     "  vizcli shapes --model resnet50 --depth 1\n\n"
+    "  vizcli shapes --model fasterrcnn_resnet50_fpn_v2 --depth 1   # detectors run through forward hooks\n\n"
+    "  vizcli shapes --model r3d_18 --input-size 3x16x112x112\n\n"
     "Weights are seeded random unless --weights is given: shapes, parameter and MAC counts are "
     "exact either way; predictions are shown only with real weights."
 )
@@ -40,7 +42,11 @@ def shapes(
     ] = None,
     input_size: Annotated[
         str | None,
-        typer.Option("--input-size", help="CxHxW of the synthetic input (default: the crop size of the model's weights)."),
+        typer.Option(
+            "--input-size",
+            help="CxHxW of the synthetic input, CxTxHxW for video models (default: the input torchvision's figures are for: "
+            "the weights' crop size, 520 for segmentation, 800 for detection, 16 frames for video).",
+        ),
     ] = None,
     keep_size: Annotated[
         bool, typer.Option("--keep-size", help="Skip resize 256 / centre-crop 224: run at the image's own size.")
@@ -58,7 +64,12 @@ def shapes(
     ] = False,
     model: Annotated[
         str,
-        typer.Option("--model", help="Any torchvision classification model name.", autocompletion=complete_model_name),
+        typer.Option(
+            "--model",
+            help="Any torchvision classification, segmentation (fcn_*, deeplabv3_*, lraspp_*), detection "
+            "(fasterrcnn_*, retinanet_*, ssd*, fcos_*, maskrcnn_*, keypointrcnn_*) or video (r3d_18, mvit_*, swin3d_*, …) model.",
+            autocompletion=complete_model_name,
+        ),
     ] = "resnet18",
     weights: WeightsOption = None,
     seed: SeedOption = 0,

@@ -59,7 +59,7 @@ def saved_activation_bytes(model: Any, example: Any, dtype: str = "float32") -> 
     try:
         with torch.enable_grad():
             output = model(example)
-        roots = _output_tensors(output)
+        roots = output_tensors(output)
         parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
         storages: dict[int, tuple[int, bool]] = {}
         seen: set[int] = set()
@@ -94,15 +94,15 @@ def training_step(model: Any, example: Any, optimizer: str, dtype: str = "float3
     )
 
 
-def _output_tensors(output: Any) -> list[Any]:
+def output_tensors(output: Any) -> list[Any]:
     import torch
 
     if isinstance(output, torch.Tensor):
         return [output]
     if isinstance(output, (tuple, list)):
-        return [item for part in output for item in _output_tensors(part)]
+        return [item for part in output for item in output_tensors(part)]
     if isinstance(output, dict):
-        return [item for part in output.values() for item in _output_tensors(part)]
+        return [item for part in output.values() for item in output_tensors(part)]
     return [value for value in vars(output).values() if isinstance(value, torch.Tensor)] if hasattr(output, "__dict__") else []
 
 

@@ -202,12 +202,21 @@ def _unused_note(totals: dict[str, Any]) -> str:
     return f"; {parts}, which did not run in eval"
 
 
+MAX_OPERATOR_KINDS = 16  # the table lists the most frequent; JSON carries all
+
+
+def _calls_line(calls: dict[str, int]) -> str:
+    shown = ", ".join(f"{name} ×{count}" for name, count in list(calls.items())[:MAX_OPERATOR_KINDS])
+    more = len(calls) - MAX_OPERATOR_KINDS
+    return (shown or "—") + (f", and {more} more kinds (all in --format json)" if more > 0 else "")
+
+
 def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
     from rich.text import Text
 
     totals = report.totals(run)
     documented = ""
-    if totals["documented_gmacs"] is not None and run.trace.input_shape[-2:] == report.documented_input:
+    if totals["documented_gmacs"] is not None and tuple(run.trace.input_shape[1:]) == report.documented_input:
         documented = f"; torchvision documents {totals['documented_gmacs']:.3f} G"
     memory = ", ".join(f"{dtype} {human_bytes(size)}" for dtype, size in totals["activation_bytes"].items())
     lines = [
@@ -216,7 +225,7 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
         f"MACs: {human_count(totals['macs'])} (multiply-accumulates per image, counted per operator{documented})",
         f"FLOPs: {human_count(totals['flops'])} (= 2 × MACs)",
         "counted: " + (", ".join(f"{name} {human_count(macs)}" for name, macs in totals["operator_macs"].items()) or "—"),
-        "ran without MACs: " + (", ".join(f"{name} ×{calls}" for name, calls in totals["operators_without_macs"].items()) or "—"),
+        "ran without MACs: " + _calls_line(totals["operators_without_macs"]),
         f"activation memory: {memory or '—'} (all {len(run.trace.records)} outputs of this run)",
     ]
     if totals["forward_ms"] is not None:
@@ -224,6 +233,9 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
     if run.trace.method == "hooks":
         reason = run.trace.fallback_reason or "hooks requested"
         lines.append(f"note: {reason}; traced with forward hooks instead, so functional operations (adds, flatten) are not shown")
+    if report.task == "detection":
+        lines.append("note: a detector's heads run once per proposal or detection that survives its thresholds, so its "
+                     "MACs depend on the weights and the image (random weights keep the most proposals)")
     lines.extend(_memory_lines(report.memory))
     lines.append(report.weights_note)
     return [Text(line) for line in lines]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,8 @@ class ShapesReport:
     device: str
     model: Any = None  # the nn.Module that ran, for the diagram check and group names
     documented_gmacs: float | None = None
-    documented_input: tuple[int, int] = (224, 224)  # (H, W) torchvision's documented figures are for
+    documented_input: tuple[int, ...] = (3, 224, 224)  # the per-sample input torchvision's documented figures are for
+    task: str = "classification"  # or "segmentation", "detection", "video"
     unused_parameters: dict[str, int] = field(default_factory=dict)  # module → parameters that never ran
     memory: dict[str, Any] = field(default_factory=dict)  # dtype, parameter/buffer bytes, one training step
 
@@ -81,12 +83,16 @@ class ShapesReport:
         return list(groups.values())
 
 
-def parse_input_size(text: str) -> tuple[int, int, int]:
-    """``"3x224x224"`` (or ``224`` / ``224x224``, 3 channels implied) → (C, H, W)."""
-    channels, height, width = parse_size(text, "input_size", 3, "CxHxW", "3x224x224", fill=(IMAGE_CHANNELS,))
-    if channels * height * width > MAX_INPUT_VALUES:
-        raise BadInput("too large (at most 3x4096x4096)", parameter="input_size", value=text)
-    return channels, height, width
+def parse_input_size(text: str, video: bool = False) -> tuple[int, ...]:
+    """``"3x224x224"`` (or ``224`` / ``224x224``, 3 channels implied) → (C, H, W); with ``video``,
+    ``"3x16x112x112"`` (or ``16x112x112``) → (C, T, H, W)."""
+    if video:
+        size = parse_size(text, "input_size", 4, "CxTxHxW", "3x16x112x112", fill=(IMAGE_CHANNELS,))
+    else:
+        size = parse_size(text, "input_size", 3, "CxHxW", "3x224x224", fill=(IMAGE_CHANNELS,))
+    if math.prod(size) > MAX_INPUT_VALUES:
+        raise BadInput("too large (at most 3x4096x4096 values)", parameter="input_size", value=text)
+    return size
 
 
 def run_shapes(
@@ -107,23 +113,28 @@ def run_shapes(
     """
     import torch
 
-    from vizcli.common.images import imagenet_tensor, load_image, pixel_limit
-    from vizcli.common.models import check_model_name, documented_crop_size, documented_macs, load_model
+    from vizcli.common.images import load_image, pixel_limit
+    from vizcli.common.models import documented_input, documented_macs, load_model, model_task
     from vizcli.common.runtime import resolve_device
 
-    check_model_name(model_name)
+    task = model_task(model_name)
     memory = (memory or MemoryOptions()).check()
-    crop = documented_crop_size(model_name)
-    input_size = input_size or f"{IMAGE_CHANNELS}x{crop}x{crop}"  # the size torchvision's figures are for
-    size = parse_input_size(input_size)
+    if memory.train and task == "detection":
+        raise BadInput("detection models need target boxes to train; drop --train", parameter="train", value=True)
+    if images and task == "video":
+        raise BadInput(f"{model_name} takes video clips; give --input-size CxTxHxW (e.g. 3x16x112x112) instead of images", parameter="images", value=images[0])
+    documented = documented_input(model_name)
+    input_size = input_size or "x".join(map(str, documented))  # the size torchvision's figures are for
+    size = parse_input_size(input_size, video=task == "video")
     limit = pixel_limit(max_pixels)
     if size[0] != IMAGE_CHANNELS:
-        raise BadInput(f"{model_name} takes {IMAGE_CHANNELS}-channel (RGB) input; use 3xHxW", parameter="input_size", value=input_size)
+        form = "3xTxHxW" if task == "video" else "3xHxW"
+        raise BadInput(f"{model_name} takes {IMAGE_CHANNELS}-channel (RGB) input; use {form}", parameter="input_size", value=input_size)
     target = resolve_device(device)
     inputs: list[tuple[str, list[str], Any]] = []
     for path in images:
         loaded = load_image(path, max_pixels=limit)
-        tensor = imagenet_tensor(loaded, resize=None, crop=None) if keep_size else imagenet_tensor(loaded)
+        tensor = _preprocess(loaded, model_name, task, keep_size, documented)
         inputs.append((path, list(loaded.record.steps), tensor))
     loaded_model = load_model(model_name, weights=weights, seed=seed)
     model = loaded_model.model.to(target)
@@ -138,10 +149,10 @@ def run_shapes(
         if trace.error is None:  # the traced pass above was the warm-up
             trace.forward_seconds = time_forward(model, example, repeats=3)
         run = ImageRun(label=label, steps=steps, trace=trace)
-        if trace.error is None and loaded_model.pretrained and loaded_model.categories:
+        if trace.error is None and task == "classification" and loaded_model.pretrained and loaded_model.categories:
             run.predictions = _top5(trace.output, loaded_model.categories)
         if trace.error is None and trace.output is not None:
-            run.nonfinite_outputs = int((~torch.isfinite(trace.output)).sum())
+            run.nonfinite_outputs = _nonfinite(trace.output)
             if run.nonfinite_outputs:
                 run.predictions = None  # probabilities of NaN logits mean nothing
         runs.append(run)
@@ -157,7 +168,8 @@ def run_shapes(
         device=str(target),
         model=model,
         documented_gmacs=documented_macs(model_name),
-        documented_input=(crop, crop),
+        documented_input=documented,
+        task=task,
         unused_parameters=_unused_parameter_groups(model, runs[0].trace.used_parameters),
     )
     report.memory = _memory(model, inputs[0][2].to(target), memory)
@@ -210,6 +222,32 @@ def _unused_parameter_groups(model, used: set[str] | None) -> dict[str, int]:
         if owned and not any(key in used for key, _ in owned):
             groups[name] = sum(count for _, count in owned)
     return groups
+
+
+def _preprocess(loaded, model_name: str, task: str, keep_size: bool, documented: tuple[int, ...]):
+    """An image as ``task``'s weights' transforms prepare it: resize and centre crop of the weights for classification,
+    shorter side to 520 for segmentation, unnormalised pixels for detection (the model resizes and
+    normalises inside)."""
+    from vizcli.common.images import imagenet_tensor, unit_tensor
+    from vizcli.common.models import classification_preprocessing
+
+    if task == "detection":
+        return unit_tensor(loaded)
+    if keep_size:
+        return imagenet_tensor(loaded, resize=None, crop=None)
+    if task == "segmentation":
+        return imagenet_tensor(loaded, resize=documented[-1], crop=None)
+    resize, crop = classification_preprocessing(model_name)
+    return imagenet_tensor(loaded, resize=resize, crop=crop)
+
+
+def _nonfinite(output) -> int:
+    """NaN or infinite values in every floating tensor of ``output`` (a tensor, dict or list of them)."""
+    import torch
+
+    from vizcli.shapes.memory import output_tensors
+
+    return sum(int((~torch.isfinite(t)).sum()) for t in output_tensors(output) if t.is_floating_point())
 
 
 def _top5(logits, categories: list[str]) -> list[tuple[str, float]]:

@@ -148,7 +148,17 @@ def _run_trace_counted(model, example, method: str, counter) -> Trace:
             trace.fallback_reason = f"torch.fx could not trace this model ({type(error).__name__})"
             return trace
         counter.reset()
-        return _trace_with_fx(graph_module, example, counter)
+        trace = _trace_with_fx(graph_module, example, counter)
+        if trace.error is None or method == "fx":
+            return trace
+        # fx traced the model but its graph failed to run (Swin3D mutates a list fx made immutable):
+        # the model itself may still run, so hooks decide; when they fail too, fx's error names the node
+        counter.reset()
+        hooked = _trace_with_hooks(model, example, counter)
+        if hooked.error is not None:
+            return trace
+        hooked.fallback_reason = f"torch.fx's graph of this model failed to run ({trace.error[:80]})"
+        return hooked
     return _trace_with_hooks(model, example, counter)
 
 
