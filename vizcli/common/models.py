@@ -12,6 +12,7 @@ Weights come from one of three places, always labelled honestly:
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,14 +63,19 @@ def classification_models() -> list[str]:
     return models_for_task("classification")
 
 
-def models_for_task(task: str) -> list[str]:
-    """Names torchvision registers under ``task`` (a key of ``TASK_MODULES``)."""
+@functools.cache
+def _names_for_task(task: str) -> tuple[str, ...]:
     import importlib
 
     import torchvision.models
 
     module = importlib.import_module(TASK_MODULES[task])
-    return sorted(torchvision.models.list_models(module=module))
+    return tuple(sorted(torchvision.models.list_models(module=module)))
+
+
+def models_for_task(task: str) -> list[str]:
+    """Names torchvision registers under ``task`` (a key of ``TASK_MODULES``)."""
+    return list(_names_for_task(task))
 
 
 def known_models() -> dict[str, str]:

@@ -234,8 +234,8 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
         reason = run.trace.fallback_reason or "hooks requested"
         lines.append(f"note: {reason}; traced with forward hooks instead, so functional operations (adds, flatten) are not shown")
     if report.task == "detection":
-        lines.append("note: a detector's heads run once per proposal or detection that survives its thresholds, so its "
-                     "MACs depend on the weights and the image (random weights keep the most proposals)")
+        lines.append("note: two-stage detectors run their box, mask or keypoint heads once per proposal or detection that "
+                     "survives the thresholds, so their MACs vary with the weights and the image")
     lines.extend(_memory_lines(report.memory))
     lines.append(report.weights_note)
     return [Text(line) for line in lines]

@@ -140,8 +140,11 @@ def run_shapes(
     model = loaded_model.model.to(target)
     if not images:
         generator = torch.Generator().manual_seed(seed)
-        tensor = torch.randn(size, generator=generator)
-        inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"], tensor))
+        if task == "detection":  # detectors take pixels in [0, 1] and normalise inside
+            tensor, noise = torch.rand(size, generator=generator), "seeded uniform noise in [0, 1]"
+        else:
+            tensor, noise = torch.randn(size, generator=generator), "seeded normal noise"
+        inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} ({noise})"], tensor))
     runs = []
     for label, steps, tensor in inputs:
         example = tensor.unsqueeze(0).to(target)
