@@ -1,3 +1,3 @@
-from vizcli.cli import app
+from vizcli.cli import main
 
-app(prog_name="vizcli")
+main()

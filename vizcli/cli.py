@@ -143,3 +143,33 @@ app.command(epilog=shapes_cli.EPILOG)(shapes_cli.shapes)
 app.command(epilog=roi_cli.EPILOG)(roi_cli.roi)
 app.command(epilog=embed_cli.EPILOG)(embed_cli.embed)
 app.command(epilog=approx_cli.EPILOG)(approx_cli.approx)
+
+
+def main() -> None:
+    """The ``vizcli`` executable: run the app, then leave without tearing torch down.
+
+    Once torch is loaded, the interpreter's module teardown takes 1–2 s on a small machine and does
+    nothing a finished command needs; every output is already closed (atomically renamed) by then.
+    So after flushing stdout/stderr and running the ``atexit`` handlers (which include pending
+    ``weakref.finalize`` clean-ups such as temporary folders), the process exits directly.
+    """
+    import atexit
+
+    try:
+        app(prog_name="vizcli")
+        code: int = 0
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            code = done.code or 0
+        else:
+            print(done.code, file=sys.stderr)
+            code = 1
+    if "torch" not in sys.modules:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            signals.silence_stdout()
+    atexit._run_exitfuncs()
+    os._exit(code)
