@@ -31,6 +31,7 @@ ARRAY_FORMATS = ("npy", "npz", "safetensors", "pt")
 # Schema names written into every machine-readable output; bump the number on a breaking change.
 SHAPES_SCHEMA = "vizcli.shapes/1"
 ROI_SCHEMA = "vizcli.roi/1"
+ROI_DATASET_SCHEMA = "vizcli.roi/2"  # dataset runs: Parquet rows, or shards with a manifest
 EMBED_SCHEMA = "vizcli.embed/1"
 EMBED_SIMILARITY_SCHEMA = "vizcli.embed.similarity/1"
 APPROX_SCHEMA = "vizcli.approx/1"

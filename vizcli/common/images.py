@@ -72,8 +72,9 @@ def pixel_limit(max_pixels: int | None) -> int:
     return max_pixels
 
 
-def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read ``source`` (a path, or ``-`` for stdin) as 8-bit RGB with EXIF orientation applied.
+def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None) -> LoadedImage:
+    """Read ``source`` (a path, or ``-`` for stdin; ``data`` when the bytes are already in hand,
+    ``source`` then only names them) as 8-bit RGB with EXIF orientation applied.
 
     GIF and other animations give their first frame; grayscale, palette, CMYK, 16-bit and
     alpha images are converted (alpha is composited on white). Raises ``BadInput`` naming the
@@ -81,7 +82,7 @@ def load_image(source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    data = _read_source(source)
+    data = _read_source(source) if data is None else data
     if not data:
         raise BadInput(f"image {source}: file is empty; give a JPEG, PNG, WebP, BMP, TIFF or GIF file")
     Image.MAX_IMAGE_PIXELS = None  # we check the declared size ourselves, before decoding

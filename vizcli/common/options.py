@@ -75,6 +75,30 @@ class RoiLayer(Choice):
     layer2 = "layer2"
     layer3 = "layer3"
     layer4 = "layer4"
+    fpn = "fpn"
+
+
+class AnnotationsFormat(Choice):
+    coco = "coco"
+    voc = "voc"
+    yolo = "yolo"
+    csv = "csv"
+    json = "json"
+
+
+class ShardFormat(Choice):
+    safetensors = "safetensors"
+    npz = "npz"
+
+
+class OnError(Choice):
+    skip = "skip"
+    stop = "stop"
+
+
+class ComputeDtype(Choice):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
 
 
 class EmbedFormat(Choice):

@@ -74,10 +74,38 @@ def load_boxes_file(path: str, image_names: list[str], max_boxes: int = DEFAULT_
 
     JSON: a list of ``[x1,y1,x2,y2]`` or ``{"box": [...], "label": "..."}`` (applies to every
     image), or an object keyed by image file name with such lists. CSV: header
-    ``x1,y1,x2,y2[,label][,image]``. The file's size is checked against ``max_boxes`` before it
-    is read (at most ``BYTES_PER_BOX`` bytes a box), and the box count while it is parsed.
+    ``x1,y1,x2,y2[,label][,image]``, or no header and 4 or 5 columns ``x1,y1,x2,y2[,label]``.
+    The file's size is checked against ``max_boxes`` before it is read (at most ``BYTES_PER_BOX``
+    bytes a box), and the box count while it is parsed.
     """
+    keyed, every = read_keyed_boxes(path, max_boxes * max(len(image_names), 1))
+    result: dict[str, list[Box]] = {}
+    for key, boxes in keyed.items():
+        image = match_image(key, image_names, f"boxes_file={path!r} key {key!r}")
+        result.setdefault(image, []).extend(boxes)
+    if every:
+        for image in image_names:
+            result.setdefault(image, []).extend(every)
+    count = sum(len(boxes) for boxes in result.values())
+    if count > max_boxes * max(len(image_names), 1):
+        raise BadInput(f"{count:,} boxes, more than max_boxes={max_boxes:,}; raise it if that is right", parameter="boxes_file", value=path)
+    return result
+
+
+def read_keyed_boxes(path: str, max_boxes: int = DEFAULT_MAX_BOXES) -> tuple[dict[str, list[Box]], list[Box] | None]:
+    """The boxes of a JSON or CSV boxes file: those keyed by an image name, and those for every
+    image (``None`` when there are none)."""
     check_max_boxes(max_boxes)
+    text = _read_boxes_text(path, max_boxes)
+    stripped = text.lstrip()
+    if not stripped:
+        raise BadInput("is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2", parameter="boxes_file", value=path)
+    if stripped[0] in "[{" or path.lower().endswith(".json"):
+        return _boxes_from_json(text, path)
+    return _boxes_from_csv(text, path, max_boxes)
+
+
+def _read_boxes_text(path: str, max_boxes: int) -> str:
     limit = max_boxes * BYTES_PER_BOX
     if path == "-":
         data = sys.stdin.buffer.read(limit + 1)
@@ -93,20 +121,9 @@ def load_boxes_file(path: str, image_names: list[str], max_boxes: int = DEFAULT_
     if len(data) > limit:
         raise BadInput(f"more than {limit:,} bytes on stdin; raise max_boxes=N if that is right", parameter="boxes_file", value=path)
     try:
-        text = data.decode("utf-8-sig")  # a byte-order mark is accepted
+        return data.decode("utf-8-sig")  # a byte-order mark is accepted
     except UnicodeDecodeError as error:
         raise BadInput(f"cannot be read as UTF-8 text (byte {error.start + 1})", parameter="boxes_file", value=path) from None
-    stripped = text.lstrip()
-    if not stripped:
-        raise BadInput("is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2", parameter="boxes_file", value=path)
-    if stripped[0] in "[{" or path.lower().endswith(".json"):
-        result = _boxes_from_json(text, path, image_names)
-    else:
-        result = _boxes_from_csv(text, path, image_names, max_boxes)
-    count = sum(len(boxes) for boxes in result.values())
-    if count > max_boxes * max(len(image_names), 1):
-        raise BadInput(f"{count:,} boxes, more than max_boxes={max_boxes:,}; raise it if that is right", parameter="boxes_file", value=path)
-    return result
 
 
 def check_max_boxes(max_boxes: int) -> None:
@@ -114,16 +131,11 @@ def check_max_boxes(max_boxes: int) -> None:
         raise BadInput("must be at least 1", parameter="max_boxes", value=max_boxes)
 
 
-def _boxes_from_json(text: str, path: str, image_names: list[str]) -> dict[str, list[Box]]:
+def _boxes_from_json(text: str, path: str) -> tuple[dict[str, list[Box]], list[Box] | None]:
     data = parse_json(text, "boxes_file", path)
     if isinstance(data, dict):
-        result = {}
-        for key, value in data.items():
-            image = match_image(key, image_names, f"boxes_file={path!r} key {key!r}")
-            result[image] = _box_list(value, f"boxes_file={path!r} [{key!r}]")
-        return result
-    boxes = _box_list(data, f"boxes_file={path!r}")
-    return {name: boxes for name in image_names}
+        return {str(key): _box_list(value, f"boxes_file={path!r} [{key!r}]") for key, value in data.items()}, None
+    return {}, _box_list(data, f"boxes_file={path!r}")
 
 
 def match_image(key: str, image_names: list[str], where: str) -> str:
@@ -163,36 +175,53 @@ def _box_list(value, source: str) -> list[Box]:
     return boxes
 
 
-def _boxes_from_csv(text: str, path: str, image_names: list[str], max_boxes: int) -> dict[str, list[Box]]:
-    reader = csv.DictReader(io.StringIO(text))
+HEADERLESS_COLUMNS = ("x1", "y1", "x2", "y2", "label")
+
+
+def _boxes_from_csv(text: str, path: str, max_boxes: int) -> tuple[dict[str, list[Box]], list[Box] | None]:
+    first = next(csv.reader(io.StringIO(text.lstrip().splitlines()[0] if text.strip() else "")), [])
+    headerless = 4 <= len(first) <= 5 and _all_numbers(first[:4])
+    reader = csv.DictReader(io.StringIO(text), fieldnames=list(HEADERLESS_COLUMNS[: len(first)]) if headerless else None)
     try:
         header = [name.strip().lower() for name in (reader.fieldnames or [])]
     except csv.Error as error:
         raise BadInput(f"line 1: {error}", parameter="boxes_file", value=path) from None
     if not {"x1", "y1", "x2", "y2"} <= set(header):
-        raise BadInput(f"CSV needs a header with x1,y1,x2,y2 (and optionally label, image); got {','.join(header) or 'nothing'}", parameter="boxes_file", value=path)
+        raise BadInput(
+            f"CSV needs a header with x1,y1,x2,y2 (and optionally label, image), or no header and 4 or 5 columns "
+            f"x1,y1,x2,y2[,label]; got {','.join(header) or 'nothing'}", parameter="boxes_file", value=path,
+        )
     reader.fieldnames = header
-    result: dict[str, list[Box]] = {}
+    keyed: dict[str, list[Box]] = {}
+    every: list[Box] = []
+    offset = 0 if headerless else 1
     for index, row in enumerate(_csv_rows(reader, path), start=1):
-        source = f"boxes_file={path!r} line {index + 1}"
-        if index > max_boxes * max(len(image_names), 1):
+        source = f"boxes_file={path!r} line {index + offset}"
+        if index > max_boxes:
             raise BadInput(f"more than max_boxes={max_boxes:,} boxes; raise it if that is right", parameter="boxes_file", value=path)
         try:
             values = [float(row[key]) for key in ("x1", "y1", "x2", "y2")]
         except (TypeError, ValueError):
             shown = shorten(str([row.get(k) for k in ("x1", "y1", "x2", "y2")]))
             raise BadInput(f"box {index} ({source}): x1,y1,x2,y2 must be numbers; got {shown}") from None
-        image_key = (row.get("image") or "").strip()
-        targets = image_names
-        if image_key:
-            targets = [match_image(image_key, image_names, f"box {index} ({source})")]
         x1, y1, x2, y2 = values
         box = _checked(Box(index, x1, y1, x2, y2, label=(row.get("label") or "").strip()), source)
-        for image in targets:
-            result.setdefault(image, []).append(box)
-    if not result:
+        image_key = (row.get("image") or "").strip()
+        if image_key:
+            keyed.setdefault(image_key, []).append(box)
+        else:
+            every.append(box)
+    if not keyed and not every:
         raise BadInput("no boxes in the file", parameter="boxes_file", value=path)
-    return result
+    return keyed, every or None
+
+
+def _all_numbers(values: list[str]) -> bool:
+    try:
+        [float(value) for value in values]
+    except ValueError:
+        return False
+    return True
 
 
 def _csv_rows(reader: csv.DictReader, path: str) -> Iterator[dict[str, str]]:

@@ -7,14 +7,18 @@ from typing import Annotated, Any
 import typer
 
 from vizcli.common.options import (
+    AnnotationsFormat,
+    ComputeDtype,
     DeviceOption,
     FeatureFormat,
     MaxPixelsOption,
+    OnError,
     QuietOption,
     RoiFormat,
     RoiLayer,
     RoiOp,
     SeedOption,
+    ShardFormat,
     ThreadsOption,
     WeightsOption,
 )
@@ -25,6 +29,11 @@ EPILOG = (
     "  vizcli roi examples/chelsea.png --boxes 140,80,210,150 --explain 1:3,3 --op both\n\n"
     "  vizcli roi examples/chelsea.png --boxes-file boxes.json --plot roi.png -o feats.npz\n\n"
     "  vizcli roi --explain-notes\n\n"
+    "Datasets (one row per box, resumable, shardable):\n\n"
+    "  vizcli roi images/ --annotations instances.json -o feats.parquet           # COCO\n\n"
+    "  vizcli roi VOC/JPEGImages --annotations VOC/Annotations -o feats/ --layer fpn --model resnet50\n\n"
+    "  vizcli roi images/ --annotations labels/ -o feats.parquet --shard 0/4 --resume   # YOLO, 1 of 4 machines\n\n"
+    "  vizcli roi merge part0.parquet part1.parquet -o all.parquet\n\n"
     "Boxes are x1,y1,x2,y2 in the original image's pixels. --aligned (the default, as in "
     "Detectron2's ROIAlignV2) shifts box coordinates by half a cell so that a continuous "
     "coordinate lines up with pixel centres; --no-aligned is the original Mask R-CNN/torchvision "
@@ -36,7 +45,11 @@ SAVE_FORMATS = tuple(member.value for member in FeatureFormat)
 
 
 def roi(
-    images: Annotated[list[str] | None, typer.Argument(help="Image files ('-' for stdin).")] = None,
+    images: Annotated[
+        list[str] | None,
+        typer.Argument(help="Image files ('-' for stdin); or one DATASET: an image folder or a text file of image paths; "
+                       "or 'merge' followed by finished outputs to join."),
+    ] = None,
     boxes: Annotated[
         list[str] | None, typer.Option("--boxes", "-b", help="A box x1,y1,x2,y2 in image pixels; repeatable.")
     ] = None,
@@ -49,7 +62,9 @@ def roi(
         ),
     ] = None,
     layer: Annotated[
-        RoiLayer, typer.Option("--layer", help="Stage to pool from: strides 4, 8, 16 (the notes' 1/16), 32.")
+        RoiLayer,
+        typer.Option("--layer", help="Stage to pool from: strides 4, 8, 16 (the notes' 1/16), 32; fpn: the pyramid level "
+                     "MultiScaleRoIAlign assigns each box (dataset runs)."),
     ] = RoiLayer.layer3,
     op: Annotated[RoiOp, typer.Option("--op", help="RoIAlign, RoIPool or both.")] = RoiOp.align,
     output_size: Annotated[str, typer.Option("--output-size", help="N or HxW bins.")] = "7",
@@ -93,6 +108,30 @@ def roi(
     strict: Annotated[
         bool, typer.Option("--strict", help="Boxes partly outside the image are an error instead of being clipped.")
     ] = False,
+    annotations: Annotated[
+        str | None,
+        typer.Option("--annotations", help="COCO JSON, Pascal VOC XML (file or folder), YOLO labels folder, or a boxes CSV/JSON."),
+    ] = None,
+    annotations_format: Annotated[
+        AnnotationsFormat | None, typer.Option("--annotations-format", help="Force the format (default: from the content).")
+    ] = None,
+    images_root: Annotated[
+        str | None, typer.Option("--images-root", help="Folder that relative image names resolve against.")
+    ] = None,
+    glob: Annotated[str | None, typer.Option("--glob", help="Which files of a DATASET folder are images (e.g. '**/*.jpg').")] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="Dataset runs: any torchvision ResNet/ResNeXt/Wide-ResNet, or fasterrcnn_resnet50_fpn etc. with --layer fpn.")
+    ] = "resnet18",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted dataset run: images already on disk are skipped.")] = False,
+    shard: Annotated[str | None, typer.Option("--shard", help="K/N: only the images whose id hashes to K of N (0 <= K < N).")] = None,
+    shard_format: Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")] = ShardFormat.safetensors,
+    shard_size: Annotated[float, typer.Option("--shard-size", help="MB of features per shard / Parquet row group.")] = 64.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images of one padded size run through the backbone together.")] = 8,
+    workers: Annotated[int, typer.Option("--workers", help="Threads decoding images ahead of the model.")] = 2,
+    on_error: Annotated[
+        OnError, typer.Option("--on-error", help="A bad image or box: skip it (recorded in problems.jsonl) or stop.")
+    ] = OnError.skip,
+    dtype: Annotated[ComputeDtype, typer.Option("--dtype", help="The backbone's compute dtype (features are stored as float32).")] = ComputeDtype.float32,
     weights: WeightsOption = None,
     seed: SeedOption = 0,
     quiet: QuietOption = False,
@@ -111,11 +150,21 @@ def roi(
         print("\n".join(notes_lines(notes_examples())))
         return
     from vizcli.roi.boxes import check_max_boxes
+    from vizcli.roi.dataset import is_dataset_input
     from vizcli.roi.explain import parse_explain
     from vizcli.roi.pooling import OPS, PoolSpec, check_channel, parse_output_size
 
+    if images and images[0] == "merge" and len(images) > 1:
+        _merge(images[1:], output, shard_format.value, quiet)
+        return
+    if is_dataset_input(list(images or []), annotations) or (output and _dataset_output(output)):
+        _run_dataset(locals())
+        return
     if not images:
-        raise BadInput("no image given; give one: vizcli roi IMAGE --boxes x1,y1,x2,y2 (or use --explain-notes)")
+        raise BadInput("no image given; give one: vizcli roi IMAGE --boxes x1,y1,x2,y2, or a DATASET folder "
+                       "(or use --explain-notes)")
+    if layer is RoiLayer.fpn or model != "resnet18":
+        raise BadInput("--layer fpn and --model are for dataset runs; write rows with -o out.parquet or -o DIR/")
     ops = OPS if op is RoiOp.both else (op.value,)
     spec = PoolSpec.for_layer(layer.value, parse_output_size(output_size), sampling_ratio, aligned)
     check_max_boxes(max_boxes)
@@ -173,3 +222,104 @@ def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str 
     if boxes_file:
         return load_boxes_file(boxes_file, images, max_boxes)
     raise BadInput("no boxes given; use --boxes x1,y1,x2,y2 (repeatable) or --boxes-file FILE")
+
+
+def _dataset_output(output: str) -> bool:
+    from vizcli.common.tables import is_directory_output
+
+    return output.lower().endswith(".parquet") or is_directory_output(output)
+
+
+def _run_dataset(options: dict[str, Any]) -> None:
+    """``vizcli roi DATASET ... -o out.parquet|DIR/``: every box of a dataset, streamed to rows."""
+    from vizcli.common.errors import BadInput
+    from vizcli.common.files import check_not_an_input
+    from vizcli.roi.backbones import check_backbone
+    from vizcli.roi.dataset import Shard, is_dataset_input, load_dataset
+
+    output, images = options["output"], list(options["images"] or [])
+    if not output or not _dataset_output(output):
+        raise BadInput("a dataset run writes rows: give -o out.parquet or -o DIR/ (a folder of shards)")
+    for name in ("explain", "plot"):
+        if options[name]:
+            raise BadInput(f"--{name} explains single images; drop it for a dataset run")
+    for name, low, high in (("batch_size", 1, 1024), ("workers", 1, 64)):
+        if not low <= options[name] <= high:
+            raise BadInput(f"use {low}..{high}", parameter=name, value=options[name])
+    if not 0.01 <= options["shard_size"] <= 65536:
+        raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=options["shard_size"])
+    layer = options["layer"].value
+    check_backbone(options["model"], layer)
+    shard = Shard.parse(options["shard"])
+    check_not_an_input(output, [*images, options["annotations"], options["weights"], options["boxes_file"]])
+    annotations = options["annotations"] or options["boxes_file"]
+    if is_dataset_input(images, annotations) and len(images) <= 1:
+        dataset_images, problems = load_dataset(
+            images[0] if images else None, annotations,
+            options["annotations_format"].value if options["annotations_format"] else None,
+            options["images_root"], options["glob"], shard, options["max_boxes"],
+        )
+    else:
+        dataset_images, problems = _listed_images(images, options["boxes"], annotations, shard, options["max_boxes"])
+    if options["boxes"] and annotations:
+        raise BadInput("give boxes with --boxes or --annotations, not both")
+    from vizcli.common.console import info, progress_factory, warn
+    from vizcli.common.runtime import set_threads
+    from vizcli.roi.dataset_run import run_dataset
+    from vizcli.roi.extract import RoIExtractor
+
+    set_threads(options["threads"], warn)
+    extractor = RoIExtractor(
+        model=options["model"], weights=options["weights"], layer=layer, op=options["op"].value,
+        output_size=options["output_size"], sampling_ratio=options["sampling_ratio"], aligned=options["aligned"],
+        max_size=options["max_size"], dtype=options["dtype"].value, device=options["device"], seed=options["seed"],
+        max_pixels=options["max_pixels"],
+    )
+    for note in extractor.backbone.notes:
+        warn(note)
+    start = None if options["quiet"] else progress_factory("pooling images", len(dataset_images), threshold=2)
+    summary = run_dataset(
+        dataset_images, problems, extractor, output, shard, options["resume"], options["shard_format"].value,
+        options["shard_size"], options["batch_size"], options["workers"], options["on_error"].value,
+        progress=start(len(dataset_images)) if start else None, warn=warn,
+    )
+    if not options["quiet"]:
+        skipped = f", {summary.skipped:,} already there" if summary.skipped else ""
+        problems_note = f"; {summary.problems:,} problems in {summary.problems_path}" if summary.problems else ""
+        info(f"wrote {summary.rows:,} rows from {summary.images:,} images to {summary.output}{skipped}{problems_note}")
+
+
+def _listed_images(images: list[str], boxes: list[str] | None, annotations: str | None, shard: Any, max_boxes: int):
+    """Image files named on the command line, as a dataset (ids = the paths given)."""
+    from vizcli.common.errors import BadInput
+    from vizcli.roi.annotations import AnnotatedImage, Annotation, Annotations, attach, read_annotations
+    from vizcli.roi.boxes import parse_box_text
+
+    if not images:
+        raise BadInput("give the images: files, a folder, or a text file of paths")
+    listed = [AnnotatedImage(image_id=path, path=path) for path in images if shard.holds(path)]
+    if boxes:
+        parsed = [parse_box_text(text, number) for number, text in enumerate(boxes, start=1)]
+        every = [Annotation(box.coords, str(box.number), box.label) for box in parsed]
+        return attach(Annotations("boxes", None, every_image=every), listed), []
+    if not annotations:
+        raise BadInput("no boxes given; use --annotations FILE, --boxes-file FILE or --boxes x1,y1,x2,y2")
+    read = read_annotations(annotations, None, max_boxes)
+    if read.images is not None:
+        raise BadInput(f"{read.format} annotations name their images; give their folder instead of image files")
+    return attach(read, listed), read.problems
+
+
+def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:
+    from vizcli.common.errors import BadInput
+    from vizcli.common.files import check_not_an_input
+
+    if not output or not _dataset_output(output):
+        raise BadInput("vizcli roi merge A B ... -o out.parquet (or -o DIR/): give where the joined rows go")
+    check_not_an_input(output, inputs)
+    from vizcli.common.console import info
+    from vizcli.common.tables import merge_outputs
+
+    path, rows = merge_outputs(inputs, output, ("image", "annotation_id"), shard_format)
+    if not quiet:
+        info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")

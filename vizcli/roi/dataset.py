@@ -1,0 +1,126 @@
+"""Which images a dataset run covers, in which order, with which boxes, and which shard each is in.
+
+A dataset is an image folder (recursive, sorted, ``--glob``), a text file of image paths, or the
+images an annotation file names (COCO, VOC); ``--images-root`` resolves relative names. Images
+are identified by a stable id — COCO's id, else the path relative to the dataset — and
+``--shard K/N`` keeps the images whose id hashes to K, so N machines split a dataset without
+talking to each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from vizcli.common.errors import BadInput
+from vizcli.common.files import checked_os_call, require_file
+from vizcli.roi.annotations import AnnotatedImage, Annotations, attach, read_annotations
+
+IMAGE_GLOB = "*.[jJpPbBtTwW][pPnNmMiIeE]*"  # .jpg .jpeg .png .bmp .tif .tiff .webp, either case
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+MAX_LIST_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class Shard:
+    """``index`` of ``count`` (0-based): the images whose id hashes to ``index``."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls()
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise BadInput("use K/N with 0 <= K < N, e.g. 0/4", parameter="shard", value=text) from None
+        if count < 1 or not 0 <= index < count:
+            raise BadInput("use K/N with 0 <= K < N, e.g. 0/4 … 3/4", parameter="shard", value=text)
+        return cls(index, count)
+
+    def holds(self, image_id: str) -> bool:
+        return self.count == 1 or shard_of(image_id, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_of(image_id: str, count: int) -> int:
+    """The shard of ``image_id`` among ``count``: the first 8 bytes of its sha256, modulo ``count``
+    (the same on every machine and Python version, unlike ``hash``)."""
+    digest = hashlib.sha256(image_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def list_images(dataset: str, glob: str | None = None, images_root: str | None = None) -> list[AnnotatedImage]:
+    """The images of a folder (recursive, sorted by relative path) or of a list file (one path a line)."""
+    root = Path(dataset)
+    if root.is_dir():
+        pattern = glob or "**/*"
+        found = sorted(
+            path for path in root.glob(pattern)
+            if path.is_file() and (glob is not None or path.suffix.lower() in IMAGE_SUFFIXES)
+        )
+        if not found:
+            what = f"matching --glob {glob!r}" if glob else f"with an image extension ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            raise BadInput(f"a folder with no files {what}", parameter="dataset", value=dataset)
+        return [AnnotatedImage(image_id=path.relative_to(root).as_posix(), path=str(path)) for path in found]
+    file = require_file(dataset, "dataset", "an image folder or a text file of image paths")
+    size = checked_os_call(lambda: file.stat().st_size, "dataset", dataset)
+    if size > MAX_LIST_BYTES:
+        raise BadInput(f"{size:,} bytes; a list of image paths is at most {MAX_LIST_BYTES:,}", parameter="dataset", value=dataset)
+    text = checked_os_call(lambda: file.read_text(encoding="utf-8-sig"), "dataset", dataset)
+    base = Path(images_root) if images_root else file.parent
+    images = []
+    for line in text.splitlines():
+        name = line.strip()
+        if name and not name.startswith("#"):
+            images.append(AnnotatedImage(image_id=name, path=str(base / name)))
+    if not images:
+        raise BadInput("lists no image paths (one a line)", parameter="dataset", value=dataset)
+    return images
+
+
+def is_dataset_input(images: list[str], annotations: str | None) -> bool:
+    """Whether ``vizcli roi`` runs over a dataset: annotations given, or one folder / .txt list."""
+    if annotations:
+        return True
+    return len(images) == 1 and (Path(images[0]).is_dir() or images[0].lower().endswith(".txt"))
+
+
+def load_dataset(
+    dataset: str | None,
+    annotations: str | None = None,
+    annotations_format: str | None = None,
+    images_root: str | None = None,
+    glob: str | None = None,
+    shard: Shard | None = None,
+    max_boxes: int = 1_000_000,
+) -> tuple[list[AnnotatedImage], list[dict]]:
+    """The images of this run (this shard's), each with its boxes, and the annotation problems."""
+    shard = shard or Shard()
+    read: Annotations | None = read_annotations(annotations, annotations_format, max_boxes) if annotations else None
+    if read is not None and read.images is not None:
+        root = Path(images_root or dataset or Path(annotations or ".").parent)
+        if dataset and not Path(dataset).is_dir():
+            raise BadInput(f"{read.format} annotations name their images; give their folder (or --images-root), not a file",
+                           parameter="dataset", value=dataset)
+        images = [AnnotatedImage(image.image_id, str(root / image.path), image.annotations) for image in read.images]
+    else:
+        if dataset is None:
+            raise BadInput("give the images: a folder or a list file (the annotations do not name them)", parameter="dataset")
+        images = list_images(dataset, glob, images_root)
+        if read is not None:
+            images = attach(read, images)
+    images = [image for image in images if shard.holds(image.image_id)]
+    seen: set[str] = set()
+    for image in images:
+        if image.image_id in seen:
+            raise BadInput(f"image id {image.image_id!r} appears twice; every image must have its own id", parameter="dataset", value=dataset)
+        seen.add(image.image_id)
+        if len(image.annotations) > max_boxes:
+            raise BadInput(f"image {image.image_id!r} has {len(image.annotations):,} boxes, more than --max-boxes {max_boxes:,}")
+    return images, list(read.problems) if read is not None else []

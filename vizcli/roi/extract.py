@@ -1,0 +1,257 @@
+"""Region features for whole datasets: decode in the background, batch, pool, hand over row tables.
+
+``RoIExtractor`` holds the backbone (loaded once) and turns prepared images with boxes into
+feature rows; ``extract_dataset`` streams a dataset through it: images decode in worker threads
+a bounded window ahead, images of the same padded size run through the backbone together
+(``batch_size``), and each finished group of rows goes to the sink, so memory stays flat however
+many images there are. An image that cannot be read, or a box that cannot be pooled, becomes a
+problem record instead of stopping the run (``on_error="skip"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from vizcli.common.errors import BadInput, VizcliError
+from vizcli.common.formats import ROI_DATASET_SCHEMA
+from vizcli.roi.annotations import AnnotatedImage
+from vizcli.roi.backbones import Backbone, assign_levels, load_backbone
+from vizcli.roi.pooling import OPS, PAD_TO, PoolSpec, parse_output_size
+
+DTYPES = ("float32", "bfloat16")
+PREFETCH_PER_WORKER = 4
+
+
+@dataclass
+class Prepared:
+    """One decoded image, ready for the backbone, with the boxes that will be pooled from it."""
+
+    image: AnnotatedImage
+    tensor: Any  # Tensor[3, H, W], normalised (after --max-size)
+    size: tuple[int, int]  # original (width, height)
+    factor: float  # input pixels per original pixel
+    boxes: list[tuple[float, float, float, float]]  # clipped, original pixels
+    kept: list[int]  # index into image.annotations of each box
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        _, height, width = self.tensor.shape
+        return math.ceil(height / PAD_TO) * PAD_TO, math.ceil(width / PAD_TO) * PAD_TO
+
+
+class RoIExtractor:
+    """A backbone and pooling settings, loaded once; pools boxes of batches of images.
+
+    ``vizcli.roi.RoIExtractor(model="resnet50", layer="fpn", op="align", output_size=7)``; call
+    ``rows(prepared)`` for feature rows (used by the CLI), or the extractor itself on a batch
+    dict ``{"image": [path or bytes, ...], "boxes": [[[x1, y1, x2, y2], ...], ...]}`` to get it
+    back with ``features`` added (one ``ndarray[K, C, h, w]`` per image), e.g. under Ray Data's
+    ``map_batches``.
+    """
+
+    def __init__(
+        self,
+        model: str = "resnet18",
+        weights: str | None = None,
+        layer: str = "layer3",
+        op: str = "align",
+        output_size: int | str | tuple[int, int] = 7,
+        sampling_ratio: int = 2,
+        aligned: bool = True,
+        max_size: int | None = None,
+        dtype: str = "float32",
+        device: str = "auto",
+        seed: int = 0,
+        max_pixels: int | None = None,
+    ) -> None:
+        from vizcli.common.images import pixel_limit
+        from vizcli.common.runtime import resolve_device
+
+        if dtype not in DTYPES:
+            raise BadInput(f"use one of {', '.join(DTYPES)}", parameter="dtype", value=dtype)
+        self.ops = OPS if op == "both" else (op,)
+        if not set(self.ops) <= set(OPS):
+            raise BadInput("use align, pool or both", parameter="op", value=op)
+        size = output_size if isinstance(output_size, tuple) else parse_output_size(str(output_size))
+        self.spec = PoolSpec(size, 1.0, sampling_ratio, aligned)
+        if max_size is not None and max_size < 32:
+            raise BadInput("at least 32 pixels", parameter="max_size", value=max_size)
+        self.max_size, self.dtype, self.max_pixels = max_size, dtype, pixel_limit(max_pixels)
+        self.device = resolve_device(device)
+        self.backbone: Backbone = load_backbone(model, layer, weights, seed)
+        self.backbone.module.to(self.device)
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        return (self.backbone.channels, *self.spec.output_size)
+
+    def metadata(self) -> dict[str, Any]:
+        """What every output row was computed with (written into the file's metadata)."""
+        backbone = self.backbone
+        return {
+            "schema": ROI_DATASET_SCHEMA,
+            "model": backbone.model,
+            "weights": backbone.weights_note,
+            "layer": backbone.layer,
+            "levels": {name: {"stride": stride, "spatial_scale": 1 / stride} for name, stride in backbone.strides.items()},
+            "ops": list(self.ops),
+            "feature_shape": list(self.feature_shape),
+            "output_size": list(self.spec.output_size),
+            "sampling_ratio": self.spec.sampling_ratio,
+            "aligned": self.spec.aligned,
+            "dtype": self.dtype,
+            "max_size": self.max_size,
+            "notes": list(backbone.notes),
+        }
+
+    # ------------------------------------------------------------ preparing
+
+    def prepare(self, image: AnnotatedImage, source: bytes | None = None) -> Prepared:
+        """Decode ``image`` (or ``source`` bytes), convert and clip its boxes, resize, normalise."""
+        from vizcli.common.images import load_image, resize_image, to_normalized_tensor
+
+        loaded = load_image(image.path, max_pixels=self.max_pixels, data=source)
+        width, height = loaded.image.size
+        boxes, kept, problems = [], [], []
+        for index, annotation in enumerate(image.annotations):
+            x1, y1, x2, y2 = annotation.in_pixels(width, height)
+            clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+                problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
+                                 "problem": f"box {[x1, y1, x2, y2]} lies outside the {width}×{height} image"})
+                continue
+            boxes.append(clipped)
+            kept.append(index)
+        picture, factor = loaded.image, 1.0
+        if self.max_size is not None:
+            picture, factor = resize_image(loaded, self.max_size)
+        return Prepared(image, to_normalized_tensor(picture), (width, height), factor, boxes, kept, problems)
+
+    # ------------------------------------------------------------ pooling
+
+    def pool(self, batch: list[Prepared]) -> list[dict[str, Any]]:
+        """Run the backbone once on ``batch`` (images of one padded size) and pool every box.
+
+        Returns per image ``{"levels": ndarray[K] int, "cells": ndarray[K, 4], op: ndarray[K, C, h, w]}``.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        height, width = batch[0].padded
+        stacked = torch.stack([
+            F.pad(item.tensor, (0, width - item.tensor.shape[2], 0, height - item.tensor.shape[1])) for item in batch
+        ]).to(self.device)
+        with torch.inference_mode():
+            if self.dtype == "bfloat16":
+                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                    maps = self.backbone.module(stacked)
+                maps = {name: value.float() for name, value in maps.items()}
+            else:
+                maps = self.backbone.module(stacked)
+        names = self.backbone.level_names()
+        boxes = [torch.tensor(item.boxes, dtype=torch.float32).reshape(-1, 4) * item.factor for item in batch]
+        everything = torch.cat(boxes) if boxes else torch.zeros((0, 4))
+        owner = torch.cat([torch.full((len(item.boxes),), i, dtype=torch.float32) for i, item in enumerate(batch)])
+        levels = assign_levels(everything, self.backbone.strides)
+        pooled = {op: torch.empty((everything.shape[0], *self.feature_shape), dtype=torch.float32) for op in self.ops}
+        cells = torch.empty_like(everything)
+        for index, name in enumerate(names):
+            chosen = (levels == index).nonzero().flatten()
+            if chosen.numel() == 0:
+                continue
+            scale = 1.0 / self.backbone.strides[name]
+            rois = torch.cat([owner[chosen, None], everything[chosen]], dim=1).to(self.device)
+            cells[chosen] = everything[chosen] * scale
+            for op in self.ops:
+                pooled[op][chosen] = self._pool_level(maps[name], rois, op, scale).float().cpu()
+        results, start = [], 0
+        for item in batch:
+            end = start + len(item.boxes)
+            result = {"levels": [names[i] for i in levels[start:end].tolist()], "cells": cells[start:end].numpy()}
+            for op in self.ops:
+                result[op] = pooled[op][start:end].numpy()
+            results.append(result)
+            start = end
+        return results
+
+    def _pool_level(self, features: Any, rois: Any, op: str, scale: float) -> Any:
+        from torchvision.ops import roi_align, roi_pool
+
+        rois = rois.to(features.dtype)
+        if op == "align":
+            return roi_align(features, rois, self.spec.output_size, scale, self.spec.sampling_ratio, self.spec.aligned)
+        return roi_pool(features, rois, self.spec.output_size, scale)
+
+    # ------------------------------------------------------------ a batch dict (Ray Data's map_batches)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from vizcli.roi.annotations import Annotation
+
+        prepared = []
+        for number, (image, boxes) in enumerate(zip(batch["image"], batch["boxes"])):
+            ids = batch.get("id")
+            image_id = str(ids[number]) if ids is not None else str(number)
+            annotations = [Annotation((float(box[0]), float(box[1]), float(box[2]), float(box[3])), str(i)) for i, box in enumerate(boxes)]
+            item = AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations)
+            prepared.append(self.prepare(item, None if isinstance(image, str) else bytes(image)))
+        features: list[Any] = []
+        for group in _same_size_groups(prepared, len(prepared)):
+            for result in self.pool(group):
+                features.append(result[self.ops[0]])
+        return {**batch, "features": features}
+
+
+def _same_size_groups(items: Iterable[Prepared], batch_size: int) -> Iterator[list[Prepared]]:
+    """Consecutive items of one padded size, at most ``batch_size`` together (order kept)."""
+    group: list[Prepared] = []
+    for item in items:
+        if group and (item.padded != group[0].padded or len(group) >= batch_size):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+def prepared_stream(
+    extractor: RoIExtractor,
+    images: list[AnnotatedImage],
+    workers: int,
+    on_problem: Callable[[dict[str, Any]], None],
+) -> Iterator[Prepared]:
+    """Decode ``images`` in ``workers`` threads, a bounded window ahead, in order; failures become problems."""
+
+    def decode(image: AnnotatedImage) -> Prepared | dict[str, Any]:
+        try:
+            return extractor.prepare(image)
+        except VizcliError as error:
+            return {"image": image.image_id, "path": image.path, "problem": error.detail}
+        except OSError as error:
+            return {"image": image.image_id, "path": image.path, "problem": error.strerror or str(error)}
+
+    window = max(1, workers) * PREFETCH_PER_WORKER
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vizcli-decode") as pool:
+        pending = []
+        iterator = iter(images)
+        for image in iterator:
+            pending.append(pool.submit(decode, image))
+            if len(pending) >= window:
+                break
+        while pending:
+            result = pending.pop(0).result()
+            following = next(iterator, None)
+            if following is not None:
+                pending.append(pool.submit(decode, following))
+            if isinstance(result, dict):
+                on_problem(result)
+                continue
+            for problem in result.problems:
+                on_problem(problem)
+            yield result
