@@ -181,7 +181,7 @@ HEADERLESS_COLUMNS = ("x1", "y1", "x2", "y2", "label")
 def _boxes_from_csv(text: str, path: str, max_boxes: int) -> tuple[dict[str, list[Box]], list[Box] | None]:
     first = next(csv.reader(io.StringIO(text.lstrip().splitlines()[0] if text.strip() else "")), [])
     headerless = 4 <= len(first) <= 5 and _all_numbers(first[:4])
-    reader = csv.DictReader(io.StringIO(text), fieldnames=list(HEADERLESS_COLUMNS[: len(first)]) if headerless else None)
+    reader = csv.DictReader(io.StringIO(text), fieldnames=list(HEADERLESS_COLUMNS) if headerless else None)
     try:
         header = [name.strip().lower() for name in (reader.fieldnames or [])]
     except csv.Error as error:
