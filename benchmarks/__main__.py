@@ -121,6 +121,65 @@ def bench_roi(rounds: int, counts: list[int], folder: Path) -> Section:
                    measured, ratios, goals)
 
 
+def _dataset(folder: Path, count: int, size: tuple[int, int]) -> Path:
+    """``count`` distinct JPEG photos-sized images (crops of the two bundled photos, shifted)."""
+    from PIL import Image
+
+    images = folder / f"images{count}"
+    images.mkdir(exist_ok=True)
+    sources = [Image.open(ROOT / "examples" / name).convert("RGB") for name in ("chelsea.png", "coffee.png")]
+    for index in range(count):
+        source = sources[index % 2].resize((size[0] + 64, size[1] + 64))
+        dx, dy = index % 64, (index * 7) % 64
+        source.crop((dx, dy, dx + size[0], dy + size[1])).save(images / f"{index:05d}.jpg", quality=90)
+    return images
+
+
+def bench_roi_dataset(small: int, large: int, folder: Path) -> Section:
+    """A folder of images with 4 boxes each → Parquet, against the plain per-image loop; bfloat16;
+    peak memory at two dataset sizes."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    size = (320, 256)  # multiples of 32: vizcli pads nothing, so its features equal the plain script's
+    boxes = folder / "dataset_boxes.csv"
+    boxes.write_text("10,10,90,70,a\n100,40,220,200,b\n30,120,150,230,c\n200,20,310,110,d\n")
+    big, little = _dataset(folder, large, size), _dataset(folder, small, size)
+    common = ["--annotations", str(boxes), "--quiet", "--threads", THREADS, "--batch-size", "8", "--workers", "2"]
+    out = {name: folder / f"{name}.parquet" for name in ("f32", "bf16", "small")}
+    vizcli32 = Measured(f"`vizcli roi DATASET -o out.parquet`, {large:,} images", [*VIZCLI, "roi", str(big), *common, "-o", str(out["f32"])])
+    vizcli16 = Measured("same, `--dtype bfloat16`", [*VIZCLI, "roi", str(big), *common, "--dtype", "bfloat16", "-o", str(out["bf16"])])
+    plain = Measured(f"plain per-image loop → .npy, {large:,} images", [PYTHON, str(SCRIPTS / "plain_roi_dataset.py"), str(big), str(boxes),
+                                                                        str(folder / "plain.npy")])
+    smaller = Measured(f"`vizcli roi DATASET -o out.parquet`, {small:,} images", [*VIZCLI, "roi", str(little), *common, "-o", str(out["small"])])
+    env = dict(_env(), OMP_NUM_THREADS=THREADS)
+    alternate([vizcli32, plain], 1, warmup=0, env=env)
+    alternate([vizcli16, smaller], 1, warmup=0, env=env)
+    speed = plain.median / vizcli32.median
+    a = np.array(pq.read_table(out["f32"]).column("features_align").to_pylist(), dtype=np.float64)
+    b = np.array(pq.read_table(out["bf16"]).column("features_align").to_pylist(), dtype=np.float64)
+    reference = np.load(folder / "plain.npy").reshape(len(a), -1)
+    difference = float(np.abs(a - reference).max())
+    cosine16 = float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+    growth = vizcli32.peak_rss / smaller.peak_rss
+    boxes_total = 4 * large
+    return Section(
+        "roi over a dataset",
+        f"{large:,} distinct {size[0]}×{size[1]} JPEGs (shifted crops of the bundled photos), 4 boxes each from a "
+        "headerless CSV, resnet18 layer3, RoIAlign 7×7, 2 threads, one run each (the runs are long); vizcli decodes "
+        "in 2 threads and batches 8 images of one size; the plain script loops image by image.",
+        [vizcli32, plain, vizcli16, smaller],
+        [("plain loop time / vizcli time (float32)", speed), ("vizcli bfloat16 time / float32 time", vizcli16.median / vizcli32.median)],
+        [Goal("dataset throughput ≥ the plain per-image loop's", speed, 1.0, True),
+         Goal(f"peak memory does not grow with the dataset ({large:,} / {small:,} images ≤ 1.10)", growth, 1.10)],
+        [f"throughput: {boxes_total / vizcli32.median:,.0f} boxes/s, {large / vizcli32.median:.1f} images/s (float32)",
+         f"float32 rows equal the plain script's features: max |difference| {difference:.2e}",
+         f"bfloat16 against float32: min cosine {cosine16:.5f} (this CPU has no bfloat16 matrix unit, so bfloat16 is "
+         "emulated and slower here)",
+         f"peak RSS {vizcli32.peak_rss / 2**20:.0f} MiB for {large:,} images, {smaller.peak_rss / 2**20:.0f} MiB for {small:,}"],
+    )
+
+
 def _cosine_min(a_path: Path, b_path: Path) -> float:
     import numpy as np
 
@@ -224,10 +283,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, embed, cold, memory")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, cold, memory")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "embed", "cold", "memory"])
+    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "cold", "memory"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -236,6 +295,7 @@ def main(argv=None) -> int:
             ("startup", lambda: bench_startup(rounds * 2)),
             ("shapes", lambda: bench_shapes(rounds)),
             ("roi", lambda: bench_roi(rounds, [1, 100, 1000] if args.quick else [1, 100, 10_000], folder)),
+            ("roi-dataset", lambda: bench_roi_dataset(16, 48 if args.quick else 1000, folder)),
             ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
             ("cold", lambda: bench_cold(rounds, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 2000, 4000 if args.quick else 20_000, folder)),

@@ -15,8 +15,8 @@ def test_quick_benchmarks_write_results(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=1500)  # a hang guard, not a speed goal
     assert result.returncode == 0, result.stderr[-2000:]
     page = target.read_text()
-    for heading in ("## Goals", "## Start-up", "## shapes vs torchinfo", "## roi end to end", "## embed throughput",
+    for heading in ("## Goals", "## Start-up", "## shapes vs torchinfo", "## roi end to end", "## roi over a dataset", "## embed throughput",
                     "## embed one sentence, cold", "## embed memory"):
         assert heading in page
     goals = page.split("## Goals")[1].split("\n## ")[0]
-    assert goals.count("**met**") + goals.count("**not met**") == 11
+    assert goals.count("**met**") + goals.count("**not met**") == 13
