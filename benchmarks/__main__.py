@@ -135,9 +135,9 @@ def _dataset(folder: Path, count: int, size: tuple[int, int]) -> Path:
     return images
 
 
-def bench_roi_dataset(small: int, large: int, folder: Path) -> Section:
-    """A folder of images with 4 boxes each → Parquet, against the plain per-image loop; bfloat16;
-    peak memory at two dataset sizes."""
+def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: bool) -> Section:
+    """A folder of images with 4 boxes each → Parquet, against the plain per-image loop; peak memory at
+    two dataset sizes; bfloat16 against float32 on the small set."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -148,35 +148,41 @@ def bench_roi_dataset(small: int, large: int, folder: Path) -> Section:
     common = ["--annotations", str(boxes), "--quiet", "--threads", THREADS, "--batch-size", "8", "--workers", "2"]
     out = {name: folder / f"{name}.parquet" for name in ("f32", "bf16", "small")}
     vizcli32 = Measured(f"`vizcli roi DATASET -o out.parquet`, {large:,} images", [*VIZCLI, "roi", str(big), *common, "-o", str(out["f32"])])
-    vizcli16 = Measured("same, `--dtype bfloat16`", [*VIZCLI, "roi", str(big), *common, "--dtype", "bfloat16", "-o", str(out["bf16"])])
     plain = Measured(f"plain per-image loop → .npy, {large:,} images", [PYTHON, str(SCRIPTS / "plain_roi_dataset.py"), str(big), str(boxes),
                                                                         str(folder / "plain.npy")])
     smaller = Measured(f"`vizcli roi DATASET -o out.parquet`, {small:,} images", [*VIZCLI, "roi", str(little), *common, "-o", str(out["small"])])
+    vizcli16 = Measured(f"same, `--dtype bfloat16`, {small:,} images", [*VIZCLI, "roi", str(little), *common, "--dtype", "bfloat16", "-o", str(out["bf16"])])
     env = dict(_env(), OMP_NUM_THREADS=THREADS)
-    alternate([vizcli32, plain], 1, warmup=0, env=env)
-    alternate([vizcli16, smaller], 1, warmup=0, env=env)
-    speed = plain.median / vizcli32.median
-    a = np.array(pq.read_table(out["f32"]).column("features_align").to_pylist(), dtype=np.float64)
-    b = np.array(pq.read_table(out["bf16"]).column("features_align").to_pylist(), dtype=np.float64)
-    reference = np.load(folder / "plain.npy").reshape(len(a), -1)
-    difference = float(np.abs(a - reference).max())
-    cosine16 = float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
-    growth = vizcli32.peak_rss / smaller.peak_rss
-    boxes_total = 4 * large
+    alternate([vizcli32, plain, smaller], 1, warmup=0, env=env)
+    measured, ratios = [vizcli32, plain, smaller], [("plain loop time / vizcli time (float32)", plain.median / vizcli32.median)]
+    notes = []
+    if bfloat16:
+        alternate([vizcli16], 1, warmup=0, env=env)
+        a = np.array(pq.read_table(out["small"]).column("features_align").to_pylist(), dtype=np.float64)
+        b = np.array(pq.read_table(out["bf16"]).column("features_align").to_pylist(), dtype=np.float64)
+        cosine16 = float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+        measured.append(vizcli16)
+        ratios.append(("vizcli bfloat16 time / float32 time", vizcli16.median / smaller.median))
+        notes.append(f"bfloat16 against float32: min cosine {cosine16:.5f}, max |difference| {float(np.abs(a - b).max()):.3g} "
+                     "(this CPU has no bfloat16 units, so bfloat16 is emulated and slower here; vizcli warns)")
+    else:
+        notes.append("bfloat16 is not run in --quick mode (emulated on CPUs without bfloat16 units: minutes)")
+    rows = np.array(pq.read_table(out["f32"]).column("features_align").to_pylist(), dtype=np.float64)
+    reference = np.load(folder / "plain.npy").reshape(len(rows), -1)
+    speed, growth = plain.median / vizcli32.median, vizcli32.peak_rss / smaller.peak_rss
+    notes = [f"throughput: {4 * large / vizcli32.median:,.0f} boxes/s, {large / vizcli32.median:.1f} images/s (float32)",
+             f"float32 rows equal the plain script's features: max |difference| {float(np.abs(rows - reference).max()):.2e}",
+             *notes,
+             f"peak RSS {vizcli32.peak_rss / 2**20:.0f} MiB for {large:,} images, {smaller.peak_rss / 2**20:.0f} MiB for {small:,}"]
     return Section(
         "roi over a dataset",
         f"{large:,} distinct {size[0]}×{size[1]} JPEGs (shifted crops of the bundled photos), 4 boxes each from a "
         "headerless CSV, resnet18 layer3, RoIAlign 7×7, 2 threads, one run each (the runs are long); vizcli decodes "
         "in 2 threads and batches 8 images of one size; the plain script loops image by image.",
-        [vizcli32, plain, vizcli16, smaller],
-        [("plain loop time / vizcli time (float32)", speed), ("vizcli bfloat16 time / float32 time", vizcli16.median / vizcli32.median)],
+        measured, ratios,
         [Goal("dataset throughput ≥ the plain per-image loop's", speed, 1.0, True),
          Goal(f"peak memory does not grow with the dataset ({large:,} / {small:,} images ≤ 1.10)", growth, 1.10)],
-        [f"throughput: {boxes_total / vizcli32.median:,.0f} boxes/s, {large / vizcli32.median:.1f} images/s (float32)",
-         f"float32 rows equal the plain script's features: max |difference| {difference:.2e}",
-         f"bfloat16 against float32: min cosine {cosine16:.5f} (this CPU has no bfloat16 matrix unit, so bfloat16 is "
-         "emulated and slower here)",
-         f"peak RSS {vizcli32.peak_rss / 2**20:.0f} MiB for {large:,} images, {smaller.peak_rss / 2**20:.0f} MiB for {small:,}"],
+        notes,
     )
 
 
@@ -279,6 +285,19 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def _merge_sections(previous: str, fresh: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The sections of an earlier results page, with ``fresh`` ones replacing those of the same title
+    (new titles are appended); the Goals summary is rebuilt by the caller."""
+    old: list[tuple[str, str]] = []
+    for chunk in previous.split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0].strip()
+        if title != "Goals":
+            old.append((title, "## " + chunk.rstrip("\n") + "\n"))
+    replacements = dict(fresh)
+    merged = [(title, replacements.pop(title, body)) for title, body in old]
+    return merged + [(title, body) for title, body in fresh if title in replacements]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
@@ -295,7 +314,7 @@ def main(argv=None) -> int:
             ("startup", lambda: bench_startup(rounds * 2)),
             ("shapes", lambda: bench_shapes(rounds)),
             ("roi", lambda: bench_roi(rounds, [1, 100, 1000] if args.quick else [1, 100, 10_000], folder)),
-            ("roi-dataset", lambda: bench_roi_dataset(16, 48 if args.quick else 1000, folder)),
+            ("roi-dataset", lambda: bench_roi_dataset(8 if args.quick else 16, 24 if args.quick else 1000, folder, not args.quick)),
             ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
             ("cold", lambda: bench_cold(rounds, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 2000, 4000 if args.quick else 20_000, folder)),
@@ -319,9 +338,13 @@ def main(argv=None) -> int:
         f"suite took {elapsed:.0f} s",
         "",
     ]
-    goals = [goal for section in sections for goal in section.goals]
-    summary = ["## Goals", "", *[goal.line() for goal in goals], ""]
-    page = "\n".join(header + summary) + "\n" + "\n".join(section.markdown() for section in sections)
+    bodies = [(section.title, section.markdown()) for section in sections]
+    if args.only and Path(args.output).exists():  # update those sections in place, keep the others
+        bodies = _merge_sections(Path(args.output).read_text(encoding="utf-8"), bodies)
+        header.insert(-1, f"- sections regenerated in this run: {', '.join(sorted(chosen))}; the others are from an earlier run")
+    goal_lines = [line for _, body in bodies for line in body.splitlines() if line.startswith(("- **met**", "- **not met**"))]
+    summary = ["## Goals", "", *goal_lines, ""]
+    page = "\n".join(header + summary) + "\n" + "\n".join(body for _, body in bodies)
     Path(args.output).write_text(page, encoding="utf-8")
     print(page)
     return 0

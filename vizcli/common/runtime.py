@@ -56,3 +56,20 @@ def set_threads(threads: int | None, warn: Callable[[str], None] = lambda messag
     import torch
 
     torch.set_num_threads(threads)
+
+
+def cpu_has_bfloat16_units() -> bool | None:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX; Linux's cpuinfo flags).
+
+    ``None`` when unknown (no /proc/cpuinfo). Without them torch emulates bfloat16 and
+    convolutions run many times slower than in float32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return None
+    return None

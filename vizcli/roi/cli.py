@@ -277,6 +277,11 @@ def _run_dataset(options: dict[str, Any]) -> None:
     )
     for note in extractor.backbone.notes:
         warn(note)
+    from vizcli.common.runtime import cpu_has_bfloat16_units
+
+    if extractor.dtype == "bfloat16" and extractor.device.type == "cpu" and cpu_has_bfloat16_units() is False:
+        warn("this CPU has no bfloat16 units (AVX512-BF16/AMX): bfloat16 convolutions are emulated and run many "
+             "times slower than float32 here (16× in benchmarks/RESULTS.md)")
     start = None if options["quiet"] else progress_factory("pooling images", len(dataset_images), threshold=2)
     summary = run_dataset(
         dataset_images, problems, extractor, output, shard, options["resume"], options["shard_format"].value,
