@@ -275,8 +275,8 @@ def test_a_second_run_without_resume_is_refused_and_bfloat16_stays_close(invoke,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["parquet", "folder"])
-def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind):
+@pytest.mark.parametrize(("kind", "stop"), [("parquet", signal.SIGKILL), ("folder", signal.SIGTERM)])
+def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind, stop):
     folder = tmp_path / "images"
     for index in range(24):
         _image(folder / f"{index:03d}.png", (64, 64), index)
@@ -290,14 +290,18 @@ def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind):
     target = str(out) + ("/" if kind == "folder" else "")
     units = (tmp_path / "out.parquet.parts") if kind == "parquet" else out
     process = subprocess.Popen([sys.executable, "-m", "vizcli", "roi", *map(str, common), "-o", target], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(units.glob("part-*"))) < 4:
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
     finished = len(list(units.glob("part-*")))
     assert 4 <= finished < 24, finished  # killed in the middle
+    assert not [path for path in units.iterdir() if path.name.endswith(".tmp")]  # nothing half-written
+    if stop == signal.SIGTERM:
+        assert process.returncode == 128 + signal.SIGTERM
+        assert "finished units are kept" in stderr and "--resume" in stderr
     result = subprocess.run([sys.executable, "-m", "vizcli", "roi", *map(str, common), "-o", target, "--resume"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr

@@ -74,12 +74,12 @@ class RunFailure(VizcliError):
 class Interrupted(VizcliError):
     """SIGINT / SIGTERM / SIGHUP arrived; exit code follows the shell convention 128 + signal."""
 
-    def __init__(self, signal_number: int):
+    def __init__(self, signal_number: int, outcome: str = "no output file was written"):
         import signal
 
         self.signal_number = signal_number
         name = signal.Signals(signal_number).name
-        super().__init__(f"interrupted by {name}; no output file was written")
+        super().__init__(f"interrupted by {name}; {outcome}")
         self.exit_code = 128 + signal_number
 
 

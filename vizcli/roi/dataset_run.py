@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vizcli.common.errors import RunFailure
+from vizcli.common.errors import Interrupted, RunFailure
 from vizcli.common.tables import TableSink, is_directory_output
 from vizcli.roi.dataset import Shard
 from vizcli.roi.extract import Prepared, RoIExtractor, _same_size_groups, prepared_stream
@@ -128,6 +128,22 @@ def run_dataset(
     rows_per_unit = max(1, int(unit_megabytes * (1 << 20) // (4 * feature_size * len(extractor.ops))))
     problems_file = problems_path_for(output)
     count = {"problems": 0, "rows": 0, "images": 0}
+    try:
+        _run(sink, todo, annotation_problems, extractor, problems_file, resume, batch_size, workers, on_error,
+             rows_per_unit, schema, count, progress)
+    except Interrupted as stop:
+        kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
+        raise Interrupted(stop.signal_number, kept) from None
+    final = sink.finish()
+    if count["problems"] == 0 and (not resume or problems_file.stat().st_size == 0):
+        problems_file.unlink(missing_ok=True)
+    return DatasetSummary(final, count["images"], len(images) - len(todo), count["rows"], count["problems"],
+                          str(problems_file) if problems_file.exists() else None)
+
+
+def _run(sink: TableSink, todo: list[Any], annotation_problems: list[dict[str, Any]], extractor: RoIExtractor,
+         problems_file: Path, resume: bool, batch_size: int, workers: int, on_error: str, rows_per_unit: int,
+         schema: Any, count: dict[str, int], progress: Callable[[int], None] | None) -> None:
     with open(problems_file, "a" if resume else "w", encoding="utf-8") as log:
 
         def on_problem(problem: dict[str, Any]) -> None:
@@ -155,11 +171,6 @@ def run_dataset(
                 count["rows"] += _flush(sink, pending, extractor.ops, schema)
                 pending, pending_rows = [], 0
         count["rows"] += _flush(sink, pending, extractor.ops, schema)
-    final = sink.finish()
-    if count["problems"] == 0 and not resume:
-        problems_file.unlink(missing_ok=True)
-    return DatasetSummary(final, count["images"], len(images) - len(todo), count["rows"], count["problems"],
-                          str(problems_file) if problems_file.exists() else None)
 
 
 def _flush(sink: TableSink, pending: list[tuple[list[Prepared], list[dict[str, Any]]]], ops: tuple[str, ...], schema: Any) -> int:
