@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 
 from tests.conftest import EXAMPLES, ROOT
+from vizcli.common.sharding import Shard, shard_of
 from vizcli.roi.annotations import read_annotations
-from vizcli.roi.dataset import Shard, load_dataset, shard_of
+from vizcli.roi.dataset import load_dataset
 
 CHELSEA = EXAMPLES / "chelsea.png"
 

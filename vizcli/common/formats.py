@@ -33,6 +33,7 @@ SHAPES_SCHEMA = "vizcli.shapes/1"
 ROI_SCHEMA = "vizcli.roi/1"
 ROI_DATASET_SCHEMA = "vizcli.roi/2"  # dataset runs: Parquet rows, or shards with a manifest
 EMBED_SCHEMA = "vizcli.embed/1"
+EMBED_DATASET_SCHEMA = "vizcli.embed/2"  # corpus runs: Parquet rows, or shards with a manifest
 EMBED_SIMILARITY_SCHEMA = "vizcli.embed.similarity/1"
 APPROX_SCHEMA = "vizcli.approx/1"
 APPROX_CLAIMS_SCHEMA = "vizcli.approx.claims/1"

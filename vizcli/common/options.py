@@ -101,6 +101,16 @@ class ComputeDtype(Choice):
     bfloat16 = "bfloat16"
 
 
+class Precision(Choice):
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+    int8 = "int8"
+    uint8 = "uint8"
+    binary = "binary"
+    ubinary = "ubinary"
+
+
 class EmbedFormat(Choice):
     jsonl = "jsonl"
     json = "json"

@@ -13,7 +13,9 @@ from vizcli.common.options import (
     EncodingErrors,
     OnOverflow,
     OutputOption,
+    Precision,
     QuietOption,
+    ShardFormat,
     ThreadsOption,
 )
 
@@ -22,6 +24,10 @@ EPILOG = (
     "  printf 'a cat sits on the mat\\na dog lies on the rug\\n' | vizcli embed --pooling pooler,mean --similarity\n\n"
     '  vizcli embed "a cat" "a dog" --pooling mean --normalize --format csv\n\n'
     "  vizcli embed --file notes.jsonl --field text -o vectors.npy --pooling mean --dtype bfloat16\n\n"
+    "Corpora (one row per text, resumable, shardable):\n\n"
+    "  vizcli embed --file corpus.parquet --column text --id-column id -o vectors.parquet --precision int8 --resume\n\n"
+    "  vizcli embed --file docs/ --glob '**/*.md' -o vectors/ --pooling mean --normalize --prefix 'passage: '\n\n"
+    "  vizcli embed merge part0.parquet part1.parquet -o all.parquet\n\n"
     "Poolings: pooler = pooler_output = tanh(W·h[CLS] + b), exactly what transformers' BertModel "
     "returns; it was trained for next-sentence prediction, and mean pooling usually serves "
     "similarity better (the bundled all-MiniLM-L6-v2 was trained for mean pooling). cls = the "
@@ -38,8 +44,13 @@ def embed(
     ] = None,
     file: Annotated[
         str | None,
-        typer.Option("--file", help=".txt (one per line), .jsonl (with --field) or .csv/.tsv (with --column)."),
+        typer.Option("--file", help=".txt (one per line), .jsonl (with --field), .csv/.tsv/.parquet (with --column), "
+                     "or a folder of text files (one document each)."),
     ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="JSONL key or CSV/TSV/Parquet column holding each text's id (default: row number).")
+    ] = None,
+    glob: Annotated[str | None, typer.Option("--glob", help="Which files of a --file folder to read (default '**/*.txt').")] = None,
     field: Annotated[str | None, typer.Option("--field", help="JSONL key holding the text.")] = None,
     column: Annotated[str | None, typer.Option("--column", help="CSV/TSV column holding the text.")] = None,
     model: Annotated[
@@ -79,6 +90,24 @@ def embed(
     dtype: Annotated[
         EmbedDtype, typer.Option("--dtype", help="bfloat16 is about 3-4x faster on CPUs with AMX/AVX512-BF16.")
     ] = EmbedDtype.float32,
+    prefix: Annotated[str, typer.Option("--prefix", help="Prepended to every text before tokenization (e.g. 'query: '); recorded.")] = "",
+    precision: Annotated[
+        Precision, typer.Option("--precision", help="Stored vectors (corpus outputs): float32, float16, bfloat16, int8, uint8, binary, ubinary.")
+    ] = Precision.float32,
+    calibration: Annotated[
+        int, typer.Option("--calibration", help="int8/uint8: the first N texts set each dimension's range.")
+    ] = 1000,
+    ranges: Annotated[
+        str | None, typer.Option("--ranges", help="int8/uint8: ranges saved by an earlier run (its .ranges.json).")
+    ] = None,
+    truncate_dim: Annotated[
+        int | None, typer.Option("--truncate-dim", help="Keep the first D dimensions (Matryoshka), before --normalize.")
+    ] = None,
+    keep_text: Annotated[bool, typer.Option("--keep-text", help="Corpus outputs: store each text beside its vector.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted corpus run: ids already on disk are skipped.")] = False,
+    shard: Annotated[str | None, typer.Option("--shard", help="K/N: only the texts whose id hashes to K of N (0 <= K < N).")] = None,
+    shard_format: Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")] = ShardFormat.safetensors,
+    shard_size: Annotated[float, typer.Option("--shard-size", help="MB of vectors per shard / Parquet row group.")] = 64.0,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
@@ -88,6 +117,16 @@ def embed(
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path, is_special_file
     from vizcli.embed.encode import check_options, parse_poolings
 
+    if texts and texts[0] == "merge" and len(texts) > 1 and file is None:
+        _merge(texts[1:], output, shard_format.value, quiet)
+        return
+    if output and _corpus_output(output):
+        _run_corpus(locals())
+        return
+    for name, value, default in (("prefix", prefix, ""), ("precision", precision.value, "float32"), ("truncate_dim", truncate_dim, None),
+                                 ("keep_text", keep_text, False), ("resume", resume, False), ("shard", shard, None)):
+        if value != default:
+            raise BadInput(f"--{name.replace('_', '-')} is for corpus outputs: write -o vectors.parquet or -o DIR/")
     writes_file = output not in (None, "-") and not is_special_file(output)  # /dev/null etc. take --format
     formats = [f.value for f in EmbedFormat]
     if output_format is None and writes_file and output:
@@ -104,7 +143,7 @@ def embed(
     from vizcli.embed.texts import peek, read_texts
 
     first, items = peek(read_texts(list(texts or []), file, field, column, encoding_errors.value, skip_empty,
-                                   max_line_bytes=max_line_bytes))
+                                   max_line_bytes=max_line_bytes, id_column=id_column, glob=glob))
     if first is None:
         raise BadInput("no input text: give TEXT arguments, --file PATH, or lines on stdin")
     from vizcli.common.console import counter_progress, warn
@@ -130,3 +169,96 @@ def embed(
              f"(first: {overflow.first}); --on-overflow error|skip changes this")
     if overflow.skipped:
         warn(f"{overflow.skipped} texts longer than {limit} tokens were skipped (first: {overflow.first})")
+
+
+def _corpus_output(output: str) -> bool:
+    from vizcli.common.tables import is_directory_output
+
+    return output.lower().endswith(".parquet") or is_directory_output(output)
+
+
+def _run_corpus(options: dict) -> None:
+    """``vizcli embed ... -o vectors.parquet|DIR/``: every text to one row, resumable and shardable."""
+    from pathlib import Path
+
+    from vizcli.common.errors import BadInput
+    from vizcli.common.files import check_not_an_input
+    from vizcli.common.sharding import Shard
+    from vizcli.embed.encode import check_options, parse_poolings
+    from vizcli.embed.precision import NEEDS_RANGES, check_precision, load_ranges, save_ranges
+    from vizcli.embed.texts import peek, read_texts
+
+    output = options["output"]
+    if options["similarity"]:
+        raise BadInput("--similarity prints a matrix; drop it to write a corpus output")
+    poolings = parse_poolings(options["pooling"])
+    precision = check_precision(options["precision"].value)
+    shard = Shard.parse(options["shard"])
+    check_options(options["batch_size"], options["dtype"].value, options["on_overflow"].value, options["max_length"])
+    if options["calibration"] < 2:
+        raise BadInput("at least 2 texts", parameter="calibration", value=options["calibration"])
+    if not 0.01 <= options["shard_size"] <= 65536:
+        raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=options["shard_size"])
+    check_not_an_input(output, [options["file"], options["model"], options["ranges"]])
+
+    def texts():
+        return read_texts(list(options["texts"] or []), options["file"], options["field"], options["column"],
+                          options["encoding_errors"].value, options["skip_empty"], max_line_bytes=options["max_line_bytes"],
+                          id_column=options["id_column"], glob=options["glob"])
+
+    first, items = peek(texts())
+    if first is None:
+        raise BadInput("no input text: give TEXT arguments, --file PATH, or lines on stdin")
+    from vizcli.common.console import counter_progress, info, warn
+    from vizcli.common.runtime import resolve_device, set_threads
+    from vizcli.embed import writers
+    from vizcli.embed.corpus_run import CorpusOptions, run_corpus
+    from vizcli.embed.loading import load_bert, weights_sha256
+
+    set_threads(options["threads"], warn)
+    encoder = load_bert(options["model"], dtype=options["dtype"].value, device=str(resolve_device(options["device"])))
+    metadata = writers.metadata(encoder, poolings, options["normalize"], options["max_length"])
+    metadata.pop("model_path")  # differs per machine; the weights' sha256 identifies the model
+    metadata["weights_sha256"] = weights_sha256(encoder)
+    width = options["truncate_dim"] or encoder.hidden_size
+    given = load_ranges(options["ranges"], poolings, width) if options["ranges"] and precision in NEEDS_RANGES else None
+    corpus_options = CorpusOptions(
+        poolings=poolings, normalize=options["normalize"], prefix=options["prefix"], precision=precision,
+        calibration=options["calibration"], ranges=given, truncate_dim=options["truncate_dim"], keep_text=options["keep_text"],
+        batch_size=options["batch_size"], max_length=options["max_length"], on_overflow=options["on_overflow"].value,
+    )
+    calibration_items = texts() if precision in NEEDS_RANGES and given is None else None
+    if calibration_items is not None and options["file"] is None:
+        raise BadInput("int8/uint8 from stdin or arguments need --ranges FILE (a calibration sample is read from --file)")
+    bytes_per_row = max(1, width * len(poolings) * 4)
+    progress = None if options["quiet"] else counter_progress("embedding texts")
+    summary = run_corpus(
+        encoder, items, output, corpus_options, metadata,
+        calibration_items=calibration_items, shard=shard, resume=options["resume"],
+        shard_format=options["shard_format"].value, unit_rows=max(1, int(options["shard_size"] * (1 << 20) // bytes_per_row)),
+        progress=progress,
+    )
+    if progress is not None:
+        progress(0, done=True)
+    if summary.ranges is not None and precision in NEEDS_RANGES:
+        folder = Path(output)
+        target = folder / "ranges.json" if folder.is_dir() else folder.with_name(folder.stem + ".ranges.json")
+        save_ranges(target, summary.ranges)
+    if not options["quiet"]:
+        skipped = f", {summary.skipped:,} already there" if summary.skipped else ""
+        info(f"wrote {summary.rows:,} rows to {summary.output}{skipped}")
+
+
+def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:
+    from vizcli.common.errors import BadInput
+    from vizcli.common.files import check_not_an_input
+
+    if not output or not _corpus_output(output):
+        raise BadInput("vizcli embed merge A B ... -o out.parquet (or -o DIR/): give where the joined rows go")
+    check_not_an_input(output, inputs)
+    from vizcli.common.console import info
+    from vizcli.common.tables import merge_outputs
+
+    path, rows = merge_outputs(inputs, output, ("id",), shard_format, ignore=("shard", "versions"))
+    if not quiet:
+        info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")

@@ -75,6 +75,7 @@ class Embedding:
     tokens: int  # the text's token count, special tokens included, before truncation
     truncated: bool
     vectors: dict[str, Any] = field(default_factory=dict)  # pooling → numpy float32 [H]
+    id: str = ""  # the input's id (its index when it has none)
 
 
 @dataclass
@@ -198,7 +199,7 @@ def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, norm
                 item = items[position]
                 results[position] = Embedding(
                     index=item.index, text=item.text, tokens=count, truncated=truncated,
-                    vectors={name: vectors[name][row] for name in poolings},
+                    vectors={name: vectors[name][row] for name in poolings}, id=item.key,
                 )
             if progress is not None:
                 progress(len(batch))

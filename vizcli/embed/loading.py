@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.files import checked_os_call
@@ -168,6 +169,11 @@ def _load_tokenizer(folder: Path, name: str):
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return tokenizer
+
+
+def weights_sha256(encoder: Any) -> str:
+    """The sha256 of the weights file ``encoder`` was loaded from (what a corpus output records)."""
+    return sha256_of(_weights_file(encoder.path, encoder.name))
 
 
 def _weights_file(folder: Path, name: str) -> Path:

@@ -27,6 +27,12 @@ class InputText:
     index: int  # 0-based position in the input (line number - 1)
     text: str
     source: str  # "argument 2", "stdin line 3", "a.csv line 4"
+    id: str = ""  # the --id-column value, a text file's relative path; "" means the index
+
+    @property
+    def key(self) -> str:
+        """The row's identity in dataset outputs: its id, else its index."""
+        return self.id or str(self.index)
 
 
 def read_texts(
@@ -38,6 +44,8 @@ def read_texts(
     skip_empty: bool = False,
     stdin: IO[bytes] | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    id_column: str | None = None,
+    glob: str | None = None,
 ) -> Iterator[InputText]:
     """Yield the texts to embed, lazily (stdin and files are streamed line by line).
 
@@ -51,7 +59,7 @@ def read_texts(
     if file is not None and arguments and arguments != ["-"]:
         raise BadInput("give texts as arguments or with file=PATH, not both")
     if file is not None:
-        items = _from_file(file, field, column, encoding_errors, max_line_bytes)
+        items = _from_file(file, field, column, encoding_errors, max_line_bytes, id_column, glob)
     elif arguments and arguments != ["-"]:
         items = (InputText(i, text, f"argument {i + 1}") for i, text in enumerate(arguments))
     else:
@@ -106,18 +114,67 @@ def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
         ) from None
 
 
-def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str, limit: int) -> Iterator[InputText]:
-    file = require_file(path, "file", "a .txt, .jsonl, .csv or .tsv file")
+def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str, limit: int,
+               id_column: str | None = None, glob: str | None = None) -> Iterator[InputText]:
+    if Path(path).is_dir():
+        return _from_folder(Path(path), glob or "**/*.txt", encoding_errors, limit)
+    file = require_file(path, "file", "a .txt, .jsonl, .csv, .tsv or .parquet file, or a folder of text files")
     suffix = file.suffix.lower()
+    if suffix == ".parquet":
+        if not column:
+            raise BadInput("a .parquet file needs column=NAME (the column holding the text)", parameter="file", value=path)
+        return _from_parquet(file, column, id_column)
     if suffix == ".jsonl":
         if not field:
             raise BadInput("a .jsonl file needs field=NAME (the key holding the text)", parameter="file", value=path)
-        return _from_jsonl(file, field, encoding_errors, limit)
+        return _from_jsonl(file, field, encoding_errors, limit, id_column)
     if suffix in (".csv", ".tsv"):
         if not column:
             raise BadInput(f"a {suffix} file needs column=NAME (the header of the text column)", parameter="file", value=path)
-        return _from_table(file, column, "\t" if suffix == ".tsv" else ",", encoding_errors, limit)
+        return _from_table(file, column, "\t" if suffix == ".tsv" else ",", encoding_errors, limit, id_column)
+    if id_column:
+        raise BadInput("a plain text file has no columns; ids are line numbers", parameter="id_column", value=id_column)
     return _from_open_lines(file, encoding_errors, limit)
+
+
+def _from_folder(folder: Path, glob: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
+    """One document per file (sorted by relative path, which is its id), each at most ``limit`` bytes."""
+    files = sorted(path for path in folder.glob(glob) if path.is_file())
+    if not files:
+        raise BadInput(f"no files match {glob!r}; choose them with glob=PATTERN", parameter="file", value=str(folder))
+    for index, path in enumerate(files):
+        relative = path.relative_to(folder).as_posix()
+        size = checked_os_call(path.stat, "file", str(path)).st_size
+        if size > limit:
+            raise BadInput(f"{path}: {size:,} bytes, more than max_line_bytes={limit:,}; split it, or raise the limit")
+        data = checked_os_call(path.read_bytes, "file", str(path)).removeprefix(b"\xef\xbb\xbf")
+        yield InputText(index, _decode(data, str(path), encoding_errors), str(path), id=relative)
+
+
+def _from_parquet(file: Path, column: str, id_column: str | None) -> Iterator[InputText]:
+    """Rows of a Parquet file, one record batch at a time (never the whole file in memory)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as error:
+        raise BadInput(f"cannot be read as Parquet ({error})", parameter="file", value=str(file)) from None
+    names = parquet.schema_arrow.names
+    for name in (column, id_column):
+        if name is not None and name not in names:
+            raise BadInput(f"no column {name!r}; the file has {', '.join(names)}", parameter="file", value=str(file))
+    wanted = [column] + ([id_column] if id_column and id_column != column else [])
+    index = 0
+    for batch in parquet.iter_batches(batch_size=4096, columns=wanted):
+        texts = batch.column(column).to_pylist()
+        ids = batch.column(id_column).to_pylist() if id_column else [None] * len(texts)
+        for text, identity in zip(texts, ids):
+            where = f"{file} row {index + 1}"
+            if not isinstance(text, str):
+                raise BadInput(f"{where}: column {column!r} holds {type(text).__name__}, not text")
+            yield InputText(index, text, where, id="" if identity is None else str(identity))
+            index += 1
 
 
 def _open(file: Path) -> IO[bytes]:
@@ -129,7 +186,7 @@ def _from_open_lines(file: Path, encoding_errors: str, limit: int) -> Iterator[I
         yield from _from_lines(stream, str(file), encoding_errors, limit)
 
 
-def _from_jsonl(file: Path, field: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
+def _from_jsonl(file: Path, field: str, encoding_errors: str, limit: int, id_column: str | None = None) -> Iterator[InputText]:
     with _open(file) as stream:
         for index, raw in enumerate(_bounded_lines(stream, str(file), limit)):
             where = f"{file} line {index + 1}"
@@ -140,18 +197,21 @@ def _from_jsonl(file: Path, field: str, encoding_errors: str, limit: int) -> Ite
             value = record[field]
             if not isinstance(value, str):
                 raise BadInput(f"{where}: field {field!r} is {type(value).__name__}, not text")
-            yield InputText(index, value, where)
+            if id_column is not None and record.get(id_column) is None:
+                raise BadInput(f"{where}: no id field {id_column!r}; check id_column=NAME")
+            yield InputText(index, value, where, id=str(record[id_column]) if id_column else "")
 
 
-def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
+def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str, limit: int,
+                id_column: str | None = None) -> Iterator[InputText]:
     previous_limit = csv.field_size_limit(limit)  # a field past the limit is a csv.Error, reported with its line
     try:
-        yield from _table_rows(file, column, delimiter, encoding_errors)
+        yield from _table_rows(file, column, delimiter, encoding_errors, id_column)
     finally:
         csv.field_size_limit(previous_limit)  # the limit is global to the csv module: put it back
 
 
-def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str) -> Iterator[InputText]:
+def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str, id_column: str | None = None) -> Iterator[InputText]:
     with _open(file) as raw_stream:
         text_stream = io.TextIOWrapper(raw_stream, encoding="utf-8-sig", errors=encoding_errors, newline="")
         reader = csv.reader(text_stream, delimiter=delimiter)
@@ -164,6 +224,9 @@ def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str) -
         if column not in header:
             raise BadInput(f"no column {column!r}; the header has {', '.join(header)}", parameter="file", value=file)
         position = header.index(column)
+        if id_column is not None and id_column not in header:
+            raise BadInput(f"no column {id_column!r}; the header has {', '.join(header)}", parameter="id_column", value=id_column)
+        id_position = header.index(id_column) if id_column is not None else None
         index = 0
         while True:
             line_number = reader.line_num + 1
@@ -176,7 +239,8 @@ def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str) -
             except csv.Error as error:
                 raise BadInput(f"file={str(file)!r} line {line_number}: {error}; raise max_line_bytes=N if the field is right") from None
             text = row[position] if position < len(row) else ""
-            yield InputText(index, text, f"{file} line {line_number}")
+            identity = row[id_position] if id_position is not None and id_position < len(row) else ""
+            yield InputText(index, text, f"{file} line {line_number}", id=identity)
             index += 1
 
 

@@ -234,8 +234,9 @@ def _run_dataset(options: dict[str, Any]) -> None:
     """``vizcli roi DATASET ... -o out.parquet|DIR/``: every box of a dataset, streamed to rows."""
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input
+    from vizcli.common.sharding import Shard
     from vizcli.roi.backbones import check_backbone
-    from vizcli.roi.dataset import Shard, is_dataset_input, load_dataset
+    from vizcli.roi.dataset import is_dataset_input, load_dataset
 
     output, images = options["output"], list(options["images"] or [])
     if not output or not _dataset_output(output):
@@ -325,6 +326,6 @@ def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool
     from vizcli.common.console import info
     from vizcli.common.tables import merge_outputs
 
-    path, rows = merge_outputs(inputs, output, ("image", "annotation_id"), shard_format)
+    path, rows = merge_outputs(inputs, output, ("image", "annotation_id"), shard_format, ignore=("shard", "versions"))
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")

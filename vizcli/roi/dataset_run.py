@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import Interrupted, RunFailure
+from vizcli.common.sharding import Shard
 from vizcli.common.tables import TableSink, is_directory_output
-from vizcli.roi.dataset import Shard
 from vizcli.roi.extract import Prepared, RoIExtractor, _same_size_groups, prepared_stream
 
 ON_ERROR = ("skip", "stop")

@@ -1,0 +1,185 @@
+"""``vizcli embed --file corpus -o vectors.parquet`` (or ``-o DIR/``): a corpus streamed to rows.
+
+Schema ``vizcli.embed/2``, one row per text:
+
+=============  =========================================  ===========================================
+column         type                                       meaning
+=============  =========================================  ===========================================
+id             string                                     ``--id-column``'s value, a file's relative path, else the row number
+index          int64                                      0-based position in the input
+tokens         int32                                      tokens (special ones included) before truncation
+truncated      bool                                       longer than the model's limit and cut
+text           string                                     only with ``--keep-text``
+<pooling>      fixed_size_list<T, D>                      one column per pooling; T and D follow ``--precision``
+=============  =========================================  ===========================================
+
+The metadata (key ``vizcli``, JSON) records model, its weights' sha256, poolings, normalization,
+prefix, compute dtype, precision (with the int8/uint8 ranges), truncate_dim and the shard; rows
+are written a unit at a time through ``vizcli.common.tables`` (resumable, shardable, mergeable).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vizcli.common.errors import BadInput, Interrupted
+from vizcli.common.formats import EMBED_DATASET_SCHEMA
+from vizcli.common.sharding import Shard
+from vizcli.common.tables import TableSink
+from vizcli.embed.encode import Embedding, Encoder
+from vizcli.embed.precision import NEEDS_RANGES, arrow_type, check_precision, quantize, ranges_of, stored_width
+from vizcli.embed.texts import InputText
+
+
+@dataclass
+class CorpusOptions:
+    """How vectors are made and stored (everything but the input and the output)."""
+
+    poolings: tuple[str, ...] = ("mean",)
+    normalize: bool = False
+    prefix: str = ""
+    precision: str = "float32"
+    calibration: int = 1000  # texts whose vectors set the int8/uint8 ranges
+    ranges: dict[str, Any] | None = None  # given ranges (from --ranges FILE), pooling → [2, D]
+    truncate_dim: int | None = None
+    keep_text: bool = False
+    batch_size: int = 32
+    max_length: int | None = None
+    on_overflow: str = "warn"
+
+
+@dataclass
+class CorpusSummary:
+    output: str
+    rows: int
+    skipped: int  # ids already on disk (--resume)
+    ranges: dict[str, Any] | None
+
+
+def _vectors(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions,
+             progress: Callable[[int], None] | None = None) -> Iterator[Embedding]:
+    """Embeddings with the prefix added before tokenization, truncated to ``truncate_dim`` and then
+    normalised (Matryoshka order); the texts come back without the prefix."""
+    import numpy as np
+
+    prefixed = (replace(item, text=options.prefix + item.text) for item in items) if options.prefix else items
+    cut = options.truncate_dim
+    stream = encoder.stream(prefixed, options.poolings, batch_size=options.batch_size, max_length=options.max_length,
+                            on_overflow=options.on_overflow, normalize=options.normalize and cut is None, progress=progress)
+    for row in stream:
+        if options.prefix:
+            row.text = row.text[len(options.prefix):]
+        if cut is not None:
+            for name, vector in row.vectors.items():
+                vector = vector[:cut]
+                if options.normalize:
+                    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+                row.vectors[name] = vector
+        yield row
+
+
+def calibrate(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions) -> dict[str, Any]:
+    """int8/uint8 ranges per pooling from the first ``options.calibration`` texts."""
+    import numpy as np
+
+    sample = list(itertools.islice(items, options.calibration))
+    rows = list(_vectors(encoder, sample, options))
+    return {name: ranges_of(np.stack([row.vectors[name] for row in rows])) for name in options.poolings}
+
+
+def corpus_schema(options: CorpusOptions, dimensions: int) -> Any:
+    import pyarrow as pa
+
+    fields = [pa.field("id", pa.string()), pa.field("index", pa.int64()), pa.field("tokens", pa.int32()),
+              pa.field("truncated", pa.bool_())]
+    if options.keep_text:
+        fields.append(pa.field("text", pa.string()))
+    width = stored_width(options.precision, dimensions)
+    fields += [pa.field(name, pa.list_(arrow_type(options.precision), width)) for name in options.poolings]
+    return pa.schema(fields)
+
+
+def run_corpus(
+    encoder: Encoder,
+    items: Iterable[InputText],
+    output: str,
+    options: CorpusOptions,
+    metadata: dict[str, Any],
+    calibration_items: Iterable[InputText] | None = None,
+    shard: Shard | None = None,
+    resume: bool = False,
+    shard_format: str = "safetensors",
+    unit_rows: int = 65536,
+    progress: Callable[[int], None] | None = None,
+) -> CorpusSummary:
+    """Embed every text of ``items`` in this shard (and not yet on disk) into ``output``."""
+    check_precision(options.precision)
+    shard = shard or Shard()
+    dimensions = encoder.hidden_size
+    if options.truncate_dim is not None:
+        if not 1 <= options.truncate_dim <= dimensions:
+            raise BadInput(f"use 1..{dimensions} (the model's width)", parameter="truncate_dim", value=options.truncate_dim)
+        dimensions = options.truncate_dim
+    ranges = options.ranges
+    if options.precision in NEEDS_RANGES and ranges is None:
+        if calibration_items is None:
+            raise BadInput("int8/uint8 need a calibration sample or a ranges file", parameter="precision", value=options.precision)
+        ranges = calibrate(encoder, calibration_items, options)
+    meta = {**metadata, "schema": EMBED_DATASET_SCHEMA, "pooling": list(options.poolings), "normalize": options.normalize,
+            "prefix": options.prefix, "precision": options.precision, "truncate_dim": options.truncate_dim,
+            "dimensions": dimensions, "shard": str(shard),
+            "ranges": {name: value.tolist() for name, value in ranges.items()} if ranges and options.precision in NEEDS_RANGES else None}
+    schema = corpus_schema(options, dimensions)
+    shapes: dict[str, tuple[int, ...]] = {}
+    sink = TableSink(output, schema, meta, "id", shard_format, resume, shapes)
+    done = sink.done_keys() if resume else set()
+    skipped = {"count": 0}
+
+    def wanted(item: InputText) -> bool:
+        if not shard.holds(item.key):
+            return False
+        if item.key in done:
+            skipped["count"] += 1
+            return False
+        return True
+
+    seen: set[str] = set()
+    rows_written = 0
+    pending: list[Embedding] = []
+    try:
+        for row in _vectors(encoder, (item for item in items if wanted(item)), options, progress):
+            if row.id in seen:
+                raise BadInput(f"id {row.id!r} appears twice; ids must be unique (check --id-column)")
+            seen.add(row.id)
+            pending.append(row)
+            if len(pending) >= unit_rows:
+                rows_written += _flush(sink, pending, options, schema, ranges)
+                pending = []
+        rows_written += _flush(sink, pending, options, schema, ranges)
+    except Interrupted as stop:
+        kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
+        raise Interrupted(stop.signal_number, kept) from None
+    return CorpusSummary(sink.finish(), rows_written, skipped["count"], ranges)
+
+
+def _flush(sink: TableSink, rows: list[Embedding], options: CorpusOptions, schema: Any, ranges: dict[str, Any] | None) -> int:
+    import numpy as np
+    import pyarrow as pa
+
+    if not rows:
+        return 0
+    columns = [pa.array([row.id for row in rows], pa.string()), pa.array([row.index for row in rows], pa.int64()),
+               pa.array([row.tokens for row in rows], pa.int32()), pa.array([row.truncated for row in rows], pa.bool_())]
+    if options.keep_text:
+        columns.append(pa.array([row.text for row in rows], pa.string()))
+    for name in options.poolings:
+        stacked = np.stack([row.vectors[name] for row in rows])
+        stored = quantize(stacked, options.precision, ranges.get(name) if ranges else None)
+        field = schema.field(name)
+        columns.append(pa.FixedSizeListArray.from_arrays(pa.array(stored.reshape(-1), type=field.type.value_type), field.type.list_size))
+    table = pa.Table.from_arrays(columns, schema=schema)
+    sink.write(table)
+    return len(rows)
