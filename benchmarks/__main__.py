@@ -135,9 +135,9 @@ def _dataset(folder: Path, count: int, size: tuple[int, int]) -> Path:
     return images
 
 
-def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: bool) -> Section:
+def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: int) -> Section:
     """A folder of images with 4 boxes each → Parquet, against the plain per-image loop; peak memory at
-    two dataset sizes; bfloat16 against float32 on the small set."""
+    two dataset sizes; bfloat16 against float32 on ``bfloat16`` images (0: not run)."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -145,24 +145,26 @@ def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: bool) -> S
     boxes = folder / "dataset_boxes.csv"
     boxes.write_text("10,10,90,70,a\n100,40,220,200,b\n30,120,150,230,c\n200,20,310,110,d\n")
     big, little = _dataset(folder, large, size), _dataset(folder, small, size)
+    tiny = _dataset(folder, bfloat16, size) if bfloat16 else little
     common = ["--annotations", str(boxes), "--quiet", "--threads", THREADS, "--batch-size", "8", "--workers", "2"]
-    out = {name: folder / f"{name}.parquet" for name in ("f32", "bf16", "small")}
+    out = {name: folder / f"{name}.parquet" for name in ("f32", "bf16", "small", "tiny")}
     vizcli32 = Measured(f"`vizcli roi DATASET -o out.parquet`, {large:,} images", [*VIZCLI, "roi", str(big), *common, "-o", str(out["f32"])])
     plain = Measured(f"plain per-image loop → .npy, {large:,} images", [PYTHON, str(SCRIPTS / "plain_roi_dataset.py"), str(big), str(boxes),
                                                                         str(folder / "plain.npy")])
     smaller = Measured(f"`vizcli roi DATASET -o out.parquet`, {small:,} images", [*VIZCLI, "roi", str(little), *common, "-o", str(out["small"])])
-    vizcli16 = Measured(f"same, `--dtype bfloat16`, {small:,} images", [*VIZCLI, "roi", str(little), *common, "--dtype", "bfloat16", "-o", str(out["bf16"])])
+    vizcli16 = Measured(f"`--dtype bfloat16`, {bfloat16:,} images", [*VIZCLI, "roi", str(tiny), *common, "--dtype", "bfloat16", "-o", str(out["bf16"])])
+    vizcli32_tiny = Measured(f"`--dtype float32`, {bfloat16:,} images", [*VIZCLI, "roi", str(tiny), *common, "-o", str(out["tiny"])])
     env = dict(_env(), OMP_NUM_THREADS=THREADS)
     alternate([vizcli32, plain, smaller], 1, warmup=0, env=env)
     measured, ratios = [vizcli32, plain, smaller], [("plain loop time / vizcli time (float32)", plain.median / vizcli32.median)]
     notes = []
     if bfloat16:
-        alternate([vizcli16], 1, warmup=0, env=env)
-        a = np.array(pq.read_table(out["small"]).column("features_align").to_pylist(), dtype=np.float64)
+        alternate([vizcli16, vizcli32_tiny], 1, warmup=0, env=env)
+        a = np.array(pq.read_table(out["tiny"]).column("features_align").to_pylist(), dtype=np.float64)
         b = np.array(pq.read_table(out["bf16"]).column("features_align").to_pylist(), dtype=np.float64)
         cosine16 = float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
-        measured.append(vizcli16)
-        ratios.append(("vizcli bfloat16 time / float32 time", vizcli16.median / smaller.median))
+        measured += [vizcli16, vizcli32_tiny]
+        ratios.append(("vizcli bfloat16 time / float32 time", vizcli16.median / vizcli32_tiny.median))
         notes.append(f"bfloat16 against float32: min cosine {cosine16:.5f}, max |difference| {float(np.abs(a - b).max()):.3g} "
                      "(this CPU has no bfloat16 units, so bfloat16 is emulated and slower here; vizcli warns)")
     else:
@@ -173,7 +175,8 @@ def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: bool) -> S
     notes = [f"throughput: {4 * large / vizcli32.median:,.0f} boxes/s, {large / vizcli32.median:.1f} images/s (float32)",
              f"float32 rows equal the plain script's features: max |difference| {float(np.abs(rows - reference).max()):.2e}",
              *notes,
-             f"peak RSS {vizcli32.peak_rss / 2**20:.0f} MiB for {large:,} images, {smaller.peak_rss / 2**20:.0f} MiB for {small:,}"]
+             f"peak RSS {vizcli32.peak_rss / 2**20:.0f} MiB for {large:,} images, {smaller.peak_rss / 2**20:.0f} MiB for {small:,}: "
+             "rows leave memory a unit (--shard-size, 64 MB of features) at a time, so both runs hold at most one unit"]
     return Section(
         "roi over a dataset",
         f"{large:,} distinct {size[0]}×{size[1]} JPEGs (shifted crops of the bundled photos), 4 boxes each from a "
@@ -314,7 +317,7 @@ def main(argv=None) -> int:
             ("startup", lambda: bench_startup(rounds * 2)),
             ("shapes", lambda: bench_shapes(rounds)),
             ("roi", lambda: bench_roi(rounds, [1, 100, 1000] if args.quick else [1, 100, 10_000], folder)),
-            ("roi-dataset", lambda: bench_roi_dataset(8 if args.quick else 16, 24 if args.quick else 1000, folder, not args.quick)),
+            ("roi-dataset", lambda: bench_roi_dataset(8 if args.quick else 250, 24 if args.quick else 1000, folder, 0 if args.quick else 16)),
             ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
             ("cold", lambda: bench_cold(rounds, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 2000, 4000 if args.quick else 20_000, folder)),

@@ -157,3 +157,27 @@ def test_a_killed_corpus_run_resumes_to_every_id_exactly_once(tmp_path):
     # equal up to float32 batching noise: after a resume the texts fall into other length-sorted batches,
     # and the encoder is batch-invariant within 1e-5 (a test of its own)
     np.testing.assert_allclose(got[np.argsort(got_ids)], want[np.argsort(want_ids)], rtol=0, atol=1e-5)
+
+
+def test_pooling_auto_and_prompts_follow_the_models_sentence_transformers_files(invoke, tmp_path):
+    import shutil
+
+    from vizcli.embed.loading import bundled_model_path
+
+    auto = invoke("embed", "a cat", "a dog", "-p", "auto", "--format", "json")
+    explicit = invoke("embed", "a cat", "a dog", "-p", "mean", "--normalize", "--format", "json")
+    assert auto.exit_code == 0, auto.stderr
+    assert json.loads(auto.stdout)["rows"] == json.loads(explicit.stdout)["rows"]  # mean + Normalize, from modules.json
+    unnormalised = json.loads(invoke("embed", "a cat", "-p", "auto", "--no-normalize", "--format", "json").stdout)["rows"][0]["mean"]
+    assert abs(np.linalg.norm(unnormalised) - 1) > 1e-3
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model_path(), folder)
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "query: ", "passage": "passage: "}}))
+    prompted = invoke("embed", "a cat", "--model", folder, "-p", "mean", "--prompt", "query", "--format", "json")
+    prefixed = invoke("embed", "a cat", "--model", folder, "-p", "mean", "--prefix", "query: ", "--format", "json")
+    assert prompted.exit_code == 0, prompted.stderr
+    assert json.loads(prompted.stdout)["rows"] == json.loads(prefixed.stdout)["rows"]
+    assert json.loads(prompted.stdout)["rows"][0]["text"] == "a cat"
+    assert json.loads(prompted.stdout)["metadata"]["prefix"] == "query: "
+    unknown = invoke("embed", "a cat", "--model", folder, "--prompt", "nope")
+    assert unknown.exit_code == 2 and "its prompts: passage, query" in unknown.stderr

@@ -57,9 +57,15 @@ def embed(
         str | None, typer.Option("--model", help="A local model folder or a Hugging Face name already in the cache.")
     ] = None,
     pooling: Annotated[
-        str, typer.Option("--pooling", "-p", help="pooler, cls, mean, max; several comma-separated.")
+        str, typer.Option("--pooling", "-p", help="pooler, cls, mean, max; several comma-separated; auto: the model's own "
+                          "(sentence-transformers' 1_Pooling), normalised if it has a Normalize module.")
     ] = "pooler",
-    normalize: Annotated[bool, typer.Option("--normalize", help="Scale every vector to unit length.")] = False,
+    normalize: Annotated[
+        bool | None, typer.Option("--normalize/--no-normalize", help="Scale every vector to unit length (default: no, or the model's with --pooling auto).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="A prompt the model names (config_sentence_transformers.json), used as --prefix.")
+    ] = None,
     output_format: Annotated[
         EmbedFormat | None,
         typer.Option("--format", "-f", case_sensitive=False, help="Default: from -o's extension, else jsonl."),
@@ -117,13 +123,19 @@ def embed(
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path, is_special_file
     from vizcli.embed.encode import check_options, parse_poolings
 
+    if pooling == "auto" or prompt is not None:
+        from vizcli.embed.loading import locate_model
+        from vizcli.embed.model_settings import resolve
+
+        pooling, normalize, prefix = resolve(pooling, normalize, prompt, prefix, locate_model(model)[0])
+    normalize = bool(normalize)
     if texts and texts[0] == "merge" and len(texts) > 1 and file is None:
         _merge(texts[1:], output, shard_format.value, quiet)
         return
     if output and _corpus_output(output):
         _run_corpus(locals())
         return
-    for name, value, default in (("prefix", prefix, ""), ("precision", precision.value, "float32"), ("truncate_dim", truncate_dim, None),
+    for name, value, default in (("precision", precision.value, "float32"), ("truncate_dim", truncate_dim, None),
                                  ("keep_text", keep_text, False), ("resume", resume, False), ("shard", shard, None)):
         if value != default:
             raise BadInput(f"--{name.replace('_', '-')} is for corpus outputs: write -o vectors.parquet or -o DIR/")
@@ -154,12 +166,18 @@ def embed(
     set_threads(threads, warn)
     encoder = load_bert(model, dtype=dtype.value, device=str(resolve_device(device)))
     progress = None if quiet else counter_progress("embedding texts")
+    if prefix:
+        from dataclasses import replace
+
+        items = (replace(item, text=prefix + item.text) for item in items)
     stream = encoder.stream(items, poolings, batch_size=batch_size, max_length=max_length,
                             on_overflow=on_overflow.value, normalize=normalize, progress=progress)
+    rows = _without_prefix(stream, prefix)
     if similarity:
-        writers.write_similarity(list(stream), poolings, fmt, output)
+        writers.write_similarity(list(rows), poolings, fmt, output)
     else:
-        writers.write_embeddings(stream, poolings, fmt, output, writers.metadata(encoder, poolings, normalize, max_length))
+        meta = {**writers.metadata(encoder, poolings, normalize, max_length), "prefix": prefix}
+        writers.write_embeddings(rows, poolings, fmt, output, meta)
     if progress is not None:
         progress(0, done=True)
     limit = max_length or encoder.max_length
@@ -262,3 +280,11 @@ def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool
     path, rows = merge_outputs(inputs, output, ("id",), shard_format, ignore=("shard", "versions"))
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")
+
+
+def _without_prefix(rows, prefix: str):
+    """The rows with ``prefix`` taken off their text again (it was added only for the model)."""
+    for row in rows:
+        if prefix:
+            row.text = row.text[len(prefix):]
+        yield row
