@@ -176,7 +176,7 @@ def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: int) -> Se
              f"float32 rows equal the plain script's features: max |difference| {float(np.abs(rows - reference).max()):.2e}",
              *notes,
              f"peak RSS {vizcli32.peak_rss / 2**20:.0f} MiB for {large:,} images, {smaller.peak_rss / 2**20:.0f} MiB for {small:,}: "
-             "rows leave memory a unit (--shard-size, 64 MB of features) at a time, so both runs hold at most one unit"]
+             "rows leave memory a unit (--shard-size, 16 MB of features) at a time, so both runs hold at most one unit"]
     return Section(
         "roi over a dataset",
         f"{large:,} distinct {size[0]}×{size[1]} JPEGs (shifted crops of the bundled photos), 4 boxes each from a "

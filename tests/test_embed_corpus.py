@@ -13,13 +13,13 @@ import pytest
 
 from tests.conftest import ROOT
 
-TEXTS = [f"sentence {i}: the cat sat on mat number {i}" if i % 2 else f"line {i} about rain in the valley" for i in range(60)]
+TEXTS = [f"sentence {i}: the cat sat on mat number {i}" if i % 2 else f"line {i} about rain in the valley" for i in range(30)]
 
 
 @pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "corpus.parquet"
-    pq.write_table(pa.table({"id": [f"doc-{i:03d}" for i in range(len(TEXTS))], "text": TEXTS}), path, row_group_size=16)
+    pq.write_table(pa.table({"id": [f"doc-{i:03d}" for i in range(len(TEXTS))], "text": TEXTS}), path, row_group_size=8)
     return path
 
 
@@ -59,11 +59,11 @@ def test_precision_matches_sentence_transformers_quantize_embeddings(invoke, cor
 
     common = ["embed", "--file", corpus, "--column", "text", "--id-column", "id", "-p", "mean", "--normalize"]
     assert invoke(*common, "-o", tmp_path / "f32.parquet").exit_code == 0
-    result = invoke(*common, "-o", tmp_path / "q.parquet", "--precision", precision, "--calibration", "20")
+    result = invoke(*common, "-o", tmp_path / "q.parquet", "--precision", precision, "--calibration", "10")
     assert result.exit_code == 0, result.stderr
     _, floats = _vectors(tmp_path / "f32.parquet")
     _, stored = _vectors(tmp_path / "q.parquet")
-    expected = quantize_embeddings(floats.astype(np.float32), precision, calibration_embeddings=floats[:20].astype(np.float32))
+    expected = quantize_embeddings(floats.astype(np.float32), precision, calibration_embeddings=floats[:10].astype(np.float32))
     np.testing.assert_array_equal(stored, expected)
     if precision.endswith("int8"):
         assert (np.abs(stored.astype(int) - (128 if precision == "uint8" else 0)).sum(axis=1) > 0).all()  # none collapsed

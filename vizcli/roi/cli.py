@@ -125,7 +125,7 @@ def roi(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted dataset run: images already on disk are skipped.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", help="K/N: only the images whose id hashes to K of N (0 <= K < N).")] = None,
     shard_format: Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")] = ShardFormat.safetensors,
-    shard_size: Annotated[float, typer.Option("--shard-size", help="MB of features per shard / Parquet row group.")] = 64.0,
+    shard_size: Annotated[float, typer.Option("--shard-size", help="MB of features per shard / Parquet row group (memory holds about one).")] = 16.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images of one padded size run through the backbone together.")] = 8,
     workers: Annotated[int, typer.Option("--workers", help="Threads decoding images ahead of the model.")] = 2,
     on_error: Annotated[

@@ -107,7 +107,7 @@ def run_dataset(
     shard: Shard | None = None,
     resume: bool = False,
     shard_format: str = "safetensors",
-    unit_megabytes: float = 64.0,
+    unit_megabytes: float = 16.0,
     batch_size: int = 8,
     workers: int = 2,
     on_error: str = "skip",
