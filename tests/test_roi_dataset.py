@@ -169,6 +169,8 @@ def test_other_resnets_and_what_is_refused(invoke, tmp_path):
     assert refused.exit_code == 2 and "ResNet" in refused.stderr
     single = invoke("roi", CHELSEA, "--boxes", "1,1,50,50", "--layer", "fpn")
     assert single.exit_code == 2 and "dataset runs" in single.stderr
+    nowhere = invoke("roi", tmp_path, "--boxes", "1,1,5,5", "-o", tmp_path / "missing" / "x.parquet")
+    assert nowhere.exit_code == 2 and "does not exist" in nowhere.stderr and not (tmp_path / "missing").exists()
 
 
 # ---------------------------------------------------------------- outputs

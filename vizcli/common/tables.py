@@ -33,6 +33,20 @@ def is_directory_output(output: str) -> bool:
     return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
+def check_output(output: str) -> None:
+    """Exit 2 before any model work when ``output`` (a Parquet file, or a shard folder) cannot be
+    written: a missing parent folder, no permission, a file where a folder should be."""
+    from vizcli.common.files import check_writable
+
+    if is_directory_output(output):
+        folder = Path(output)
+        if folder.exists() and not folder.is_dir():
+            raise BadInput("is a file; a shard folder is a folder (or write -o out.parquet)", parameter="output", value=output)
+        check_writable(str(folder / MANIFEST) if folder.is_dir() else output.rstrip("/" + os.sep))
+        return
+    check_writable(output)
+
+
 def _fsync_directory(folder: Path) -> None:
     try:
         descriptor = os.open(folder, os.O_RDONLY)

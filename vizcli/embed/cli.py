@@ -218,6 +218,9 @@ def _run_corpus(options: dict) -> None:
     if not 0.01 <= options["shard_size"] <= 65536:
         raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=options["shard_size"])
     check_not_an_input(output, [options["file"], options["model"], options["ranges"]])
+    from vizcli.common.tables import check_output
+
+    check_output(output)
 
     def texts():
         return read_texts(list(options["texts"] or []), options["file"], options["field"], options["column"],

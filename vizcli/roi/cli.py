@@ -253,6 +253,9 @@ def _run_dataset(options: dict[str, Any]) -> None:
     check_backbone(options["model"], layer)
     shard = Shard.parse(options["shard"])
     check_not_an_input(output, [*images, options["annotations"], options["weights"], options["boxes_file"]])
+    from vizcli.common.tables import check_output
+
+    check_output(output)
     annotations = options["annotations"] or options["boxes_file"]
     if is_dataset_input(images, annotations) and len(images) <= 1:
         dataset_images, problems = load_dataset(
