@@ -124,7 +124,7 @@ def test_shell_completion_offers_commands_choices_and_models():
         return result.stdout.split()
 
     assert {"shapes", "roi", "embed", "approx"} <= set(complete("vizcli ", 1))
-    assert complete("vizcli roi --layer ", 3) == ["layer1", "layer2", "layer3", "layer4"]
+    assert complete("vizcli roi --layer ", 3) == ["layer1", "layer2", "layer3", "layer4", "fpn"]
     assert "resnet18" in complete("vizcli shapes --model resn", 3)
 
 
