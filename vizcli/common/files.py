@@ -250,3 +250,12 @@ def _seekable(handle: IO[bytes]) -> bool:
         return handle.seekable()
     except (OSError, ValueError):
         return False
+
+
+def is_folder(path: str | os.PathLike[str]) -> bool:
+    """``Path(path).is_dir()``, but False (not an OSError) for names the system refuses, such as
+    one longer than 255 bytes: the caller's own check then names the problem."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False

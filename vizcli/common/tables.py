@@ -30,7 +30,9 @@ METADATA_KEY = b"vizcli"
 
 
 def is_directory_output(output: str) -> bool:
-    return output.endswith(("/", os.sep)) or Path(output).is_dir()
+    from vizcli.common.files import is_folder
+
+    return output.endswith(("/", os.sep)) or is_folder(output)
 
 
 def check_output(output: str) -> None:
@@ -110,6 +112,8 @@ class TableSink:
             self.folder.mkdir(parents=True, exist_ok=True)
             return
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".*.tmp"):  # a unit a SIGKILL caught half-written: never recorded, redone
+            stale.unlink(missing_ok=True)
         if not self.directory and final.is_file() and not existing:
             shutil.copyfile(final, self.folder / "part-00000.parquet")  # a finished file: continue from it
             existing = self._existing_units()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from vizcli.common.errors import BadInput
-from vizcli.common.files import checked_os_call, require_file
+from vizcli.common.files import checked_os_call, is_folder, require_file
 from vizcli.common.parsing import parse_json
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB: far beyond any model's 512 tokens, small enough to stop /dev/zero
@@ -116,7 +116,7 @@ def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
 
 def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str, limit: int,
                id_column: str | None = None, glob: str | None = None) -> Iterator[InputText]:
-    if Path(path).is_dir():
+    if is_folder(path):
         return _from_folder(Path(path), glob or "**/*.txt", encoding_errors, limit)
     file = require_file(path, "file", "a .txt, .jsonl, .csv, .tsv or .parquet file, or a folder of text files")
     suffix = file.suffix.lower()

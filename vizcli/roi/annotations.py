@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import BadInput
-from vizcli.common.files import checked_os_call, require_file
+from vizcli.common.files import checked_os_call, is_folder, require_file
 from vizcli.common.parsing import parse_json
 
 FORMATS = ("coco", "voc", "yolo", "csv", "json")
@@ -70,7 +70,7 @@ def detect_format(path: str) -> str:
     """The format of ``path`` from its content: a folder of .xml (VOC) or .txt (YOLO), a JSON with
     ``images`` and ``annotations`` (COCO), an XML file (VOC), other JSON, else CSV."""
     file = Path(path)
-    if file.is_dir():
+    if is_folder(file):
         names = [child.suffix.lower() for child in file.iterdir() if child.is_file()]
         if ".xml" in names:
             return "voc"
@@ -161,7 +161,7 @@ def _numbers(value: Any, count: int) -> bool:
 
 def _read_voc(path: str) -> Annotations:
     folder = Path(path)
-    files = sorted(folder.glob("*.xml")) if folder.is_dir() else [require_file(path, "annotations", "a VOC .xml file")]
+    files = sorted(folder.glob("*.xml")) if is_folder(folder) else [require_file(path, "annotations", "a VOC .xml file")]
     images: list[AnnotatedImage] = []
     problems: list[dict[str, Any]] = []
     for file in files:
@@ -211,7 +211,7 @@ def _read_voc_file(file: Path) -> tuple[AnnotatedImage | None, list[dict[str, An
 
 def _read_yolo(path: str) -> Annotations:
     folder = Path(path)
-    if not folder.is_dir():
+    if not is_folder(folder):
         raise BadInput("YOLO labels are a folder of .txt files, one per image", parameter="annotations", value=path)
     classes = _yolo_classes(folder)
     by_key: dict[str, list[Annotation]] = {}

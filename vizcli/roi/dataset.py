@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vizcli.common.errors import BadInput
-from vizcli.common.files import checked_os_call, require_file
+from vizcli.common.files import checked_os_call, is_folder, require_file
 from vizcli.common.sharding import Shard
 from vizcli.roi.annotations import AnnotatedImage, Annotations, attach, read_annotations
 
@@ -23,7 +23,7 @@ MAX_LIST_BYTES = 1 << 30
 def list_images(dataset: str, glob: str | None = None, images_root: str | None = None) -> list[AnnotatedImage]:
     """The images of a folder (recursive, sorted by relative path) or of a list file (one path a line)."""
     root = Path(dataset)
-    if root.is_dir():
+    if is_folder(root):
         pattern = glob or "**/*"
         found = sorted(
             path for path in root.glob(pattern)
@@ -53,7 +53,7 @@ def is_dataset_input(images: list[str], annotations: str | None) -> bool:
     """Whether ``vizcli roi`` runs over a dataset: annotations given, or one folder / .txt list."""
     if annotations:
         return True
-    return len(images) == 1 and (Path(images[0]).is_dir() or images[0].lower().endswith(".txt"))
+    return len(images) == 1 and (is_folder(images[0]) or images[0].lower().endswith(".txt"))
 
 
 def load_dataset(
@@ -70,7 +70,7 @@ def load_dataset(
     read: Annotations | None = read_annotations(annotations, annotations_format, max_boxes) if annotations else None
     if read is not None and read.images is not None:
         root = Path(images_root or dataset or Path(annotations or ".").parent)
-        if dataset and not Path(dataset).is_dir():
+        if dataset and not is_folder(dataset):
             raise BadInput(f"{read.format} annotations name their images; give their folder (or --images-root), not a file",
                            parameter="dataset", value=dataset)
         images = [AnnotatedImage(image.image_id, str(root / image.path), image.annotations) for image in read.images]
