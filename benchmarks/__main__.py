@@ -189,6 +189,33 @@ def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: int) -> Se
     )
 
 
+def bench_embed_utilisation(count: int) -> Section:
+    """Useful matmul FLOP/s of ``vizcli embed`` against the same process's GEMM rate (see the script)."""
+    import subprocess
+
+    rows, measured = {}, []
+    for dtype in ("float32", "bfloat16"):
+        argv = [PYTHON, str(SCRIPTS / "embed_utilisation.py"), str(count), dtype, THREADS]
+        result = subprocess.run(argv, capture_output=True, text=True, env=dict(_env(), PYTHONPATH=str(ROOT)), check=True, cwd=ROOT)
+        rows[dtype] = json.loads(result.stdout.strip().splitlines()[-1])
+        entry = Measured(f"encode {count:,} sentences, {dtype} (in process)", argv)
+        entry.seconds.append(rows[dtype]["seconds"])
+        measured.append(entry)
+    f32, b16 = rows["float32"], rows["bfloat16"]
+    notes = [f"{dtype}: {row['tokens']:,} tokens, {row['useful_flops'] / 1e12:.3f} TFLOP of matmul work, "
+             f"{row['useful_gflops_per_s']:.0f} GFLOP/s useful against a {row['gemm_gflops_per_s']:.0f} GFLOP/s GEMM "
+             f"({row['utilisation']:.0%})" for dtype, row in rows.items()]
+    notes.append("useful FLOPs per layer and text of L tokens: 2 · (L · (4H² + 2HI) + 2L²H); GEMM: best of 20 [4096, H] × [H, I]")
+    return Section(
+        "embed utilisation", f"{count:,} benchmark sentences, mean pooling, batch 32, 2 threads, the bundled model; "
+        "the peak RSS column is not measured here (in-process timing).",
+        measured, [("useful / GEMM, float32", f32["utilisation"]), ("useful / GEMM, bfloat16", b16["utilisation"])],
+        [Goal("float32: useful matmul FLOP/s ≥ 80% of the GEMM rate", f32["utilisation"], 0.8, True),
+         Goal("bfloat16: useful matmul FLOP/s ≥ 70% of the GEMM rate", b16["utilisation"], 0.7, True)],
+        notes,
+    )
+
+
 def _cosine_min(a_path: Path, b_path: Path) -> float:
     import numpy as np
 
@@ -305,10 +332,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, cold, memory")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, memory")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "cold", "memory"])
+    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "memory"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -319,6 +346,7 @@ def main(argv=None) -> int:
             ("roi", lambda: bench_roi(rounds, [1, 100, 1000] if args.quick else [1, 100, 10_000], folder)),
             ("roi-dataset", lambda: bench_roi_dataset(8 if args.quick else 250, 24 if args.quick else 1000, folder, 0 if args.quick else 16)),
             ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
+            ("embed-utilisation", lambda: bench_embed_utilisation(100 if args.quick else 2000)),
             ("cold", lambda: bench_cold(rounds, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 2000, 4000 if args.quick else 20_000, folder)),
         ]

@@ -58,6 +58,24 @@ class _SelfAttention(nn.Module):
         self.query = nn.Linear(hidden, hidden)
         self.key = nn.Linear(hidden, hidden)
         self.value = nn.Linear(hidden, hidden)
+        self.fused: tuple[torch.Tensor, torch.Tensor] | None = None  # [3H, H] weight and [3H] bias, see fuse()
+
+    def fuse(self) -> None:
+        """Stack the query, key and value projections into one [3H, H] matrix, so each layer runs one
+        GEMM instead of three (the state_dict keeps its three entries; call again after loading)."""
+        with torch.no_grad():
+            weight = torch.cat([self.query.weight, self.key.weight, self.value.weight]).contiguous()
+            bias = torch.cat([self.query.bias, self.key.bias, self.value.bias]).contiguous()
+        self.fused = (weight, bias)
+
+    def project(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.fused is None:
+            return self.query(states), self.key(states), self.value(states)
+        weight, bias = self.fused
+        if weight.dtype != states.dtype or weight.device != states.device:
+            weight, bias = weight.to(states), bias.to(states)
+        query, key, value = F.linear(states, weight, bias).chunk(3, dim=-1)
+        return query, key, value
 
 
 class _DenseNorm(nn.Module):
@@ -100,10 +118,8 @@ class _Layer(nn.Module):
         def split(x):
             return x.view(batch, length, self.heads, hidden // self.heads).transpose(1, 2)
 
-        context = F.scaled_dot_product_attention(
-            split(projections.query(states)), split(projections.key(states)), split(projections.value(states)),
-            attn_mask=mask,
-        )
+        query, key, value = projections.project(states)
+        context = F.scaled_dot_product_attention(split(query), split(key), split(value), attn_mask=mask)
         context = context.transpose(1, 2).reshape(batch, length, hidden)
         attended = self.attention.output.LayerNorm(self.attention.output.dense(context) + states)
         inner = self.activation(self.intermediate.dense(attended), F)
@@ -139,6 +155,14 @@ class BertEncoder(nn.Module):
             states = layer(states, mask)
         pooled = torch.tanh(self.pooler.dense(states[:, 0]))
         return states, pooled
+
+
+def fuse_projections(model: BertEncoder) -> BertEncoder:
+    """Fuse every layer's query/key/value projections (after its weights are loaded and cast)."""
+    for module in model.modules():
+        if isinstance(module, _SelfAttention):
+            module.fuse()
+    return model
 
 
 def build_encoder(config: dict) -> BertEncoder:

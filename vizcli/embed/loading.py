@@ -127,6 +127,10 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
     model.eval()
     torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     model.to(device=device, dtype=torch_dtype)
+    if native:
+        from vizcli.embed.bert import fuse_projections
+
+        fuse_projections(model)  # one QKV GEMM per layer (measured in benchmarks/RESULTS.md)
     limit = int(config.get("max_position_embeddings", DEFAULT_POSITIONS))
     if config.get("model_type") in POSITION_OFFSET_MODELS:
         limit -= 2

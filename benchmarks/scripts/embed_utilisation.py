@@ -1,0 +1,46 @@
+"""How much of the machine ``vizcli embed`` uses: useful matmul FLOP/s against this process's GEMM rate.
+
+    python benchmarks/scripts/embed_utilisation.py COUNT DTYPE THREADS   → one JSON line
+
+Useful FLOPs are counted from the real token lengths L (after truncation), per layer and text:
+2 · (L · (4H² + 2HI) + 2L²H) — the Q, K, V and output projections, the two feed-forward matmuls,
+and the two attention matmuls — times the layers (H hidden, I intermediate width). Padding and
+everything that is not a matmul count as overhead. The GEMM rate is the best of 20
+``[4096, H] × [H, I]`` products in the same dtype and thread count, measured in the same process.
+"""
+
+import json
+import sys
+import time
+
+import torch
+
+from benchmarks.corpus import sentences
+from vizcli.embed.loading import load_bert
+
+count, dtype, threads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(threads)
+texts = sentences(count)
+encoder = load_bert(None, dtype=dtype)
+config = encoder.config
+hidden, inner, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+
+a = torch.randn(4096, hidden, dtype=torch_dtype)
+b = torch.randn(hidden, inner, dtype=torch_dtype)
+best = float("inf")
+for _ in range(20):
+    start = time.perf_counter()
+    torch.mm(a, b)
+    best = min(best, time.perf_counter() - start)
+gemm = 2 * 4096 * hidden * inner / best
+
+encoder.encode(texts[:64], ("mean",))  # warm-up
+start = time.perf_counter()
+encoded = encoder.encode(texts, ("mean",), batch_size=32)
+seconds = time.perf_counter() - start
+lengths = [min(tokens, encoder.max_length) for tokens in encoded.tokens]
+useful = sum(2 * layers * (length * (4 * hidden * hidden + 2 * hidden * inner) + 2 * length * length * hidden) for length in lengths)
+print(json.dumps({"dtype": dtype, "texts": len(texts), "tokens": sum(lengths), "seconds": seconds,
+                  "useful_flops": useful, "useful_gflops_per_s": useful / seconds / 1e9, "gemm_gflops_per_s": gemm / 1e9,
+                  "utilisation": useful / seconds / gemm}))
