@@ -205,7 +205,7 @@ def bench_embed_utilisation(count: int) -> Section:
     notes = [f"{dtype}: {row['tokens']:,} tokens, {row['useful_flops'] / 1e12:.3f} TFLOP of matmul work, "
              f"{row['useful_gflops_per_s']:.0f} GFLOP/s useful against a {row['gemm_gflops_per_s']:.0f} GFLOP/s GEMM "
              f"({row['utilisation']:.0%})" for dtype, row in rows.items()]
-    notes.append("useful FLOPs per layer and text of L tokens: 2 · (L · (4H² + 2HI) + 2L²H); GEMM: best of 20 [4096, H] × [H, I]")
+    notes.append("useful FLOPs per layer and text of L tokens: 2 · (L · (4H² + 2HI) + 2L²H); GEMM: best of 20 F.linear [4096, H] by [I, H], the kernel the layers call")
     return Section(
         "embed utilisation", f"{count:,} benchmark sentences, mean pooling, batch 32, 2 threads, the bundled model; "
         "the peak RSS column is not measured here (in-process timing).",

@@ -6,7 +6,8 @@ Useful FLOPs are counted from the real token lengths L (after truncation), per l
 2 · (L · (4H² + 2HI) + 2L²H) — the Q, K, V and output projections, the two feed-forward matmuls,
 and the two attention matmuls — times the layers (H hidden, I intermediate width). Padding and
 everything that is not a matmul count as overhead. The GEMM rate is the best of 20
-``[4096, H] × [H, I]`` products in the same dtype and thread count, measured in the same process.
+``F.linear`` calls of ``[4096, H]`` by an ``[I, H]`` weight (the kernel the layers call), in the same
+dtype and thread count, measured in the same process.
 """
 
 import json
@@ -27,12 +28,13 @@ hidden, inner, layers = config["hidden_size"], config["intermediate_size"], conf
 torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
 
 a = torch.randn(4096, hidden, dtype=torch_dtype)
-b = torch.randn(hidden, inner, dtype=torch_dtype)
+weight = torch.randn(inner, hidden, dtype=torch_dtype)  # F.linear: the kernel the model's layers call
 best = float("inf")
-for _ in range(20):
-    start = time.perf_counter()
-    torch.mm(a, b)
-    best = min(best, time.perf_counter() - start)
+with torch.inference_mode():
+    for _ in range(20):
+        start = time.perf_counter()
+        torch.nn.functional.linear(a, weight)
+        best = min(best, time.perf_counter() - start)
 gemm = 2 * 4096 * hidden * inner / best
 
 encoder.encode(texts[:64], ("mean",))  # warm-up
