@@ -14,7 +14,6 @@ a counter) so the caller skips them; the settings recorded in the units must equ
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import BadInput
+from vizcli.common.files import sha256_of
 
 MANIFEST = "manifest.json"
 PARTS_SUFFIX = ".parts"
@@ -33,6 +33,22 @@ def is_directory_output(output: str) -> bool:
     from vizcli.common.files import is_folder
 
     return output.endswith(("/", os.sep)) or is_folder(output)
+
+
+def is_table_output(output: str) -> bool:
+    """Whether ``-o`` asks for a dataset output: a ``.parquet`` file or a shard folder."""
+    return output.lower().endswith(".parquet") or is_directory_output(output)
+
+
+def merge_command(inputs: list[str], output: str | None, command: str, key_columns: tuple[str, ...],
+                  shard_format: str) -> tuple[str, int]:
+    """``vizcli COMMAND merge A B ... -o OUT``: check the arguments, then ``merge_outputs``."""
+    from vizcli.common.files import check_not_an_input
+
+    if not output or not is_table_output(output):
+        raise BadInput(f"vizcli {command} merge A B ... -o out.parquet (or -o DIR/): give where the joined rows go")
+    check_not_an_input(output, inputs)
+    return merge_outputs(inputs, output, key_columns, shard_format, ignore=("shard", "versions"))
 
 
 def check_output(output: str) -> None:
@@ -67,14 +83,6 @@ def _replace_durably(temporary: Path, target: Path) -> None:
         os.fsync(handle.fileno())
     os.replace(temporary, target)
     _fsync_directory(target.parent)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class TableSink:

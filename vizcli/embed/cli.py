@@ -132,7 +132,9 @@ def embed(
     if texts and texts[0] == "merge" and len(texts) > 1 and file is None:
         _merge(texts[1:], output, shard_format.value, quiet)
         return
-    if output and _corpus_output(output):
+    from vizcli.common.tables import is_table_output
+
+    if output and is_table_output(output):
         _run_corpus(locals())
         return
     for name, value, default in (("precision", precision.value, "float32"), ("truncate_dim", truncate_dim, None),
@@ -187,12 +189,6 @@ def embed(
              f"(first: {overflow.first}); --on-overflow error|skip changes this")
     if overflow.skipped:
         warn(f"{overflow.skipped} texts longer than {limit} tokens were skipped (first: {overflow.first})")
-
-
-def _corpus_output(output: str) -> bool:
-    from vizcli.common.tables import is_directory_output
-
-    return output.lower().endswith(".parquet") or is_directory_output(output)
 
 
 def _run_corpus(options: dict) -> None:
@@ -271,16 +267,10 @@ def _run_corpus(options: dict) -> None:
 
 
 def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:
-    from vizcli.common.errors import BadInput
-    from vizcli.common.files import check_not_an_input
-
-    if not output or not _corpus_output(output):
-        raise BadInput("vizcli embed merge A B ... -o out.parquet (or -o DIR/): give where the joined rows go")
-    check_not_an_input(output, inputs)
     from vizcli.common.console import info
-    from vizcli.common.tables import merge_outputs
+    from vizcli.common.tables import merge_command
 
-    path, rows = merge_outputs(inputs, output, ("id",), shard_format, ignore=("shard", "versions"))
+    path, rows = merge_command(inputs, output, "embed", ("id",), shard_format)
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")
 

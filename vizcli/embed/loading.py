@@ -7,14 +7,13 @@ transformers' ``AutoModel``. Weights load from safetensors or a weights-only che
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import BadInput, RunFailure
-from vizcli.common.files import checked_os_call
+from vizcli.common.files import checked_os_call, sha256_of
 from vizcli.common.models import check_state_dict_fits
 from vizcli.embed.encode import DTYPES, Encoder
 
@@ -79,14 +78,6 @@ def _from_hub_cache(name: str) -> Path:
             parameter="model",
             value=name,
         ) from None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cpu") -> Encoder:

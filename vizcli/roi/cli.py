@@ -157,7 +157,9 @@ def roi(
     if images and images[0] == "merge" and len(images) > 1:
         _merge(images[1:], output, shard_format.value, quiet)
         return
-    if is_dataset_input(list(images or []), annotations) or (output and _dataset_output(output)):
+    from vizcli.common.tables import is_table_output
+
+    if is_dataset_input(list(images or []), annotations) or (output and is_table_output(output)):
         _run_dataset(locals())
         return
     if not images:
@@ -224,12 +226,6 @@ def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str 
     raise BadInput("no boxes given; use --boxes x1,y1,x2,y2 (repeatable) or --boxes-file FILE")
 
 
-def _dataset_output(output: str) -> bool:
-    from vizcli.common.tables import is_directory_output
-
-    return output.lower().endswith(".parquet") or is_directory_output(output)
-
-
 def _run_dataset(options: dict[str, Any]) -> None:
     """``vizcli roi DATASET ... -o out.parquet|DIR/``: every box of a dataset, streamed to rows."""
     from vizcli.common.errors import BadInput
@@ -239,7 +235,9 @@ def _run_dataset(options: dict[str, Any]) -> None:
     from vizcli.roi.dataset import is_dataset_input, load_dataset
 
     output, images = options["output"], list(options["images"] or [])
-    if not output or not _dataset_output(output):
+    from vizcli.common.tables import is_table_output
+
+    if not output or not is_table_output(output):
         raise BadInput("a dataset run writes rows: give -o out.parquet or -o DIR/ (a folder of shards)")
     for name in ("explain", "plot"):
         if options[name]:
@@ -320,15 +318,9 @@ def _listed_images(images: list[str], boxes: list[str] | None, annotations: str 
 
 
 def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:
-    from vizcli.common.errors import BadInput
-    from vizcli.common.files import check_not_an_input
-
-    if not output or not _dataset_output(output):
-        raise BadInput("vizcli roi merge A B ... -o out.parquet (or -o DIR/): give where the joined rows go")
-    check_not_an_input(output, inputs)
     from vizcli.common.console import info
-    from vizcli.common.tables import merge_outputs
+    from vizcli.common.tables import merge_command
 
-    path, rows = merge_outputs(inputs, output, ("image", "annotation_id"), shard_format, ignore=("shard", "versions"))
+    path, rows = merge_command(inputs, output, "roi", ("image", "annotation_id"), shard_format)
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")
