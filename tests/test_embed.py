@@ -73,12 +73,56 @@ def test_batch_size_and_window_do_not_change_results(encoder):
     one = list(embed_texts(encoder, _items(texts), ("pooler", "mean"), batch_size=1))
     many = list(embed_texts(encoder, _items(texts), ("pooler", "mean"), batch_size=64))
     small_window = list(embed_texts(encoder, _items(texts), ("pooler", "mean"), batch_size=4, window=5))
-    for a, b, c in zip(one, many, small_window):
-        assert a.index == b.index == c.index
+    few_tokens = list(embed_texts(encoder, _items(texts), ("pooler", "mean"), batch_size=64, batch_tokens=40))
+    for a, b, c, d in zip(one, many, small_window, few_tokens):
+        assert a.index == b.index == c.index == d.index
         for name in ("pooler", "mean"):
             assert np.abs(a.vectors[name] - b.vectors[name]).max() <= 1e-5
             assert np.abs(a.vectors[name] - c.vectors[name]).max() <= 1e-5
+            assert np.abs(a.vectors[name] - d.vectors[name]).max() <= 1e-5
     assert [row.text for row in small_window] == texts  # input order kept across length-sorted windows
+
+
+def test_batches_keep_to_the_text_and_token_budgets():
+    from vizcli.embed.encode import _batches
+
+    lengths = [3, 3, 4, 5, 9, 9, 20, 30]  # sorted, as the window sorts them
+    order = list(range(len(lengths)))
+    groups = list(_batches(order, lengths, batch_size=3, batch_tokens=18))
+    assert [index for group in groups for index in group] == order  # every text once, in order
+    for group in groups:
+        assert len(group) <= 3
+        assert len(group) == 1 or len(group) * max(lengths[i] for i in group) <= 18
+    assert groups[-1] == [7]  # a text longer than the budget still gets a batch of its own
+    assert [len(group) for group in _batches(order, lengths, batch_size=3, batch_tokens=None)] == [3, 3, 2]
+
+
+def test_short_attention_path_equals_sdpa():
+    from vizcli.embed.bert import SHORT_ATTENTION, attend
+
+    generator = torch.Generator().manual_seed(0)
+    for length in (1, 7, SHORT_ATTENTION):
+        query, key, value = (torch.randn(3, 4, length, 8, generator=generator) for _ in range(3))
+        mask = torch.ones(3, 1, 1, length, dtype=torch.bool)
+        mask[1, ..., length // 2 + 1:] = False  # a padded row
+        expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        assert (attend(query, key, value, mask) - expected).abs().max() <= 2e-6
+
+
+def test_long_text_equals_transformers_bert_model(encoder):
+    """Texts over SHORT_ATTENTION tokens take the SDPA path; both paths must equal BertModel."""
+    from transformers import AutoTokenizer, BertModel
+
+    reference = BertModel.from_pretrained(str(encoder.path), local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder.path), local_files_only=True)
+    texts = [" ".join(SENTENCES) * 2, SENTENCES[0]]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    assert batch["input_ids"].shape[1] > 64
+    with torch.no_grad():
+        expected = reference(**batch).pooler_output.numpy()
+    rows = list(embed_texts(encoder, _items(texts), ("pooler",)))
+    for row, vector in zip(rows, expected):
+        assert np.abs(row.vectors["pooler"] - vector).max() <= 1e-5
 
 
 def test_truncation_is_flagged_not_silent(encoder):
@@ -115,7 +159,7 @@ def test_bfloat16_is_close_to_float32(encoder):
 
 @pytest.mark.parametrize(
     "kwargs, fragment",
-    [({"batch_size": 0}, "batch_size=0"), ({"max_length": 513}, "max_length=513: use 2..512"), ({"on_overflow": "drop"}, "on_overflow='drop'")],
+    [({"batch_size": 0}, "batch_size=0"), ({"batch_tokens": 8}, "batch_tokens=8: use 16"), ({"max_length": 513}, "max_length=513: use 2..512"), ({"on_overflow": "drop"}, "on_overflow='drop'")],
 )
 def test_bad_options(encoder, kwargs, fragment):
     with pytest.raises(BadInput, match=fragment):

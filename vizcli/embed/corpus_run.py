@@ -29,7 +29,7 @@ from vizcli.common.errors import BadInput, Interrupted
 from vizcli.common.formats import EMBED_DATASET_SCHEMA
 from vizcli.common.sharding import Shard
 from vizcli.common.tables import TableSink
-from vizcli.embed.encode import Embedding, Encoder
+from vizcli.embed.encode import BATCH_SIZE, BATCH_TOKENS, Embedding, Encoder
 from vizcli.embed.precision import NEEDS_RANGES, arrow_type, check_precision, quantize, ranges_of, stored_width
 from vizcli.embed.texts import InputText
 
@@ -46,7 +46,8 @@ class CorpusOptions:
     ranges: dict[str, Any] | None = None  # given ranges (from --ranges FILE), pooling → [2, D]
     truncate_dim: int | None = None
     keep_text: bool = False
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
+    batch_tokens: int | None = BATCH_TOKENS
     max_length: int | None = None
     on_overflow: str = "warn"
 
@@ -67,7 +68,8 @@ def _vectors(encoder: Encoder, items: Iterable[InputText], options: CorpusOption
 
     prefixed = (replace(item, text=options.prefix + item.text) for item in items) if options.prefix else items
     cut = options.truncate_dim
-    stream = encoder.stream(prefixed, options.poolings, batch_size=options.batch_size, max_length=options.max_length,
+    stream = encoder.stream(prefixed, options.poolings, batch_size=options.batch_size, batch_tokens=options.batch_tokens,
+                            max_length=options.max_length,
                             on_overflow=options.on_overflow, normalize=options.normalize and cut is None, progress=progress)
     for row in stream:
         if options.prefix:

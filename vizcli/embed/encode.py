@@ -18,6 +18,9 @@ from vizcli.embed.texts import InputText
 POOLING_NAMES = ("pooler", "cls", "mean", "max")
 DTYPES = ("float32", "bfloat16")
 OVERFLOW_POLICIES = ("warn", "error", "skip")
+BATCH_SIZE = 256  # most texts a forward pass
+BATCH_TOKENS = 4096  # most padded tokens (texts × the longest) a forward pass: short texts batch wide, long ones narrow
+MAX_BATCH_TOKENS = 1 << 20
 MAX_BATCH_SIZE = 4096  # beyond this a batch only costs memory (padding grows with the longest text)
 WINDOW_BATCHES = 16  # texts are length-sorted within a window of this many batches
 MIN_WINDOW = 256
@@ -56,10 +59,13 @@ def parse_poolings(text: str) -> tuple[str, ...]:
     return names
 
 
-def check_options(batch_size: int = 32, dtype: str = "float32", on_overflow: str = "warn", max_length: int | None = None) -> None:
+def check_options(batch_size: int = BATCH_SIZE, dtype: str = "float32", on_overflow: str = "warn", max_length: int | None = None,
+                  batch_tokens: int | None = BATCH_TOKENS) -> None:
     """The checks that need no model, so the CLI can run them before loading one."""
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise BadInput(f"use 1..{MAX_BATCH_SIZE} texts a batch", parameter="batch_size", value=batch_size)
+    if batch_tokens is not None and not 16 <= batch_tokens <= MAX_BATCH_TOKENS:
+        raise BadInput(f"use 16..{MAX_BATCH_TOKENS} padded tokens a batch", parameter="batch_tokens", value=batch_tokens)
     if dtype not in DTYPES:
         raise BadInput("use float32 or bfloat16", parameter="dtype", value=dtype)
     if on_overflow not in OVERFLOW_POLICIES:
@@ -99,7 +105,9 @@ class EmbeddingStream:
     """The embeddings of a stream of texts, computed as it is iterated (once).
 
     Texts are tokenized a window at a time (default 16 batches), sorted by length within the
-    window so each batch pads little, and yielded in input order. Memory depends on the window,
+    window so each batch pads little, cut into batches of at most ``batch_size`` texts and
+    ``batch_tokens`` padded tokens (so the matmuls see a few thousand rows whatever the texts'
+    length), and yielded in input order. Memory depends on the window,
     never on the input's length; results do not depend on ``batch_size``. ``overflow`` counts
     the truncated and skipped texts seen so far. The options are checked on construction.
     """
@@ -109,14 +117,15 @@ class EmbeddingStream:
         encoder: Encoder,
         items: Iterable[InputText],
         poolings: tuple[str, ...] = ("pooler",),
-        batch_size: int = 32,
+        batch_size: int = BATCH_SIZE,
         max_length: int | None = None,
         on_overflow: str = "warn",
         normalize: bool = False,
         window: int | None = None,
         progress: Callable[[int], None] | None = None,
+        batch_tokens: int | None = BATCH_TOKENS,
     ):
-        check_options(batch_size=batch_size, on_overflow=on_overflow)
+        check_options(batch_size=batch_size, on_overflow=on_overflow, batch_tokens=batch_tokens)
         limit = encoder.max_length if max_length is None else max_length
         if limit < 2 or limit > encoder.max_length:
             raise BadInput(f"use 2..{encoder.max_length} (this model's limit)", parameter="max_length", value=limit)
@@ -129,6 +138,7 @@ class EmbeddingStream:
             )
         self.encoder, self.items, self.poolings = encoder, items, poolings
         self.batch_size, self.limit, self.on_overflow, self.normalize = batch_size, limit, on_overflow, normalize
+        self.batch_tokens = batch_tokens
         self.window = window or max(batch_size * WINDOW_BATCHES, MIN_WINDOW)
         self.progress = progress
         self.overflow = OverflowCount()
@@ -145,7 +155,7 @@ class EmbeddingStream:
 
     def _window(self, items: list[InputText]) -> Iterator[Embedding]:
         return _embed_window(self.encoder, items, self.poolings, self.batch_size, self.limit, self.on_overflow,
-                             self.normalize, self.overflow, self.progress)
+                             self.normalize, self.overflow, self.progress, self.batch_tokens)
 
 
 def embed_texts(encoder: Encoder, items: Iterable[InputText], poolings: tuple[str, ...] = ("pooler",),
@@ -154,7 +164,21 @@ def embed_texts(encoder: Encoder, items: Iterable[InputText], poolings: tuple[st
     return EmbeddingStream(encoder, items, poolings, **options)
 
 
-def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, normalize, overflow, progress):
+def _batches(order: list[int], lengths: list[int], batch_size: int, batch_tokens: int | None) -> Iterator[list[int]]:
+    """Consecutive groups of ``order`` (sorted by length, ascending): at most ``batch_size`` texts, and
+    with ``batch_tokens`` at most that many padded tokens (rows × the longest), one text at least."""
+    group: list[int] = []
+    for index, length in zip(order, lengths):
+        if group and (len(group) >= batch_size or (batch_tokens is not None and (len(group) + 1) * length > batch_tokens)):
+            yield group
+            group = []
+        group.append(index)
+    if group:
+        yield group
+
+
+def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, normalize, overflow, progress, batch_tokens=None):
+    import numpy as np
     import torch
     import torch.nn.functional as F
 
@@ -177,15 +201,14 @@ def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, norm
     order = sorted(range(len(prepared)), key=lambda k: len(prepared[k][1]))
     results: dict[int, Embedding] = {}
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            batch = [prepared[k] for k in order[start : start + batch_size]]
-            length = max(len(ids) for _, ids, _, _ in batch)
-            input_ids = torch.full((len(batch), length), encoder.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for group in _batches(order, [len(prepared[k][1]) for k in order], batch_size, batch_tokens):
+            batch = [prepared[k] for k in group]
+            sizes = np.array([len(ids) for _, ids, _, _ in batch])
+            padded = np.full((len(batch), int(sizes.max())), encoder.pad_id, dtype=np.int64)
             for row, (_, ids, _, _) in enumerate(batch):
-                input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                mask[row, : len(ids)] = 1
-            input_ids, mask = input_ids.to(encoder.device), mask.to(encoder.device)
+                padded[row, : len(ids)] = ids
+            input_ids = torch.from_numpy(padded).to(encoder.device)
+            mask = torch.from_numpy(np.arange(padded.shape[1])[None, :] < sizes[:, None]).long().to(encoder.device)
             hidden, pooled = encoder.forward(input_ids, mask)
             hidden = hidden.float()
             pooled = pooled.float() if pooled is not None else None
