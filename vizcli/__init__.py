@@ -22,6 +22,8 @@ _LAZY = {
     "explain_box": "vizcli.roi.explain",
     "load_bert": "vizcli.embed.loading",
     "embed_texts": "vizcli.embed.encode",
+    "Embedder": "vizcli.embed.embedder",
+    "RoIExtractor": "vizcli.roi.extract",
     "run_claims": "vizcli.approx.claims",
 }
 
@@ -29,9 +31,11 @@ if TYPE_CHECKING:
     from vizcli.approx.claims import run_claims
     from vizcli.common.images import load_image
     from vizcli.common.models import load_model
+    from vizcli.embed.embedder import Embedder
     from vizcli.embed.encode import embed_texts
     from vizcli.embed.loading import load_bert
     from vizcli.roi.explain import explain_box
+    from vizcli.roi.extract import RoIExtractor
     from vizcli.roi.pooling import PoolSpec, roi_features, run_roi
     from vizcli.shapes.diagram import check_diagram
     from vizcli.shapes.report import run_shapes

@@ -96,6 +96,20 @@ class OnError(Choice):
     stop = "stop"
 
 
+class Engine(Choice):
+    local = "local"
+    ray = "ray"
+
+
+EngineOption = Annotated[
+    Engine, typer.Option("--engine", help="local (this process) or ray (Ray Data actors; pip install 'vizcli[ray]'). Corpus/dataset outputs.")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="--engine ray: join this Ray cluster (auto = the one RAY_ADDRESS names); default: start a local Ray with --workers CPUs."),
+]
+
+
 class ComputeDtype(Choice):
     float32 = "float32"
     bfloat16 = "bfloat16"

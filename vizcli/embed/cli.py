@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,10 +11,13 @@ from vizcli.common.options import (
     EmbedDtype,
     EmbedFormat,
     EncodingErrors,
+    Engine,
+    EngineOption,
     OnOverflow,
     OutputOption,
     Precision,
     QuietOption,
+    RayAddressOption,
     ShardFormat,
     ThreadsOption,
 )
@@ -117,6 +120,11 @@ def embed(
     shard: Annotated[str | None, typer.Option("--shard", help="K/N: only the texts whose id hashes to K of N (0 <= K < N).")] = None,
     shard_format: Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")] = ShardFormat.safetensors,
     shard_size: Annotated[float, typer.Option("--shard-size", help="MB of vectors per shard / Parquet row group (memory holds about one).")] = 16.0,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="--engine ray: actors, one model each (default: the CPUs here); each runs --threads threads (default 1).")
+    ] = None,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
@@ -141,7 +149,8 @@ def embed(
         _run_corpus(locals())
         return
     for name, value, default in (("precision", precision.value, "float32"), ("truncate_dim", truncate_dim, None),
-                                 ("keep_text", keep_text, False), ("resume", resume, False), ("shard", shard, None)):
+                                 ("keep_text", keep_text, False), ("resume", resume, False), ("shard", shard, None),
+                                 ("engine", engine.value, "local")):
         if value != default:
             raise BadInput(f"--{name.replace('_', '-')} is for corpus outputs: write -o vectors.parquet or -o DIR/")
     writes_file = output not in (None, "-") and not is_special_file(output)  # /dev/null etc. take --format
@@ -196,6 +205,7 @@ def embed(
 
 def _run_corpus(options: dict) -> None:
     """``vizcli embed ... -o vectors.parquet|DIR/``: every text to one row, resumable and shardable."""
+    import contextlib
     from pathlib import Path
 
     from vizcli.common.errors import BadInput
@@ -213,6 +223,10 @@ def _run_corpus(options: dict) -> None:
     shard = Shard.parse(options["shard"])
     check_options(options["batch_size"], options["dtype"].value, options["on_overflow"].value, options["max_length"],
                   options["batch_tokens"])
+    from vizcli.common.ray_engine import check_engine, check_workers
+
+    check_engine(options["engine"].value, options["ray_address"])
+    workers = check_workers(options["workers"])
     if options["calibration"] < 2:
         raise BadInput("at least 2 texts", parameter="calibration", value=options["calibration"])
     if not 0.01 <= options["shard_size"] <= 65536:
@@ -252,13 +266,23 @@ def _run_corpus(options: dict) -> None:
     if calibration_items is not None and options["file"] is None:
         raise BadInput("int8/uint8 from stdin or arguments need --ranges FILE (a calibration sample is read from --file)")
     bytes_per_row = max(1, width * len(poolings) * 4)
+    engine = None
     progress = None if options["quiet"] else counter_progress("embedding texts")
-    summary = run_corpus(
-        encoder, items, output, corpus_options, metadata,
-        calibration_items=calibration_items, shard=shard, resume=options["resume"],
-        shard_format=options["shard_format"].value, unit_rows=max(1, int(options["shard_size"] * (1 << 20) // bytes_per_row)),
-        progress=progress,
-    )
+    session: Any = contextlib.nullcontext()
+    if options["engine"].value == "ray":
+        from vizcli.common.ray_engine import ray_session
+        from vizcli.embed.corpus_run import ray_engine
+
+        threads = options["threads"] or 1
+        engine = ray_engine(options["model"], options["dtype"].value, options["device"], workers, threads)
+        session, progress = ray_session(options["ray_address"], workers * threads, options["quiet"]), None  # Ray shows its own progress
+    with session:
+        summary = run_corpus(
+            encoder, items, output, corpus_options, metadata,
+            calibration_items=calibration_items, shard=shard, resume=options["resume"],
+            shard_format=options["shard_format"].value, unit_rows=max(1, int(options["shard_size"] * (1 << 20) // bytes_per_row)),
+            progress=progress, engine=engine,
+        )
     if progress is not None:
         progress(0, done=True)
     if summary.ranges is not None and precision in NEEDS_RANGES:

@@ -60,7 +60,7 @@ class CorpusSummary:
     ranges: dict[str, Any] | None
 
 
-def _vectors(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions,
+def vectors(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions,
              progress: Callable[[int], None] | None = None) -> Iterator[Embedding]:
     """Embeddings with the prefix added before tokenization, truncated to ``truncate_dim`` and then
     normalised (Matryoshka order); the texts come back without the prefix."""
@@ -88,7 +88,7 @@ def calibrate(encoder: Encoder, items: Iterable[InputText], options: CorpusOptio
     import numpy as np
 
     sample = list(itertools.islice(items, options.calibration))
-    rows = list(_vectors(encoder, sample, options))
+    rows = list(vectors(encoder, sample, options))
     return {name: ranges_of(np.stack([row.vectors[name] for row in rows])) for name in options.poolings}
 
 
@@ -116,8 +116,13 @@ def run_corpus(
     shard_format: str = "safetensors",
     unit_rows: int = 65536,
     progress: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
 ) -> CorpusSummary:
-    """Embed every text of ``items`` in this shard (and not yet on disk) into ``output``."""
+    """Embed every text of ``items`` in this shard (and not yet on disk) into ``output``.
+
+    ``engine`` turns the texts into batch dicts (``embedding_columns``): ``local_engine`` (the
+    default) in this process, ``ray_engine`` on Ray actors.
+    """
     check_precision(options.precision)
     shard = shard or Shard()
     dimensions = encoder.hidden_size
@@ -148,40 +153,119 @@ def run_corpus(
             return False
         return True
 
+    todo = (item for item in items if wanted(item))
+    batches = (engine or local_engine(encoder, progress))(todo, replace(options, ranges=ranges))
     seen: set[str] = set()
     rows_written = 0
-    pending: list[Embedding] = []
+    pending: list[Any] = []
+    pending_rows = 0
     try:
-        for row in _vectors(encoder, (item for item in items if wanted(item)), options, progress):
-            if row.id in seen:
-                raise BadInput(f"id {row.id!r} appears twice; ids must be unique (check --id-column)")
-            seen.add(row.id)
-            pending.append(row)
-            if len(pending) >= unit_rows:
-                rows_written += _flush(sink, pending, options, schema, ranges)
-                pending = []
-        rows_written += _flush(sink, pending, options, schema, ranges)
+        for batch in batches:
+            for key in batch["id"]:
+                if key in seen:
+                    raise BadInput(f"id {key!r} appears twice; ids must be unique (check --id-column)")
+                seen.add(key)
+            pending.append(columns_table(batch, schema))
+            pending_rows += len(batch["id"])
+            if pending_rows >= unit_rows:
+                rows_written += _flush(sink, pending)
+                pending, pending_rows = [], 0
+        rows_written += _flush(sink, pending)
     except Interrupted as stop:
         kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
         raise Interrupted(stop.signal_number, kept) from None
     return CorpusSummary(sink.finish(), rows_written, skipped["count"], ranges)
 
 
-def _flush(sink: TableSink, rows: list[Embedding], options: CorpusOptions, schema: Any, ranges: dict[str, Any] | None) -> int:
+def embedding_columns(rows: list[Embedding], options: CorpusOptions, ranges: dict[str, Any] | None, width: int) -> dict[str, Any]:
+    """The rows as a batch dict of numpy arrays: id, index, tokens, truncated, text, and one stored
+    ``[N, D]`` array per pooling (quantized to ``options.precision``)."""
+    import numpy as np
+
+    columns: dict[str, Any] = {
+        "id": np.array([row.id for row in rows], dtype=object), "index": np.array([row.index for row in rows], dtype=np.int64),
+        "tokens": np.array([row.tokens for row in rows], dtype=np.int32), "truncated": np.array([row.truncated for row in rows], dtype=bool),
+        "text": np.array([row.text for row in rows], dtype=object),
+    }
+    dimensions = options.truncate_dim or width
+    for name in options.poolings:
+        stacked = np.stack([row.vectors[name] for row in rows]) if rows else np.zeros((0, dimensions), np.float32)
+        columns[name] = quantize(stacked, options.precision, ranges.get(name) if ranges else None)
+    return columns
+
+
+def columns_table(columns: dict[str, Any], schema: Any) -> Any:
+    """A batch dict (``embedding_columns``, or an ``Embedder`` result) as a table of ``schema``."""
     import numpy as np
     import pyarrow as pa
 
-    if not rows:
+    arrays = []
+    for field in schema:
+        values = columns[field.name]
+        if pa.types.is_fixed_size_list(field.type):
+            flat = np.ascontiguousarray(values).reshape(-1)
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, type=field.type.value_type), field.type.list_size))
+        else:
+            arrays.append(pa.array(list(values) if field.type == pa.string() else values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _flush(sink: TableSink, tables: list[Any]) -> int:
+    import pyarrow as pa
+
+    if not tables:
         return 0
-    columns = [pa.array([row.id for row in rows], pa.string()), pa.array([row.index for row in rows], pa.int64()),
-               pa.array([row.tokens for row in rows], pa.int32()), pa.array([row.truncated for row in rows], pa.bool_())]
-    if options.keep_text:
-        columns.append(pa.array([row.text for row in rows], pa.string()))
-    for name in options.poolings:
-        stacked = np.stack([row.vectors[name] for row in rows])
-        stored = quantize(stacked, options.precision, ranges.get(name) if ranges else None)
-        field = schema.field(name)
-        columns.append(pa.FixedSizeListArray.from_arrays(pa.array(stored.reshape(-1), type=field.type.value_type), field.type.list_size))
-    table = pa.Table.from_arrays(columns, schema=schema)
+    table = pa.concat_tables(tables)
     sink.write(table)
-    return len(rows)
+    return int(table.num_rows)
+
+
+Engine = Callable[[Iterable[InputText], CorpusOptions], Iterator[dict[str, Any]]]
+ENGINE_ROWS = 1024  # rows per batch dict the local engine hands over
+
+
+def local_engine(encoder: Encoder, progress: Callable[[int], None] | None = None) -> Engine:
+    """Batch dicts of ``ENGINE_ROWS`` rows computed in this process."""
+
+    def run(items: Iterable[InputText], options: CorpusOptions) -> Iterator[dict[str, Any]]:
+        chunk: list[Embedding] = []
+        for row in vectors(encoder, items, options, progress):
+            chunk.append(row)
+            if len(chunk) >= ENGINE_ROWS:
+                yield embedding_columns(chunk, options, options.ranges, encoder.hidden_size)
+                chunk = []
+        if chunk:
+            yield embedding_columns(chunk, options, options.ranges, encoder.hidden_size)
+
+    return run
+
+
+def ray_engine(model: str | None, dtype: str, device: str, actors: int, threads: int) -> Engine:
+    """Batch dicts computed by ``Embedder`` actors on Ray (see ``vizcli.common.ray_engine``): each block
+    is one window of the local engine's stream, so every text meets the same batch as it would locally."""
+
+    def run(items: Iterable[InputText], options: CorpusOptions) -> Iterator[dict[str, Any]]:
+        from vizcli.common.ray_engine import map_blocks
+        from vizcli.embed.embedder import Embedder
+        from vizcli.embed.encode import window_size
+
+        kwargs = {"model": model, "pooling": options.poolings, "dtype": dtype, "precision": options.precision,
+                  "prefix": options.prefix, "normalize": options.normalize, "truncate_dim": options.truncate_dim,
+                  "ranges": {name: value.tolist() for name, value in options.ranges.items()} if options.ranges else None,
+                  "batch_size": options.batch_size, "batch_tokens": options.batch_tokens, "max_length": options.max_length,
+                  "on_overflow": options.on_overflow, "device": device, "threads": threads}
+        size = window_size(options.batch_size)
+        blocks = ({"id": [item.key for item in chunk], "index": [item.index for item in chunk], "text": [item.text for item in chunk]}
+                  for chunk in _chunks(items, size))
+        for batch in map_blocks(blocks, Embedder, kwargs, actors, threads):
+            if not options.keep_text:
+                batch.pop("text", None)
+            yield batch
+
+    return run
+
+
+def _chunks(items: Iterable[InputText], size: int) -> Iterator[list[InputText]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -74,6 +74,11 @@ def check_options(batch_size: int = BATCH_SIZE, dtype: str = "float32", on_overf
         raise BadInput("at least 2 (the [CLS] and [SEP] tokens)", parameter="max_length", value=max_length)
 
 
+def window_size(batch_size: int) -> int:
+    """Texts tokenized and length-sorted together: 16 batches, at least 256."""
+    return max(batch_size * WINDOW_BATCHES, MIN_WINDOW)
+
+
 @dataclass
 class Embedding:
     index: int
@@ -139,7 +144,7 @@ class EmbeddingStream:
         self.encoder, self.items, self.poolings = encoder, items, poolings
         self.batch_size, self.limit, self.on_overflow, self.normalize = batch_size, limit, on_overflow, normalize
         self.batch_tokens = batch_tokens
-        self.window = window or max(batch_size * WINDOW_BATCHES, MIN_WINDOW)
+        self.window = window or window_size(batch_size)
         self.progress = progress
         self.overflow = OverflowCount()
 

@@ -10,10 +10,13 @@ from vizcli.common.options import (
     AnnotationsFormat,
     ComputeDtype,
     DeviceOption,
+    Engine,
+    EngineOption,
     FeatureFormat,
     MaxPixelsOption,
     OnError,
     QuietOption,
+    RayAddressOption,
     RoiFormat,
     RoiLayer,
     RoiOp,
@@ -127,7 +130,9 @@ def roi(
     shard_format: Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")] = ShardFormat.safetensors,
     shard_size: Annotated[float, typer.Option("--shard-size", help="MB of features per shard / Parquet row group (memory holds about one).")] = 16.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images of one padded size run through the backbone together.")] = 8,
-    workers: Annotated[int, typer.Option("--workers", help="Threads decoding images ahead of the model.")] = 2,
+    workers: Annotated[int | None, typer.Option("--workers", help="Threads decoding images ahead of the model (default 2); with --engine ray: actors, one model each (default: the CPUs here).")] = None,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
     on_error: Annotated[
         OnError, typer.Option("--on-error", help="A bad image or box: skip it (recorded in problems.jsonl) or stop.")
     ] = OnError.skip,
@@ -162,6 +167,8 @@ def roi(
     if is_dataset_input(list(images or []), annotations) or (output and is_table_output(output)):
         _run_dataset(locals())
         return
+    if engine is not Engine.local or ray_address is not None:
+        raise BadInput("--engine ray runs datasets: write rows with -o out.parquet or -o DIR/")
     if not images:
         raise BadInput("no image given; give one: vizcli roi IMAGE --boxes x1,y1,x2,y2, or a DATASET folder "
                        "(or use --explain-notes)")
@@ -228,6 +235,8 @@ def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str 
 
 def _run_dataset(options: dict[str, Any]) -> None:
     """``vizcli roi DATASET ... -o out.parquet|DIR/``: every box of a dataset, streamed to rows."""
+    import contextlib
+
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input
     from vizcli.common.sharding import Shard
@@ -242,9 +251,12 @@ def _run_dataset(options: dict[str, Any]) -> None:
     for name in ("explain", "plot"):
         if options[name]:
             raise BadInput(f"--{name} explains single images; drop it for a dataset run")
-    for name, low, high in (("batch_size", 1, 1024), ("workers", 1, 64)):
-        if not low <= options[name] <= high:
+    for name, low, high in (("batch_size", 1, 1024), ("workers", 1, 4096 if options["engine"] is Engine.ray else 64)):
+        if options[name] is not None and not low <= options[name] <= high:
             raise BadInput(f"use {low}..{high}", parameter=name, value=options[name])
+    from vizcli.common.ray_engine import check_engine, check_workers
+
+    check_engine(options["engine"].value, options["ray_address"])
     if not 0.01 <= options["shard_size"] <= 65536:
         raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=options["shard_size"])
     layer = options["layer"].value
@@ -271,12 +283,13 @@ def _run_dataset(options: dict[str, Any]) -> None:
     from vizcli.roi.extract import RoIExtractor
 
     set_threads(options["threads"], warn)
-    extractor = RoIExtractor(
-        model=options["model"], weights=options["weights"], layer=layer, op=options["op"].value,
-        output_size=options["output_size"], sampling_ratio=options["sampling_ratio"], aligned=options["aligned"],
-        max_size=options["max_size"], dtype=options["dtype"].value, device=options["device"], seed=options["seed"],
-        max_pixels=options["max_pixels"],
-    )
+    settings = {
+        "model": options["model"], "weights": options["weights"], "layer": layer, "op": options["op"].value,
+        "output_size": options["output_size"], "sampling_ratio": options["sampling_ratio"], "aligned": options["aligned"],
+        "max_size": options["max_size"], "dtype": options["dtype"].value, "device": options["device"], "seed": options["seed"],
+        "max_pixels": options["max_pixels"],
+    }
+    extractor = RoIExtractor(**settings)  # with --engine ray: for the schema and metadata; the actors build their own
     for note in extractor.backbone.notes:
         warn(note)
     from vizcli.common.runtime import cpu_has_bfloat16_units
@@ -285,11 +298,22 @@ def _run_dataset(options: dict[str, Any]) -> None:
         warn("this CPU has no bfloat16 units (AVX512-BF16/AMX): bfloat16 convolutions are emulated and run many "
              "times slower than float32 here (16× in benchmarks/RESULTS.md)")
     start = None if options["quiet"] else progress_factory("pooling images", len(dataset_images), threshold=2)
-    summary = run_dataset(
-        dataset_images, problems, extractor, output, shard, options["resume"], options["shard_format"].value,
-        options["shard_size"], options["batch_size"], options["workers"], options["on_error"].value,
-        progress=start(len(dataset_images)) if start else None, warn=warn,
-    )
+    progress = start(len(dataset_images)) if start else None
+    session: Any = contextlib.nullcontext()
+    engine = None
+    if options["engine"].value == "ray":
+        from vizcli.common.ray_engine import ray_session
+        from vizcli.roi.dataset_run import ray_engine
+
+        actors, threads = check_workers(options["workers"]), options["threads"] or 1
+        engine = ray_engine(settings, extractor.ops, options["batch_size"], actors, threads)
+        session, progress = ray_session(options["ray_address"], actors * threads, options["quiet"]), None  # Ray shows its own progress
+    with session:
+        summary = run_dataset(
+            dataset_images, problems, extractor, output, shard, options["resume"], options["shard_format"].value,
+            options["shard_size"], options["batch_size"], options["workers"] or 2, options["on_error"].value,
+            progress=progress, warn=warn, engine=engine,
+        )
     if not options["quiet"]:
         skipped = f", {summary.skipped:,} already there" if summary.skipped else ""
         problems_note = f"; {summary.problems:,} problems in {summary.problems_path}" if summary.problems else ""

@@ -25,7 +25,7 @@ spatial scales, ops, output size, sampling ratio, aligned, dtype and the shard.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +113,13 @@ def run_dataset(
     on_error: str = "skip",
     progress: Callable[[int], None] | None = None,
     warn: Callable[[str], None] = lambda message: None,
+    engine: Engine | None = None,
 ) -> DatasetSummary:
-    """Pool every box of ``images`` into ``output``, a unit of about ``unit_megabytes`` at a time."""
+    """Pool every box of ``images`` into ``output``, a unit of about ``unit_megabytes`` at a time.
+
+    ``engine`` turns the images into pooled groups: ``local_engine`` (the default: decode threads
+    and the backbone in this process) or ``ray_engine`` (``RoIExtractor`` actors on Ray).
+    """
     import math
 
     shard = shard or Shard()
@@ -129,8 +134,9 @@ def run_dataset(
     problems_file = problems_path_for(output)
     count = {"problems": 0, "rows": 0, "images": 0}
     try:
-        _run(sink, todo, annotation_problems, extractor, problems_file, resume, batch_size, workers, on_error,
-             rows_per_unit, schema, count, progress)
+        groups = (engine or local_engine(extractor, batch_size, workers))
+        _run(sink, todo, annotation_problems, groups, problems_file, resume, on_error, rows_per_unit, schema, extractor.ops,
+             count, progress)
     except Interrupted as stop:
         kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
         raise Interrupted(stop.signal_number, kept) from None
@@ -141,9 +147,59 @@ def run_dataset(
                           str(problems_file) if problems_file.exists() else None)
 
 
-def _run(sink: TableSink, todo: list[Any], annotation_problems: list[dict[str, Any]], extractor: RoIExtractor,
-         problems_file: Path, resume: bool, batch_size: int, workers: int, on_error: str, rows_per_unit: int,
-         schema: Any, count: dict[str, int], progress: Callable[[int], None] | None) -> None:
+Engine = Callable[[list[Any], Callable[[dict[str, Any]], None]], Iterator[tuple[list[Prepared], list[dict[str, Any]]]]]
+
+
+def local_engine(extractor: RoIExtractor, batch_size: int, workers: int) -> Engine:
+    """Groups of images of one padded size (at most ``batch_size``), decoded in ``workers`` threads
+    and pooled in this process."""
+
+    def run(todo: list[Any], on_problem: Callable[[dict[str, Any]], None]) -> Iterator[tuple[list[Prepared], list[dict[str, Any]]]]:
+        stream = prepared_stream(extractor, todo, workers, on_problem)
+        # an image whose boxes all fell outside it has its problems recorded and nothing to pool
+        for group in _same_size_groups((item for item in stream if item.boxes), batch_size):
+            yield group, extractor.pool(group)
+
+    return run
+
+
+def ray_engine(settings: dict[str, Any], ops: tuple[str, ...], batch_size: int, actors: int, threads: int) -> Engine:
+    """The same groups computed by ``RoIExtractor(**settings)`` actors on Ray: blocks of ``batch_size``
+    images (paths every node can read) go out, pooled boxes and problems come back."""
+
+    def run(todo: list[Any], on_problem: Callable[[dict[str, Any]], None]) -> Iterator[tuple[list[Prepared], list[dict[str, Any]]]]:
+        from vizcli.common.ray_engine import map_blocks
+
+        by_id = {image.image_id: image for image in todo}
+        blocks = ({"id": [image.image_id for image in chunk], "image": [image.path for image in chunk],
+                   "boxes": [[list(annotation.box) for annotation in image.annotations] for image in chunk],
+                   "normalized": [[annotation.normalized for annotation in image.annotations] for image in chunk]}
+                  for chunk in (todo[start:start + batch_size] for start in range(0, len(todo), batch_size)))
+        kwargs = {**settings, "threads": threads, "on_error": "skip"}  # problems come back; the driver applies --on-error
+        for batch in map_blocks(blocks, RoIExtractor, kwargs, actors, threads):
+            items, results = [], []
+            for row, image_id in enumerate(batch["id"]):
+                for problem in json.loads(str(batch["problems"][row])):
+                    on_problem(problem)
+                kept = [int(k) for k in batch["kept"][row]]
+                if not kept:
+                    continue
+                boxes = [(float(box[0]), float(box[1]), float(box[2]), float(box[3])) for box in batch["box"][row]]
+                size = (int(batch["width"][row]), int(batch["height"][row]))
+                items.append(Prepared(by_id[str(image_id)], None, size, 1.0, boxes, kept))
+                result = {"levels": [str(level) for level in batch["levels"][row]], "cells": batch["feature_box"][row]}
+                for op in ops:
+                    result[op] = batch[f"features_{op}"][row]
+                results.append(result)
+            if items:
+                yield items, results
+
+    return run
+
+
+def _run(sink: TableSink, todo: list[Any], annotation_problems: list[dict[str, Any]], groups: Engine,
+         problems_file: Path, resume: bool, on_error: str, rows_per_unit: int, schema: Any, ops: tuple[str, ...],
+         count: dict[str, int], progress: Callable[[int], None] | None) -> None:
     with open(problems_file, "a" if resume else "w", encoding="utf-8") as log:
 
         def on_problem(problem: dict[str, Any]) -> None:
@@ -158,19 +214,16 @@ def _run(sink: TableSink, todo: list[Any], annotation_problems: list[dict[str, A
             on_problem(problem)
         pending: list[tuple[list[Prepared], list[dict[str, Any]]]] = []
         pending_rows = 0
-        stream = prepared_stream(extractor, todo, workers, on_problem)
-        # an image whose boxes all fell outside it has its problems recorded and nothing to pool
-        for group in _same_size_groups((item for item in stream if item.boxes), batch_size):
-            results = extractor.pool(group)
+        for group, results in groups(todo, on_problem):
             pending.append((group, results))
             pending_rows += sum(len(item.boxes) for item in group)
             count["images"] += len(group)
             if progress is not None:
                 progress(len(group))
             if pending_rows >= rows_per_unit:
-                count["rows"] += _flush(sink, pending, extractor.ops, schema)
+                count["rows"] += _flush(sink, pending, ops, schema)
                 pending, pending_rows = [], 0
-        count["rows"] += _flush(sink, pending, extractor.ops, schema)
+        count["rows"] += _flush(sink, pending, ops, schema)
 
 
 def _flush(sink: TableSink, pending: list[tuple[list[Prepared], list[dict[str, Any]]]], ops: tuple[str, ...], schema: Any) -> int:

@@ -48,10 +48,11 @@ class RoIExtractor:
     """A backbone and pooling settings, loaded once; pools boxes of batches of images.
 
     ``vizcli.roi.RoIExtractor(model="resnet50", layer="fpn", op="align", output_size=7)``; call
-    ``rows(prepared)`` for feature rows (used by the CLI), or the extractor itself on a batch
-    dict ``{"image": [path or bytes, ...], "boxes": [[[x1, y1, x2, y2], ...], ...]}`` to get it
-    back with ``features`` added (one ``ndarray[K, C, h, w]`` per image), e.g. under Ray Data's
-    ``map_batches``.
+    ``prepare`` and ``pool`` (used by the local engine), or the extractor itself on a batch dict
+    ``{"image": [path or bytes, ...], "boxes": [[[x1, y1, x2, y2], ...], ...]}`` to get it back with
+    ``features`` added (one ``ndarray[K, C, h, w]`` per image; see ``__call__``), e.g. under Ray
+    Data: ``ds.map_batches(RoIExtractor, fn_constructor_kwargs={"model": "resnet50"}, batch_size=8,
+    compute=ray.data.ActorPoolStrategy(size=2))``.
     """
 
     def __init__(
@@ -68,12 +69,21 @@ class RoIExtractor:
         device: str = "auto",
         seed: int = 0,
         max_pixels: int | None = None,
+        on_error: str = "stop",
+        threads: int | None = None,
     ) -> None:
         from vizcli.common.images import pixel_limit
         from vizcli.common.runtime import resolve_device
 
         if dtype not in DTYPES:
             raise BadInput(f"use one of {', '.join(DTYPES)}", parameter="dtype", value=dtype)
+        if on_error not in ("skip", "stop"):
+            raise BadInput("use skip or stop", parameter="on_error", value=on_error)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.on_error = on_error
         self.ops = OPS if op == "both" else (op,)
         if not set(self.ops) <= set(OPS):
             raise BadInput("use align, pool or both", parameter="op", value=op)
@@ -192,20 +202,63 @@ class RoIExtractor:
     # ------------------------------------------------------------ a batch dict (Ray Data's map_batches)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Pool the boxes of a batch dict of images; returns it with, per image:
+
+        ``features`` (the first op's ``ndarray[K, C, h, w]``, float32), ``features_<op>`` for every op,
+        ``box`` (``[K, 4]`` the boxes pooled, clipped, in image pixels), ``kept`` (``[K]`` which of the
+        given boxes they are: boxes outside the image are dropped), ``feature_box`` (``[K, 4]`` in
+        cells of the level), ``levels`` (``[K]`` level names), ``width``/``height`` and ``problems``
+        (a JSON list, ``"[]"`` when none). Optional columns: ``id``; ``normalized`` (per box: YOLO
+        ``cx,cy,w,h`` in 0..1, converted with the image's real size). With ``on_error="skip"`` an
+        image that cannot be read gets no boxes and a problem instead of raising.
+        """
+        import json
+
+        import numpy as np
+
         from vizcli.roi.annotations import Annotation
 
-        prepared = []
+        ids, flags = batch.get("id"), batch.get("normalized")
+        prepared: list[Prepared | None] = []
+        problems: list[list[dict[str, Any]]] = []
         for number, (image, boxes) in enumerate(zip(batch["image"], batch["boxes"])):
-            ids = batch.get("id")
             image_id = str(ids[number]) if ids is not None else str(number)
-            annotations = [Annotation((float(box[0]), float(box[1]), float(box[2]), float(box[3])), str(i)) for i, box in enumerate(boxes)]
-            item = AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations)
-            prepared.append(self.prepare(item, None if isinstance(image, str) else bytes(image)))
-        features: list[Any] = []
-        for group in _same_size_groups(prepared, len(prepared)):
-            for result in self.pool(group):
-                features.append(result[self.ops[0]])
-        return {**batch, "features": features}
+            marks = flags[number] if flags is not None else [False] * len(boxes)
+            annotations = [Annotation((float(box[0]), float(box[1]), float(box[2]), float(box[3])), str(i), normalized=bool(mark))
+                           for i, (box, mark) in enumerate(zip(boxes, marks))]
+            record = AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations)
+            try:
+                ready = self.prepare(record, None if isinstance(image, str) else bytes(image))
+            except (VizcliError, OSError) as error:
+                if self.on_error != "skip":
+                    raise
+                detail = error.detail if isinstance(error, VizcliError) else (error.strerror or str(error))
+                prepared.append(None)
+                problems.append([{"image": image_id, "path": record.path, "problem": detail}])
+                continue
+            prepared.append(ready if ready.boxes else None)
+            problems.append(ready.problems)
+        results: dict[int, dict[str, Any]] = {}
+        ready_items = [(position, item) for position, item in enumerate(prepared) if item is not None]
+        for group in _same_size_groups((item for _, item in ready_items), len(ready_items) or 1):
+            for member, pooled in zip(group, self.pool(group)):
+                results[id(member)] = pooled
+        empty = np.zeros((0, *self.feature_shape), dtype=np.float32)
+        out: dict[str, list[Any]] = {name: [] for name in ("box", "kept", "feature_box", "levels", "width", "height", "problems",
+                                                            *(f"features_{op}" for op in self.ops))}
+        for done, found in zip(prepared, problems):
+            result: dict[str, Any] | None = results.get(id(done)) if done is not None else None
+            out["box"].append(np.asarray(done.boxes, dtype=np.float64).reshape(-1, 4) if done and result else np.zeros((0, 4)))
+            out["kept"].append(np.asarray(done.kept, dtype=np.int64) if done and result else np.zeros(0, dtype=np.int64))
+            out["feature_box"].append(result["cells"].astype(np.float64) if result else np.zeros((0, 4)))
+            out["levels"].append(np.asarray(result["levels"] if result else [], dtype=str))
+            out["width"].append(done.size[0] if done is not None else 0)
+            out["height"].append(done.size[1] if done is not None else 0)
+            out["problems"].append(json.dumps(found, ensure_ascii=False))
+            for op in self.ops:
+                out[f"features_{op}"].append(result[op] if result else empty)
+        out["features"] = out[f"features_{self.ops[0]}"]
+        return {**batch, **out}
 
 
 def _same_size_groups(items: Iterable[Prepared], batch_size: int) -> Iterator[list[Prepared]]:
