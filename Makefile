@@ -16,7 +16,7 @@ setup: $(STAMP)
 $(STAMP):  # the name carries pyproject.toml's hash: a changed file means a new stamp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ray]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -34,7 +34,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench,ray]"
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -302,6 +302,49 @@ def bench_memory(small: int, large: int, folder: Path) -> Section:
                    [Goal(f"peak memory does not grow with the input ({large:,} / {small:,} lines ≤ 1.10)", growth, 1.10)])
 
 
+def bench_ray(texts: int, images: int, folder: Path) -> Section:
+    """``--engine ray`` against ``--engine local``: whole processes, Ray's start-up included, with 1 and 2 actors."""
+    size = (320, 256)
+    corpus = folder / "ray_corpus.txt"
+    base = sentences(texts)
+    corpus.write_text("".join(f"{text} #{index}\n" for index, text in enumerate(base)), encoding="utf-8")
+    boxes = folder / "ray_boxes.csv"
+    boxes.write_text("10,10,90,70,a\n100,40,220,200,b\n30,120,150,230,c\n200,20,310,110,d\n")
+    dataset = _dataset(folder, images, size)
+    embed = [*VIZCLI, "embed", "--file", str(corpus), "-p", "mean", "--quiet"]
+    roi = [*VIZCLI, "roi", str(dataset), "--annotations", str(boxes), "--quiet", "--batch-size", "8"]
+    runs = {
+        "embed local": Measured(f"`vizcli embed` {texts:,} sentences, local engine, 2 threads",
+                                [*embed, "--threads", THREADS, "-o", str(folder / "el.parquet")]),
+        "embed ray 1": Measured("… `--engine ray --workers 1` (1 actor, 1 thread)", [*embed, "--engine", "ray", "--workers", "1",
+                                                                                  "-o", str(folder / "e1.parquet")]),
+        "embed ray 2": Measured("… `--engine ray --workers 2` (2 actors, 1 thread each)", [*embed, "--engine", "ray", "--workers", "2",
+                                                                                        "-o", str(folder / "e2.parquet")]),
+        "roi local": Measured(f"`vizcli roi` {images:,} images, local engine, 2 threads", [*roi, "--threads", THREADS, "--workers", "2",
+                                                                                          "-o", str(folder / "rl.parquet")]),
+        "roi ray 1": Measured("… `--engine ray --workers 1`", [*roi, "--engine", "ray", "--workers", "1", "-o", str(folder / "r1.parquet")]),
+        "roi ray 2": Measured("… `--engine ray --workers 2`", [*roi, "--engine", "ray", "--workers", "2", "-o", str(folder / "r2.parquet")]),
+    }
+    alternate(list(runs.values()), 1, warmup=0, env=_env())
+    embed_ratio = runs["embed ray 2"].median / runs["embed local"].median
+    roi_ratio = runs["roi ray 2"].median / runs["roi local"].median
+    notes = [f"embed throughput: local {texts / runs['embed local'].median:.0f} sentences/s, Ray with 1 actor "
+             f"{texts / runs['embed ray 1'].median:.0f}, with 2 actors {texts / runs['embed ray 2'].median:.0f}",
+             f"roi throughput: local {images / runs['roi local'].median:.1f} images/s, Ray with 1 actor "
+             f"{images / runs['roi ray 1'].median:.1f}, with 2 actors {images / runs['roi ray 2'].median:.1f}",
+             "Ray's times include starting a local Ray (several seconds) and each actor loading the model; the "
+             "files are equal to the local engine's (tests/test_ray_engine.py)"]
+    return Section(
+        "ray engine", f"{texts:,} distinct sentences (mean pooling) and {images:,} distinct {size[0]}×{size[1]} JPEGs with 4 boxes "
+        "each (resnet18 layer3, RoIAlign 7×7), written to Parquet; one whole-process run each, alternated, on this 2-core machine.",
+        list(runs.values()),
+        [("embed: Ray (2 actors) / local time", embed_ratio), ("roi: Ray (2 actors) / local time", roi_ratio)],
+        [Goal("embed on Ray within 1.3× of the local engine", embed_ratio, 1.3),
+         Goal("roi on Ray within 1.3× of the local engine", roi_ratio, 1.3)],
+        notes,
+    )
+
+
 def _versions() -> str:
     parts = []
     for name in ("vizcli", "torch", "torchvision", "transformers", "sentence-transformers", "torchinfo", "tokenizers"):
@@ -341,10 +384,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, memory")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, memory, ray")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "memory"])
+    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "memory", "ray"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -358,6 +401,7 @@ def main(argv=None) -> int:
             ("embed-utilisation", lambda: bench_embed_utilisation(100 if args.quick else 2000)),
             ("cold", lambda: bench_cold(rounds, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 20_000, 4000 if args.quick else 200_000, folder)),
+            ("ray", lambda: bench_ray(500 if args.quick else 20_000, 16 if args.quick else 1000, folder)),
         ]
         for name, run in plan:
             if name in chosen:

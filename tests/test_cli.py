@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT, run_vizcli
 
-HEAVY = ("torch", "torchvision", "transformers", "PIL", "numpy")
+HEAVY = ("torch", "torchvision", "transformers", "PIL", "numpy", "ray", "pyarrow")
 
 
 @pytest.mark.parametrize("command", [[], ["shapes"], ["roi"], ["embed"], ["approx"]])

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vizcli.common.errors import BadInput, RunFailure
+from vizcli.common.runtime import MMAP_THRESHOLD_ENV
 
 INSTALL = "pip install 'vizcli[ray]'"
 ENGINES = ("local", "ray")
@@ -128,6 +129,7 @@ def _map_window(window: list[dict[str, Any]], callable_class: type, constructor_
             num_cpus=cpus_per_actor,
             max_restarts=ACTOR_RESTARTS,
             max_task_retries=TASK_RETRIES,
+            runtime_env={"env_vars": dict(MMAP_THRESHOLD_ENV)},  # actors run as long as the job: keep their heaps flat
         )
     try:
         yield from dataset.iter_batches(batch_size=None, batch_format="numpy")

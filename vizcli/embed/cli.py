@@ -245,11 +245,12 @@ def _run_corpus(options: dict) -> None:
     if first is None:
         raise BadInput("no input text: give TEXT arguments, --file PATH, or lines on stdin")
     from vizcli.common.console import counter_progress, info, warn
-    from vizcli.common.runtime import resolve_device, set_threads
+    from vizcli.common.runtime import keep_heap_flat, resolve_device, set_threads
     from vizcli.embed import writers
     from vizcli.embed.corpus_run import CorpusOptions, run_corpus
     from vizcli.embed.loading import load_bert, weights_sha256
 
+    keep_heap_flat()  # a corpus run is long: keep peak memory flat (see its docstring)
     set_threads(options["threads"], warn)
     encoder = load_bert(options["model"], dtype=options["dtype"].value, device=str(resolve_device(options["device"])))
     metadata = writers.metadata(encoder, poolings, options["normalize"], options["max_length"])

@@ -278,10 +278,11 @@ def _run_dataset(options: dict[str, Any]) -> None:
     if options["boxes"] and annotations:
         raise BadInput("give boxes with --boxes or --annotations, not both")
     from vizcli.common.console import info, progress_factory, warn
-    from vizcli.common.runtime import set_threads
+    from vizcli.common.runtime import keep_heap_flat, set_threads
     from vizcli.roi.dataset_run import run_dataset
     from vizcli.roi.extract import RoIExtractor
 
+    keep_heap_flat()  # a dataset run is long: keep peak memory flat (see its docstring)
     set_threads(options["threads"], warn)
     settings = {
         "model": options["model"], "weights": options["weights"], "layer": layer, "op": options["op"].value,
