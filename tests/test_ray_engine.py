@@ -165,6 +165,32 @@ def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
     _same_rows(pq.read_table(tmp_path / "local.parquet"), table, ["id", "tokens"], ["mean"])
 
 
+def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_texts(1200)) + "\n")
+    output = tmp_path / "ray.parquet"
+    argv = [sys.executable, "-m", "vizcli", "embed", "--file", str(corpus), "-p", "mean", "--batch-size", "16", "-o", str(output),
+            "--engine", "ray", "--workers", "1", "--shard-size", "0.05"]  # a unit every 34 rows
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    parts = tmp_path / "ray.parquet.parts"
+    deadline = time.monotonic() + RAY_TIMEOUT
+    while process.poll() is None and time.monotonic() < deadline and len(list(parts.glob("*.parquet")) if parts.exists() else []) < 2:
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    last = stderr.decode().strip().splitlines()[-1]
+    assert process.returncode == 143, stderr.decode()[-2000:]
+    assert last.startswith("Error: interrupted by SIGTERM;") and "rerun with --resume" in last
+    assert not output.exists()
+    time.sleep(2)
+    assert _map_workers("Embedder") == []  # Ray and its actors were shut down
+    resumed = run_vizcli(*argv[3:], "--resume", "--quiet", timeout=RAY_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    ids = pq.read_table(output)["id"].to_pylist()
+    assert sorted(ids, key=int) == [str(i) for i in range(1200)]
+
+
 def test_the_python_api_under_ray_data_map_batches_equals_direct_calls(tmp_path):
     import ray
 

@@ -70,12 +70,21 @@ def ray_session(address: str | None, cpus: int, quiet: bool = False) -> Iterator
         options["num_cpus"] = cpus
     else:
         options["address"] = address
+    import signal
+
+    ours = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = "a new local Ray" if address is None else f"Ray at {address!r}"
         raise RunFailure(f"could not start or join {where}: {str(error).splitlines()[0] if str(error) else type(error).__name__}; "
                          "check the address (ray status on the head node) or drop --ray-address to start a local Ray") from None
+    except BaseException:  # a signal while Ray starts: stop what has started
+        ray.shutdown()
+        raise
+    finally:
+        if callable(ours):  # ray.init installs a SIGTERM handler that exits without cleaning up: put ours back
+            signal.signal(signal.SIGTERM, ours)
     from ray.data import DataContext
 
     context = DataContext.get_current()
