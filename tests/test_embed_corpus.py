@@ -135,7 +135,7 @@ def test_a_killed_corpus_run_resumes_to_every_id_exactly_once(tmp_path):
     source = tmp_path / "corpus.jsonl"
     source.write_text("".join(json.dumps({"key": f"k{i}", "body": text}) + "\n" for i, text in enumerate(lines)))
     common = ["-m", "vizcli", "embed", "--file", str(source), "--field", "body", "--id-column", "key", "-p", "mean",
-              "--shard-size", "0.05", "--threads", "1", "--quiet"]
+              "--shard-size", "0.05", "--threads", "1", "--quiet", "--batch-size", "16"]  # windows of 256 texts: units land as it goes
     reference = tmp_path / "reference.parquet"
     subprocess.run([sys.executable, *common, "-o", str(reference)], cwd=ROOT, check=True, capture_output=True, timeout=600)
     out = tmp_path / "out.parquet"

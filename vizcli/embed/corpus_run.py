@@ -167,9 +167,13 @@ def run_corpus(
                 seen.add(key)
             pending.append(columns_table(batch, schema))
             pending_rows += len(batch["id"])
-            if pending_rows >= unit_rows:
-                rows_written += _flush(sink, pending)
-                pending, pending_rows = [], 0
+            while pending_rows >= unit_rows:  # whole units of unit_rows, whatever size the batches come in
+                import pyarrow as pa
+
+                joined = pa.concat_tables(pending)
+                rows_written += _flush(sink, [joined.slice(0, unit_rows)])
+                rest = joined.slice(unit_rows)
+                pending, pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
         rows_written += _flush(sink, pending)
     except Interrupted as stop:
         kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
