@@ -161,9 +161,10 @@ def test_ten_thousand_boxes(invoke, tmp_path):
     boxes = [[a, b, a + generator.uniform(8, 50), b + generator.uniform(8, 50)] for a, b in zip(x1, y1)]
     path = tmp_path / "many.json"
     path.write_text(json.dumps(boxes))
-    result = invoke("roi", CHELSEA, "--boxes-file", path, "--format", "json", "-o", tmp_path / "many.npy", "--quiet")
+    result = invoke("roi", CHELSEA, "--boxes-file", path, "--output-size", "2", "--format", "json", "-o", tmp_path / "many.npy",
+                    "--quiet")
     assert result.exit_code == 0, result.stderr
-    assert np.load(tmp_path / "many.npy", mmap_mode="r").shape == (10_000, 256, 7, 7)
+    assert np.load(tmp_path / "many.npy", mmap_mode="r").shape == (10_000, 256, 2, 2)  # 41 MB, not the 500 MB of 7 × 7
 
 
 def _rounded(text: str) -> str:
