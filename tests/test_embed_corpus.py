@@ -1,6 +1,7 @@
 """``vizcli embed`` over corpora: ids, Parquet in and out, precision, prefix, resume, shards, merge."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -181,3 +182,32 @@ def test_pooling_auto_and_prompts_follow_the_models_sentence_transformers_files(
     assert json.loads(prompted.stdout)["metadata"]["prefix"] == "query: "
     unknown = invoke("embed", "a cat", "--model", folder, "--prompt", "nope")
     assert unknown.exit_code == 2 and "its prompts: passage, query" in unknown.stderr
+
+
+def test_a_repeated_id_far_apart_is_exit_2_and_leaves_no_output(invoke, tmp_path):
+    source = tmp_path / "ids.jsonl"
+    ids = [f"doc-{i}" for i in range(1500)] + ["doc-3"]  # the repeat arrives after the first unit is on disk
+    source.write_text("".join(json.dumps({"id": key, "text": f"text {i}"}) + "\n" for i, key in enumerate(ids)))
+    out = tmp_path / "v.parquet"
+    result = invoke("embed", "--file", source, "--field", "text", "--id-column", "id", "-p", "mean", "--max-length", "16",
+                    "--shard-size", "0.5", "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: id 'doc-3' appears twice") and result.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_corpus_runs_turn_off_onednns_kernel_cache(tmp_path):
+    """Every batch shape would otherwise keep a compiled GELU kernel (see keep_heap_flat): with the
+    cache off, oneDNN reports no cache hits even when shapes repeat."""
+    source = tmp_path / "same.txt"
+    source.write_text("".join(f"word{i % 10} is here\n" for i in range(64)))
+    result = subprocess.run([sys.executable, "-m", "vizcli", "embed", "--file", str(source), "-p", "mean", "--batch-size", "8",
+                             "--threads", "1", "-o", str(tmp_path / "v.parquet")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "ONEDNN_VERBOSE": "2"})
+    assert result.returncode == 0, result.stderr
+    created = [line for line in result.stdout.splitlines() if ",create:" in line]
+    assert created and not [line for line in created if "cache_hit" in line]
+    plain = subprocess.run([sys.executable, "-m", "vizcli", "embed", "--file", str(source), "-p", "mean", "--batch-size", "8",
+                            "--threads", "1", "--format", "npy", "-o", str(tmp_path / "v.npy")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "ONEDNN_VERBOSE": "2"})
+    assert any("cache_hit" in line for line in plain.stdout.splitlines())  # outside corpus runs the cache stays on

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vizcli.common.errors import BadInput, RunFailure
-from vizcli.common.runtime import MMAP_THRESHOLD_ENV
+from vizcli.common.runtime import flat_heap_env
 
 INSTALL = "pip install 'vizcli[ray]'"
 ENGINES = ("local", "ray")
@@ -102,21 +102,24 @@ def map_blocks(
     constructor_kwargs: dict[str, Any],
     actors: int,
     cpus_per_actor: float,
+    actor_env: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Each block (a batch dict) through ``callable_class(**constructor_kwargs)`` on ``actors`` Ray
-    actors, yielded as result batches in input order. Blocks are sent ``BLOCKS_PER_WINDOW`` at a time."""
+    actors, yielded as result batches in input order. Blocks are sent ``BLOCKS_PER_WINDOW`` at a time.
+    ``actor_env``: the actors' environment variables (default ``flat_heap_env()``: they run as long as the job)."""
+    env = actor_env if actor_env is not None else flat_heap_env()
     window: list[dict[str, Any]] = []
     for block in blocks:
         window.append(block)
         if len(window) >= BLOCKS_PER_WINDOW:
-            yield from _map_window(window, callable_class, constructor_kwargs, actors, cpus_per_actor)
+            yield from _map_window(window, callable_class, constructor_kwargs, actors, cpus_per_actor, env)
             window = []
     if window:
-        yield from _map_window(window, callable_class, constructor_kwargs, actors, cpus_per_actor)
+        yield from _map_window(window, callable_class, constructor_kwargs, actors, cpus_per_actor, env)
 
 
 def _map_window(window: list[dict[str, Any]], callable_class: type, constructor_kwargs: dict[str, Any], actors: int,
-                cpus_per_actor: float) -> Iterator[dict[str, Any]]:
+                cpus_per_actor: float, env: dict[str, str]) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
     import ray.data
     from ray.exceptions import RayError
@@ -138,7 +141,7 @@ def _map_window(window: list[dict[str, Any]], callable_class: type, constructor_
             num_cpus=cpus_per_actor,
             max_restarts=ACTOR_RESTARTS,
             max_task_retries=TASK_RETRIES,
-            runtime_env={"env_vars": dict(MMAP_THRESHOLD_ENV)},  # actors run as long as the job: keep their heaps flat
+            runtime_env={"env_vars": env},
         )
     try:
         yield from dataset.iter_batches(batch_size=None, batch_format="numpy")

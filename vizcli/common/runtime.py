@@ -76,22 +76,46 @@ def cpu_has_bfloat16_units() -> bool | None:
 
 
 MMAP_THRESHOLD = 1 << 20  # bytes: larger blocks get their own mapping, returned to the system when freed
-MMAP_THRESHOLD_ENV = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}  # the same, for processes started later (Ray actors)
+ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
 
-def keep_heap_flat() -> bool:
-    """Stop glibc's heap from growing over a long run of differently shaped tensors.
+def flat_heap_env(uncached_kernels: bool = False) -> dict[str, str]:
+    """The environment ``keep_heap_flat`` sets up, for processes started later (Ray actors)."""
+    env = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    if uncached_kernels:
+        env[ONEDNN_CACHE] = os.environ.get(ONEDNN_CACHE, "0")
+    return env
 
-    glibc raises its mmap threshold each time a large block is freed, so later activations come
-    from the heap, and batches of varying shapes fragment it: a corpus run's peak RSS grew 1.31×
-    from 20,000 to 200,000 lines. A fixed 1 MiB threshold (as ``MALLOC_MMAP_THRESHOLD_`` sets)
-    gives every large tensor its own mapping, returned when freed (1.05× from 20,000 to 60,000
-    lines, see benchmarks/RESULTS.md). For dataset runs only; returns whether it applied (glibc).
+
+def keep_heap_flat(uncached_kernels: bool = False) -> bool:
+    """Keep a long dataset run's peak memory from growing with the number of rows.
+
+    Three things grew it, each measured on an embed corpus run (benchmarks/RESULTS.md):
+
+    - glibc raises its mmap threshold each time a large block is freed, so later activations come
+      from the heap, and batches of varying shapes fragment it (peak RSS 1.31× from 20,000 to
+      200,000 lines). A fixed 1 MiB threshold (as ``MALLOC_MMAP_THRESHOLD_`` sets) gives every
+      large tensor its own mapping, returned when freed.
+    - Arrow's default pool (mimalloc) kept freed buffers, so joining the Parquet parts at the end
+      cost more the more parts there were; Arrow's system pool hands them back to glibc
+      (``ARROW_DEFAULT_MEMORY_POOL=system`` unless set: read at Arrow's first allocation, and
+      ``pyarrow.set_memory_pool`` does not reach the Parquet reader's own allocations).
+    - ``uncached_kernels``: oneDNN compiles a kernel for every new input shape and caches up to
+      1,024 of them. Embed's GELU runs through oneDNN, and token-budget batches come in hundreds
+      of shapes: on a 1-layer model the cache alone grew RSS by 29 MB over 200,000 lines.
+      ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0`` (unless already set) compiles GELU's kernel afresh each
+      call, about 0.1 ms. Read at the first oneDNN call; not for ResNet (roi),
+      whose convolution kernels cost far more to compile.
+
+    For dataset runs only; returns whether glibc's threshold applied.
     """
     import ctypes
     import ctypes.util
     import sys
 
+    for name, value in flat_heap_env(uncached_kernels).items():
+        if name != "MALLOC_MMAP_THRESHOLD_":  # glibc reads that one at start-up only: mallopt below
+            os.environ.setdefault(name, value)
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +142,18 @@ class TableSink:
 
     def done_keys(self) -> set[str]:
         """The ``key`` values of every unit on disk."""
-        keys: set[str] = set()
+        return set(self.keys())
+
+    def keys(self) -> Iterator[str]:
+        """The ``key`` values of every unit on disk, unit by unit."""
         for unit in self.units:
-            keys.update(str(value) for value in read_unit(unit).column(self.key).to_pylist())
-        return keys
+            if unit.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                column = pq.read_table(unit, columns=[self.key]).column(self.key)
+            else:
+                column = read_unit(unit).column(self.key)
+            yield from (str(value) for value in column.to_pylist())
 
     # ------------------------------------------------------------ writing
 

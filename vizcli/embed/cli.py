@@ -250,7 +250,7 @@ def _run_corpus(options: dict) -> None:
     from vizcli.embed.corpus_run import CorpusOptions, run_corpus
     from vizcli.embed.loading import load_bert, weights_sha256
 
-    keep_heap_flat()  # a corpus run is long: keep peak memory flat (see its docstring)
+    keep_heap_flat(uncached_kernels=True)  # a corpus run is long: keep peak memory flat (see its docstring)
     set_threads(options["threads"], warn)
     encoder = load_bert(options["model"], dtype=options["dtype"].value, device=str(resolve_device(options["device"])))
     metadata = writers.metadata(encoder, poolings, options["normalize"], options["max_length"])

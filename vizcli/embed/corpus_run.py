@@ -29,6 +29,7 @@ from vizcli.common.errors import BadInput, Interrupted
 from vizcli.common.formats import EMBED_DATASET_SCHEMA
 from vizcli.common.sharding import Shard
 from vizcli.common.tables import TableSink
+from vizcli.common.unique_keys import UniqueKeys
 from vizcli.embed.encode import BATCH_SIZE, BATCH_TOKENS, Embedding, Encoder
 from vizcli.embed.precision import NEEDS_RANGES, arrow_type, check_precision, quantize, ranges_of, stored_width
 from vizcli.embed.texts import InputText
@@ -155,16 +156,21 @@ def run_corpus(
 
     todo = (item for item in items if wanted(item))
     batches = (engine or local_engine(encoder, progress))(todo, replace(options, ranges=ranges))
-    seen: set[str] = set()
+    seen = UniqueKeys()  # 8 bytes an id, not a set's ~90
     rows_written = 0
     pending: list[Any] = []
     pending_rows = 0
+
+    def written() -> Iterator[str]:  # every id handed over so far: on disk, then waiting for a full unit
+        yield from sink.keys()
+        for table in pending:
+            yield from (str(key) for key in table.column("id").to_pylist())
+
     try:
         for batch in batches:
-            for key in batch["id"]:
-                if key in seen:
-                    raise BadInput(f"id {key!r} appears twice; ids must be unique (check --id-column)")
-                seen.add(key)
+            repeated = seen.add([str(key) for key in batch["id"]], written)
+            if repeated is not None:
+                raise BadInput(f"id {repeated!r} appears twice; ids must be unique (check --id-column)")
             pending.append(columns_table(batch, schema))
             pending_rows += len(batch["id"])
             while pending_rows >= unit_rows:  # whole units of unit_rows, whatever size the batches come in
@@ -250,6 +256,7 @@ def ray_engine(model: str | None, dtype: str, device: str, actors: int, threads:
 
     def run(items: Iterable[InputText], options: CorpusOptions) -> Iterator[dict[str, Any]]:
         from vizcli.common.ray_engine import map_blocks
+        from vizcli.common.runtime import flat_heap_env
         from vizcli.embed.embedder import Embedder
         from vizcli.embed.encode import window_size
 
@@ -261,7 +268,7 @@ def ray_engine(model: str | None, dtype: str, device: str, actors: int, threads:
         size = window_size(options.batch_size)
         blocks = ({"id": [item.key for item in chunk], "index": [item.index for item in chunk], "text": [item.text for item in chunk]}
                   for chunk in _chunks(items, size))
-        for batch in map_blocks(blocks, Embedder, kwargs, actors, threads):
+        for batch in map_blocks(blocks, Embedder, kwargs, actors, threads, flat_heap_env(uncached_kernels=True)):
             if not options.keep_text:
                 batch.pop("text", None)
             yield batch
