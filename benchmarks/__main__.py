@@ -48,7 +48,7 @@ class Goal:
         if self.met:
             return f"- **met**: {self.text} — measured {self.value:.3g}"
         gap = (self.limit / self.value - 1) if self.higher_is_better else (self.value / self.limit - 1)
-        return f"- **not met**: {self.text} — measured {self.value:.3g}, {gap:.0%} short of the goal"
+        return f"- **not met**: {self.text} — measured {self.value:.4g}, {gap:.1%} short of the goal"
 
 
 @dataclass
