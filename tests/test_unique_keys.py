@@ -2,7 +2,7 @@
 
 import random
 
-from vizcli.common.unique_keys import UniqueKeys
+from vizcli.common.unique_keys import KeyIndex, UniqueKeys
 
 
 class Colliding(str):
@@ -54,3 +54,20 @@ def test_a_hash_collision_is_checked_against_the_real_ids_and_not_reported():
     added.append(Colliding("two"))
     assert len(reads) == 1
     assert keys.add([Colliding("one")], earlier) == "one"
+
+
+def test_key_index_answers_like_a_set():
+    rng = random.Random(1)
+    chunks = [[f"id-{rng.randrange(10**9)}" for _ in range(rng.randrange(0, 500))] for _ in range(20)]
+    reference = {key for chunk in chunks for key in chunk}
+    index = KeyIndex(chunks)
+    assert len(index) == sum(len(chunk) for chunk in chunks)
+    probes = list(reference)[:300] + [f"id-{rng.randrange(10**9)}" for _ in range(300)] + ["", "id-"]
+    assert [probe in index for probe in probes] == [probe in reference for probe in probes]
+    assert "anything" not in KeyIndex([])
+
+
+def test_key_index_compares_the_ids_when_hashes_collide():
+    index = KeyIndex([[Colliding("one"), Colliding("two")], [Colliding("four")]])
+    assert Colliding("two") in index and Colliding("four") in index
+    assert Colliding("three") not in index  # same hash as all of them, other id

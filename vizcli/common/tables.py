@@ -23,6 +23,7 @@ from typing import Any
 
 from vizcli.common.errors import BadInput
 from vizcli.common.files import sha256_of
+from vizcli.common.unique_keys import KeyIndex
 
 MANIFEST = "manifest.json"
 PARTS_SUFFIX = ".parts"
@@ -140,12 +141,16 @@ class TableSink:
         suffix = f".{self.shard_format}" if self.directory else ".parquet"
         return sorted(path for path in self.folder.glob(f"part-*{suffix}") if path.is_file())
 
-    def done_keys(self) -> set[str]:
-        """The ``key`` values of every unit on disk."""
-        return set(self.keys())
+    def done_keys(self) -> KeyIndex:
+        """The ``key`` values of every unit on disk, as an exact and compact ``in`` index."""
+        return KeyIndex(self._unit_keys())
 
     def keys(self) -> Iterator[str]:
         """The ``key`` values of every unit on disk, unit by unit."""
+        for keys in self._unit_keys():
+            yield from keys
+
+    def _unit_keys(self) -> Iterator[list[str]]:
         for unit in self.units:
             if unit.suffix == ".parquet":
                 import pyarrow.parquet as pq
@@ -153,7 +158,7 @@ class TableSink:
                 column = pq.read_table(unit, columns=[self.key]).column(self.key)
             else:
                 column = read_unit(unit).column(self.key)
-            yield from (str(value) for value in column.to_pylist())
+            yield [str(value) for value in column.to_pylist()]
 
     # ------------------------------------------------------------ writing
 

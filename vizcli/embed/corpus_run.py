@@ -29,7 +29,7 @@ from vizcli.common.errors import BadInput, Interrupted
 from vizcli.common.formats import EMBED_DATASET_SCHEMA
 from vizcli.common.sharding import Shard
 from vizcli.common.tables import TableSink
-from vizcli.common.unique_keys import UniqueKeys
+from vizcli.common.unique_keys import KeyIndex, UniqueKeys
 from vizcli.embed.encode import BATCH_SIZE, BATCH_TOKENS, Embedding, Encoder
 from vizcli.embed.precision import NEEDS_RANGES, arrow_type, check_precision, quantize, ranges_of, stored_width
 from vizcli.embed.texts import InputText
@@ -143,7 +143,7 @@ def run_corpus(
     schema = corpus_schema(options, dimensions)
     shapes: dict[str, tuple[int, ...]] = {}
     sink = TableSink(output, schema, meta, "id", shard_format, resume, shapes)
-    done = sink.done_keys() if resume else set()
+    done = sink.done_keys() if resume else KeyIndex([])
     skipped = {"count": 0}
 
     def wanted(item: InputText) -> bool:

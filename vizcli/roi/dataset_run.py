@@ -33,6 +33,7 @@ from typing import Any
 from vizcli.common.errors import Interrupted, RunFailure
 from vizcli.common.sharding import Shard
 from vizcli.common.tables import TableSink, is_directory_output
+from vizcli.common.unique_keys import KeyIndex
 from vizcli.roi.extract import Prepared, RoIExtractor, _same_size_groups, prepared_stream
 
 ON_ERROR = ("skip", "stop")
@@ -128,7 +129,7 @@ def run_dataset(
     schema = roi_schema(extractor.ops, feature_size)
     shapes: dict[str, tuple[int, ...]] = {f"features_{op}": extractor.feature_shape for op in extractor.ops}
     sink = TableSink(output, schema, metadata, "image", shard_format, resume, shapes)
-    done = sink.done_keys() if resume else set()
+    done = sink.done_keys() if resume else KeyIndex([])
     todo = [image for image in images if image.image_id not in done and image.annotations]
     rows_per_unit = max(1, int(unit_megabytes * (1 << 20) // (4 * feature_size * len(extractor.ops))))
     problems_file = problems_path_for(output)
