@@ -31,7 +31,7 @@ class UniqueKeys:
         repeated = _first_repeat(keys)
         if repeated is not None:
             return repeated
-        hashes = np.fromiter((hash(key) for key in keys), dtype=np.int64, count=len(keys))
+        hashes = _hashes(keys)
         known = np.zeros(len(keys), dtype=bool)
         for run in self._runs:
             places = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
@@ -63,7 +63,7 @@ class KeyIndex:
         hashes, lengths = [], []
         for chunk in chunks:  # a chunk's Python strings live only while it is read
             encoded = [key.encode("utf-8", "surrogatepass") for key in chunk]
-            hashes.append(np.fromiter((hash(key) for key in chunk), dtype=np.int64, count=len(chunk)))
+            hashes.append(_hashes(chunk))
             lengths.append(np.fromiter((len(key) for key in encoded), dtype=np.int64, count=len(encoded)))
             text += b"".join(encoded)
         every = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
@@ -91,6 +91,13 @@ class KeyIndex:
                 return True
             place += 1
         return False
+
+
+def _hashes(keys: Sequence[str]) -> Any:
+    """Python's 64-bit hash of each id (stable within this process, which is all either class needs)."""
+    import numpy as np
+
+    return np.fromiter((hash(key) for key in keys), dtype=np.int64, count=len(keys))
 
 
 def _first_repeat(keys: Sequence[str]) -> str | None:
