@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import EXAMPLES, ROOT
-from vizcli.common.sharding import Shard, shard_of
+from vizcli.datasets.keys import Shard, shard_of
 from vizcli.roi.annotations import read_annotations
 from vizcli.roi.dataset import load_dataset
 
@@ -310,7 +310,8 @@ def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind, stop):
     assert result.returncode == 0, result.stderr
     assert "already there" in result.stderr
     assert not list(tmp_path.rglob("*.tmp"))
-    from vizcli.common.tables import read_output, read_unit
+    from vizcli.datasets.merge import read_output
+    from vizcli.datasets.sink import read_unit
 
     _, _, parts = read_output(str(out))
     table = pq.read_table(out) if kind == "parquet" else __import__("pyarrow").concat_tables([read_unit(p) for p in parts])

@@ -2,7 +2,7 @@
 
 import random
 
-from vizcli.common.unique_keys import KeyIndex, UniqueKeys
+from vizcli.datasets.keys import KeyIndex, UniqueKeys
 
 
 class Colliding(str):

@@ -94,6 +94,7 @@ class ShardFormat(Choice):
 class OnError(Choice):
     skip = "skip"
     stop = "stop"
+    ignore = "ignore"
 
 
 class Engine(Choice):
@@ -101,13 +102,6 @@ class Engine(Choice):
     ray = "ray"
 
 
-EngineOption = Annotated[
-    Engine, typer.Option("--engine", help="local (this process) or ray (Ray Data actors; pip install 'vizcli[ray]'). Corpus/dataset outputs.")
-]
-RayAddressOption = Annotated[
-    str | None,
-    typer.Option("--ray-address", help="--engine ray: join this Ray cluster (auto = the one RAY_ADDRESS names); default: start a local Ray with --workers CPUs."),
-]
 
 
 class ComputeDtype(Choice):

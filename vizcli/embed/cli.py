@@ -12,14 +12,22 @@ from vizcli.common.options import (
     EmbedFormat,
     EncodingErrors,
     Engine,
-    EngineOption,
+    OnError,
     OnOverflow,
     OutputOption,
     Precision,
     QuietOption,
-    RayAddressOption,
     ShardFormat,
     ThreadsOption,
+)
+from vizcli.datasets.options import (
+    EngineOption,
+    OnErrorOption,
+    RayAddressOption,
+    ResumeOption,
+    ShardFormatOption,
+    ShardOption,
+    ShardSizeOption,
 )
 
 EPILOG = (
@@ -116,10 +124,11 @@ def embed(
         int | None, typer.Option("--truncate-dim", help="Keep the first D dimensions (Matryoshka), before --normalize.")
     ] = None,
     keep_text: Annotated[bool, typer.Option("--keep-text", help="Corpus outputs: store each text beside its vector.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted corpus run: ids already on disk are skipped.")] = False,
-    shard: Annotated[str | None, typer.Option("--shard", help="K/N: only the texts whose id hashes to K of N (0 <= K < N).")] = None,
-    shard_format: Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")] = ShardFormat.safetensors,
-    shard_size: Annotated[float, typer.Option("--shard-size", help="MB of vectors per shard / Parquet row group (memory holds about one).")] = 16.0,
+    resume: ResumeOption = False,
+    shard: ShardOption = None,
+    shard_format: ShardFormatOption = ShardFormat.safetensors,
+    shard_size: ShardSizeOption = 16.0,
+    on_error: OnErrorOption = OnError.skip,
     engine: EngineOption = Engine.local,
     ray_address: RayAddressOption = None,
     workers: Annotated[
@@ -128,7 +137,7 @@ def embed(
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
-) -> None:
+) -> int | None:
     """Turn sentences into BERT pooler_output (or cls/mean/max) vectors."""
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path, is_special_file
@@ -140,14 +149,23 @@ def embed(
 
         pooling, normalize, prefix = resolve(pooling, normalize, prompt, prefix, locate_model(model)[0])
     normalize = bool(normalize)
-    if texts and texts[0] == "merge" and len(texts) > 1 and file is None:
+    if texts and texts[0] == "merge" and file is None:
         _merge(texts[1:], output, shard_format.value, quiet)
-        return
-    from vizcli.common.tables import is_table_output
+        return None
+    from vizcli.datasets.sink import is_table_output
 
     if output and is_table_output(output):
-        _run_corpus(locals())
-        return
+        from vizcli.datasets.options import dataset_settings
+
+        if similarity:
+            raise BadInput("--similarity prints a matrix; drop it to write a corpus output")
+        settings = dataset_settings(output, resume, shard, shard_format, shard_size, engine, workers, ray_address, on_error,
+                                    threads, quiet)
+        read = {"file": file, "field": field, "column": column, "encoding_errors": encoding_errors.value,
+                "skip_empty": skip_empty, "max_line_bytes": max_line_bytes, "id_column": id_column, "glob": glob}
+        return _run_corpus(settings, list(texts or []), read, model, pooling, normalize, prefix, dtype.value, device,
+                           precision.value, calibration, ranges, truncate_dim, keep_text, batch_size, batch_tokens, max_length,
+                           on_overflow.value, threads)
     for name, value, default in (("precision", precision.value, "float32"), ("truncate_dim", truncate_dim, None),
                                  ("keep_text", keep_text, False), ("resume", resume, False), ("shard", shard, None),
                                  ("engine", engine.value, "local")):
@@ -201,105 +219,103 @@ def embed(
              f"(first: {overflow.first}); --on-overflow error|skip changes this")
     if overflow.skipped:
         warn(f"{overflow.skipped} texts longer than {limit} tokens were skipped (first: {overflow.first})")
+    return None
 
 
-def _run_corpus(options: dict) -> None:
+def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: str | None, pooling: str, normalize: bool,
+                prefix: str, dtype: str, device: str, precision: str, calibration: int, ranges: str | None,
+                truncate_dim: int | None, keep_text: bool, batch_size: int, batch_tokens: int, max_length: int | None,
+                on_overflow: str, threads: int | None) -> int:
     """``vizcli embed ... -o vectors.parquet|DIR/``: every text to one row, resumable and shardable."""
-    import contextlib
+    from dataclasses import replace
     from pathlib import Path
 
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input
-    from vizcli.common.sharding import Shard
     from vizcli.embed.encode import check_options, parse_poolings
     from vizcli.embed.precision import NEEDS_RANGES, check_precision, load_ranges, save_ranges
     from vizcli.embed.texts import peek, read_texts
 
-    output = options["output"]
-    if options["similarity"]:
-        raise BadInput("--similarity prints a matrix; drop it to write a corpus output")
-    poolings = parse_poolings(options["pooling"])
-    precision = check_precision(options["precision"].value)
-    shard = Shard.parse(options["shard"])
-    check_options(options["batch_size"], options["dtype"].value, options["on_overflow"].value, options["max_length"],
-                  options["batch_tokens"])
-    from vizcli.common.ray_engine import check_engine, check_workers
+    output = settings.output
+    poolings = parse_poolings(pooling)
+    precision = check_precision(precision)
+    check_options(batch_size, dtype, on_overflow, max_length, batch_tokens)
+    if calibration < 2:
+        raise BadInput("at least 2 texts", parameter="calibration", value=calibration)
+    check_not_an_input(output, [read["file"], model, ranges])
+    if texts and read["file"] is not None and texts != ["-"]:
+        raise BadInput("give texts as arguments or with --file PATH, not both")
+    from vizcli.common.files import check_writable
+    from vizcli.datasets.sink import is_directory_output
 
-    check_engine(options["engine"].value, options["ray_address"])
-    workers = check_workers(options["workers"])
-    if options["calibration"] < 2:
-        raise BadInput("at least 2 texts", parameter="calibration", value=options["calibration"])
-    if not 0.01 <= options["shard_size"] <= 65536:
-        raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=options["shard_size"])
-    check_not_an_input(output, [options["file"], options["model"], options["ranges"]])
-    from vizcli.common.tables import check_output
-
-    check_output(output)
-
-    def texts():
-        return read_texts(list(options["texts"] or []), options["file"], options["field"], options["column"],
-                          options["encoding_errors"].value, options["skip_empty"], max_line_bytes=options["max_line_bytes"],
-                          id_column=options["id_column"], glob=options["glob"])
-
-    first, items = peek(texts())
+    folder = Path(output)
+    ranges_file = folder / "ranges.json" if is_directory_output(output) else folder.with_name(folder.stem + ".ranges.json")
+    if precision in NEEDS_RANGES and ranges is None and ranges_file.parent.is_dir():
+        check_writable(str(ranges_file))  # before the model loads: a folder in its place is refused now, not after the run
+    first, _ = peek(read_texts(texts, **read))
     if first is None:
         raise BadInput("no input text: give TEXT arguments, --file PATH, or lines on stdin")
     from vizcli.common.console import counter_progress, info, warn
-    from vizcli.common.runtime import keep_heap_flat, resolve_device, set_threads
+    from vizcli.common.runtime import keep_heap_flat, set_threads
+    from vizcli.datasets.options import summary_exit
+    from vizcli.datasets.run import run_dataset
     from vizcli.embed import writers
-    from vizcli.embed.corpus_run import CorpusOptions, run_corpus
-    from vizcli.embed.loading import load_bert, weights_sha256
+    from vizcli.embed.embedder import CorpusOptions, Embedder, calibrate
+    from vizcli.embed.loading import weights_sha256
+    from vizcli.embed.rows import embed_job, text_pieces
 
     keep_heap_flat(uncached_kernels=True)  # a corpus run is long: keep peak memory flat (see its docstring)
-    set_threads(options["threads"], warn)
-    encoder = load_bert(options["model"], dtype=options["dtype"].value, device=str(resolve_device(options["device"])))
-    metadata = writers.metadata(encoder, poolings, options["normalize"], options["max_length"])
+    set_threads(threads, warn)
+    worker_kwargs: dict[str, Any] = {"model": model, "pooling": poolings, "dtype": dtype, "precision": "float32", "prefix": prefix,
+                     "normalize": normalize, "truncate_dim": truncate_dim, "batch_size": batch_size, "batch_tokens": batch_tokens,
+                     "max_length": max_length, "on_overflow": on_overflow, "device": device}
+    embedder = Embedder(**worker_kwargs)  # the local engine's worker; with --engine ray: the schema, metadata and calibration
+    encoder = embedder.encoder
+    dimensions = encoder.hidden_size
+    if truncate_dim is not None:
+        if not 1 <= truncate_dim <= dimensions:
+            raise BadInput(f"use 1..{dimensions} (the model's width)", parameter="truncate_dim", value=truncate_dim)
+        dimensions = truncate_dim
+    options = CorpusOptions(poolings=poolings, normalize=normalize, prefix=prefix, precision=precision, calibration=calibration,
+                            truncate_dim=truncate_dim, keep_text=keep_text, batch_size=batch_size, batch_tokens=batch_tokens,
+                            max_length=max_length, on_overflow=on_overflow)
+    given = load_ranges(ranges, poolings, dimensions) if ranges and precision in NEEDS_RANGES else None
+    found = given
+    if precision in NEEDS_RANGES and given is None:
+        if read["file"] is None:
+            raise BadInput("int8/uint8 from stdin or arguments need --ranges FILE (a calibration sample is read from --file)")
+        found = calibrate(encoder, read_texts(texts, **read), options)
+    options = replace(options, ranges=found)
+    embedder.options = replace(embedder.options, precision=precision, ranges=found)
+    metadata = writers.metadata(encoder, poolings, normalize, max_length)
     metadata.pop("model_path")  # differs per machine; the weights' sha256 identifies the model
-    metadata["weights_sha256"] = weights_sha256(encoder)
-    width = options["truncate_dim"] or encoder.hidden_size
-    given = load_ranges(options["ranges"], poolings, width) if options["ranges"] and precision in NEEDS_RANGES else None
-    corpus_options = CorpusOptions(
-        poolings=poolings, normalize=options["normalize"], prefix=options["prefix"], precision=precision,
-        calibration=options["calibration"], ranges=given, truncate_dim=options["truncate_dim"], keep_text=options["keep_text"],
-        batch_size=options["batch_size"], batch_tokens=options["batch_tokens"], max_length=options["max_length"], on_overflow=options["on_overflow"].value,
-    )
-    calibration_items = texts() if precision in NEEDS_RANGES and given is None else None
-    if calibration_items is not None and options["file"] is None:
-        raise BadInput("int8/uint8 from stdin or arguments need --ranges FILE (a calibration sample is read from --file)")
-    bytes_per_row = max(1, width * len(poolings) * 4)
-    engine = None
-    progress = None if options["quiet"] else counter_progress("embedding texts")
-    session: Any = contextlib.nullcontext()
-    if options["engine"].value == "ray":
-        from vizcli.common.ray_engine import ray_session
-        from vizcli.embed.corpus_run import ray_engine
+    from vizcli.common.formats import EMBED_DATASET_SCHEMA
 
-        threads = options["threads"] or 1
-        engine = ray_engine(options["model"], options["dtype"].value, options["device"], workers, threads)
-        session, progress = ray_session(options["ray_address"], workers * threads, options["quiet"]), None  # Ray shows its own progress
-    with session:
-        summary = run_corpus(
-            encoder, items, output, corpus_options, metadata,
-            calibration_items=calibration_items, shard=shard, resume=options["resume"],
-            shard_format=options["shard_format"].value, unit_rows=max(1, int(options["shard_size"] * (1 << 20) // bytes_per_row)),
-            progress=progress, engine=engine,
-        )
+    metadata.update({"weights_sha256": weights_sha256(encoder), "schema": EMBED_DATASET_SCHEMA, "pooling": list(poolings),
+                     "normalize": normalize, "prefix": prefix, "precision": precision, "truncate_dim": truncate_dim,
+                     "dimensions": dimensions, "keep_text": keep_text, "id_column": read["id_column"],
+                     "ranges": {name: value.tolist() for name, value in found.items()} if found and precision in NEEDS_RANGES else None})
+    worker_kwargs.update({"precision": precision, "threads": settings.threads,
+                          "ranges": metadata["ranges"]})
+    job = embed_job(embedder, worker_kwargs, options, metadata, dimensions)
+    progress = None if settings.quiet or settings.engine == "ray" else counter_progress("embedding texts")  # Ray shows its own
+    summary = run_dataset(job, text_pieces(read, texts), settings, progress=progress)
     if progress is not None:
         progress(0, done=True)
-    if summary.ranges is not None and precision in NEEDS_RANGES:
-        folder = Path(output)
-        target = folder / "ranges.json" if folder.is_dir() else folder.with_name(folder.stem + ".ranges.json")
-        save_ranges(target, summary.ranges)
-    if not options["quiet"]:
+    if found is not None and precision in NEEDS_RANGES and given is None:
+        save_ranges(ranges_file, found)
+    if not settings.quiet:
         skipped = f", {summary.skipped:,} already there" if summary.skipped else ""
         info(f"wrote {summary.rows:,} rows to {summary.output}{skipped}")
+    return summary_exit(summary.problems, f"see {summary.problems_path}", settings.on_error)
 
 
 def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:
     from vizcli.common.console import info
-    from vizcli.common.tables import merge_command
+    from vizcli.common.formats import EMBED_DATASET_SCHEMA
+    from vizcli.datasets.merge import merge_command
 
-    path, rows = merge_command(inputs, output, "embed", ("id",), shard_format)
+    path, rows = merge_command(inputs, output, "embed", EMBED_DATASET_SCHEMA, ("id",), shard_format)
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")
 

@@ -13,12 +13,83 @@ and stored precision, so ``vizcli embed --engine ray`` writes what ``--engine lo
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
-from vizcli.embed.corpus_run import CorpusOptions, embedding_columns, vectors
-from vizcli.embed.encode import BATCH_SIZE, BATCH_TOKENS, parse_poolings
-from vizcli.embed.precision import NEEDS_RANGES, check_precision
+from vizcli.embed.encode import BATCH_SIZE, BATCH_TOKENS, Embedding, Encoder, parse_poolings
+from vizcli.embed.precision import NEEDS_RANGES, check_precision, quantize, ranges_of
 from vizcli.embed.texts import InputText
+
+
+@dataclass
+class CorpusOptions:
+    """How vectors are made and stored (everything but the input and the output)."""
+
+    poolings: tuple[str, ...] = ("mean",)
+    normalize: bool = False
+    prefix: str = ""
+    precision: str = "float32"
+    calibration: int = 1000  # texts whose vectors set the int8/uint8 ranges
+    ranges: dict[str, Any] | None = None  # given ranges (from --ranges FILE), pooling → [2, D]
+    truncate_dim: int | None = None
+    keep_text: bool = False
+    batch_size: int = BATCH_SIZE
+    batch_tokens: int | None = BATCH_TOKENS
+    max_length: int | None = None
+    on_overflow: str = "warn"
+
+
+def vectors(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions,
+             progress: Callable[[int], None] | None = None) -> Iterator[Embedding]:
+    """Embeddings with the prefix added before tokenization, truncated to ``truncate_dim`` and then
+    normalised (Matryoshka order); the texts come back without the prefix."""
+    import numpy as np
+
+    prefixed = (replace(item, text=options.prefix + item.text) for item in items) if options.prefix else items
+    cut = options.truncate_dim
+    stream = encoder.stream(prefixed, options.poolings, batch_size=options.batch_size, batch_tokens=options.batch_tokens,
+                            max_length=options.max_length,
+                            on_overflow=options.on_overflow, normalize=options.normalize and cut is None, progress=progress)
+    for row in stream:
+        if options.prefix:
+            row.text = row.text[len(options.prefix):]
+        if cut is not None:
+            for name, vector in row.vectors.items():
+                vector = vector[:cut]
+                if options.normalize:
+                    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+                row.vectors[name] = vector
+        yield row
+
+
+def calibrate(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions) -> dict[str, Any]:
+    """int8/uint8 ranges per pooling from the first ``options.calibration`` texts."""
+    import numpy as np
+
+    sample = list(itertools.islice(items, options.calibration))
+    rows = list(vectors(encoder, sample, options))
+    return {name: ranges_of(np.stack([row.vectors[name] for row in rows])) for name in options.poolings}
+
+
+def embedding_columns(rows: list[Embedding], options: CorpusOptions, ranges: dict[str, Any] | None, width: int) -> dict[str, Any]:
+    """The rows as a batch dict of numpy arrays: id, index, tokens, truncated, text, and one stored
+    ``[N, D]`` array per pooling (quantized to ``options.precision``)."""
+    import numpy as np
+
+    columns: dict[str, Any] = {
+        "id": np.array([row.id for row in rows], dtype=object), "index": np.array([row.index for row in rows], dtype=np.int64),
+        "tokens": np.array([row.tokens for row in rows], dtype=np.int32), "truncated": np.array([row.truncated for row in rows], dtype=bool),
+        "text": np.array([row.text for row in rows], dtype=object),
+    }
+    dimensions = options.truncate_dim or width
+    for name in options.poolings:
+        stacked = np.stack([row.vectors[name] for row in rows]) if rows else np.zeros((0, dimensions), np.float32)
+        columns[name] = quantize(stacked, options.precision, ranges.get(name) if ranges else None)
+    return columns
+
+
 
 
 class Embedder:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from vizcli.common.errors import BadInput
 from vizcli.common.files import checked_os_call, is_folder, require_file
@@ -46,8 +46,12 @@ def read_texts(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     id_column: str | None = None,
     glob: str | None = None,
+    row_groups: tuple[int, ...] | None = None,
+    start_index: int = 0,
 ) -> Iterator[InputText]:
     """Yield the texts to embed, lazily (stdin and files are streamed line by line).
+
+    ``row_groups`` (a Parquet file): read only those row groups, whose first row has index ``start_index``.
 
     No line is read past ``max_line_bytes``: a file without newlines (``/dev/zero``) is refused
     after that many bytes instead of growing in memory.
@@ -59,7 +63,7 @@ def read_texts(
     if file is not None and arguments and arguments != ["-"]:
         raise BadInput("give texts as arguments or with file=PATH, not both")
     if file is not None:
-        items = _from_file(file, field, column, encoding_errors, max_line_bytes, id_column, glob)
+        items = _from_file(file, field, column, encoding_errors, max_line_bytes, id_column, glob, row_groups, start_index)
     elif arguments and arguments != ["-"]:
         items = (InputText(i, text, f"argument {i + 1}") for i, text in enumerate(arguments))
     else:
@@ -115,7 +119,8 @@ def _decode(raw: bytes, where: str, encoding_errors: str) -> str:
 
 
 def _from_file(path: str, field: str | None, column: str | None, encoding_errors: str, limit: int,
-               id_column: str | None = None, glob: str | None = None) -> Iterator[InputText]:
+               id_column: str | None = None, glob: str | None = None, row_groups: tuple[int, ...] | None = None,
+               start_index: int = 0) -> Iterator[InputText]:
     if is_folder(path):
         return _from_folder(Path(path), glob or "**/*.txt", encoding_errors, limit)
     file = require_file(path, "file", "a .txt, .jsonl, .csv, .tsv or .parquet file, or a folder of text files")
@@ -123,7 +128,7 @@ def _from_file(path: str, field: str | None, column: str | None, encoding_errors
     if suffix == ".parquet":
         if not column:
             raise BadInput("a .parquet file needs column=NAME (the column holding the text)", parameter="file", value=path)
-        return _from_parquet(file, column, id_column)
+        return _from_parquet(file, column, id_column, row_groups, start_index)
     if suffix == ".jsonl":
         if not field:
             raise BadInput("a .jsonl file needs field=NAME (the key holding the text)", parameter="file", value=path)
@@ -151,8 +156,7 @@ def _from_folder(folder: Path, glob: str, encoding_errors: str, limit: int) -> I
         yield InputText(index, _decode(data, str(path), encoding_errors), str(path), id=relative)
 
 
-def _from_parquet(file: Path, column: str, id_column: str | None) -> Iterator[InputText]:
-    """Rows of a Parquet file, one record batch at a time (never the whole file in memory)."""
+def _open_parquet(file: Path, column: str | None, id_column: str | None) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -164,9 +168,32 @@ def _from_parquet(file: Path, column: str, id_column: str | None) -> Iterator[In
     for name in (column, id_column):
         if name is not None and name not in names:
             raise BadInput(f"no column {name!r}; the file has {', '.join(names)}", parameter="file", value=str(file))
+    return parquet
+
+
+def parquet_row_groups(file: Path, column: str | None, id_column: str | None) -> list[tuple[int, int]]:
+    """(number, rows) of each row group of a Parquet corpus, from its footer."""
+    parquet = _open_parquet(file, column, id_column)
+    return [(number, parquet.metadata.row_group(number).num_rows) for number in range(parquet.num_row_groups)]
+
+
+def _from_parquet(file: Path, column: str, id_column: str | None, row_groups: tuple[int, ...] | None = None,
+                  start_index: int = 0) -> Iterator[InputText]:
+    """Rows of a Parquet file, one record batch at a time (never the whole file in memory)."""
+    import pyarrow as pa
+
+    parquet = _open_parquet(file, column, id_column)
     wanted = [column] + ([id_column] if id_column and id_column != column else [])
-    index = 0
-    for batch in parquet.iter_batches(batch_size=4096, columns=wanted):
+    index = start_index
+    batches = parquet.iter_batches(batch_size=4096, columns=wanted, row_groups=list(row_groups) if row_groups is not None else None)
+    try:
+        yield from _parquet_texts(batches, file, column, id_column, index)
+    except (pa.ArrowException, OSError) as error:
+        raise BadInput(f"cannot be read as Parquet ({' '.join(str(error).split())[:200]})", parameter="file", value=str(file)) from None
+
+
+def _parquet_texts(batches: Iterator[Any], file: Path, column: str, id_column: str | None, index: int) -> Iterator[InputText]:
+    for batch in batches:
         texts = batch.column(column).to_pylist()
         ids = batch.column(id_column).to_pylist() if id_column else [None] * len(texts)
         for text, identity in zip(texts, ids):

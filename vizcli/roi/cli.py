@@ -11,12 +11,10 @@ from vizcli.common.options import (
     ComputeDtype,
     DeviceOption,
     Engine,
-    EngineOption,
     FeatureFormat,
     MaxPixelsOption,
     OnError,
     QuietOption,
-    RayAddressOption,
     RoiFormat,
     RoiLayer,
     RoiOp,
@@ -24,6 +22,15 @@ from vizcli.common.options import (
     ShardFormat,
     ThreadsOption,
     WeightsOption,
+)
+from vizcli.datasets.options import (
+    EngineOption,
+    OnErrorOption,
+    RayAddressOption,
+    ResumeOption,
+    ShardFormatOption,
+    ShardOption,
+    ShardSizeOption,
 )
 
 EPILOG = (
@@ -125,17 +132,15 @@ def roi(
     model: Annotated[
         str, typer.Option("--model", help="Dataset runs: any torchvision ResNet/ResNeXt/Wide-ResNet, or fasterrcnn_resnet50_fpn etc. with --layer fpn.")
     ] = "resnet18",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted dataset run: images already on disk are skipped.")] = False,
-    shard: Annotated[str | None, typer.Option("--shard", help="K/N: only the images whose id hashes to K of N (0 <= K < N).")] = None,
-    shard_format: Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")] = ShardFormat.safetensors,
-    shard_size: Annotated[float, typer.Option("--shard-size", help="MB of features per shard / Parquet row group (memory holds about one).")] = 16.0,
+    resume: ResumeOption = False,
+    shard: ShardOption = None,
+    shard_format: ShardFormatOption = ShardFormat.safetensors,
+    shard_size: ShardSizeOption = 16.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images of one padded size run through the backbone together.")] = 8,
     workers: Annotated[int | None, typer.Option("--workers", help="Threads decoding images ahead of the model (default 2); with --engine ray: actors, one model each (default: the CPUs here).")] = None,
     engine: EngineOption = Engine.local,
     ray_address: RayAddressOption = None,
-    on_error: Annotated[
-        OnError, typer.Option("--on-error", help="A bad image or box: skip it (recorded in problems.jsonl) or stop.")
-    ] = OnError.skip,
+    on_error: OnErrorOption = OnError.skip,
     dtype: Annotated[ComputeDtype, typer.Option("--dtype", help="The backbone's compute dtype (features are stored as float32).")] = ComputeDtype.float32,
     weights: WeightsOption = None,
     seed: SeedOption = 0,
@@ -143,7 +148,7 @@ def roi(
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
     max_pixels: MaxPixelsOption = None,
-) -> None:
+) -> int | None:
     """Crop boxes from a ResNet18 feature map with RoIAlign / RoIPool and explain the values."""
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path
@@ -153,20 +158,38 @@ def roi(
         from vizcli.roi.render import notes_lines
 
         print("\n".join(notes_lines(notes_examples())))
-        return
+        return None
     from vizcli.roi.boxes import check_max_boxes
     from vizcli.roi.dataset import is_dataset_input
     from vizcli.roi.explain import parse_explain
     from vizcli.roi.pooling import OPS, PoolSpec, check_channel, parse_output_size
 
-    if images and images[0] == "merge" and len(images) > 1:
+    if images and images[0] == "merge":
         _merge(images[1:], output, shard_format.value, quiet)
-        return
-    from vizcli.common.tables import is_table_output
+        return None
+    from vizcli.datasets.sink import is_table_output
 
     if is_dataset_input(list(images or []), annotations) or (output and is_table_output(output)):
-        _run_dataset(locals())
-        return
+        from vizcli.datasets.options import dataset_settings
+
+        if explain or plot:
+            raise BadInput(f"--{'explain' if explain else 'plot'} explains single images; drop it for a dataset run")
+        if not output:
+            raise BadInput("a dataset run writes rows: give -o out.parquet or -o DIR/ (a folder of shards)")
+        if not 1 <= batch_size <= 1024:
+            raise BadInput("use 1..1024", parameter="batch_size", value=batch_size)
+        if engine is Engine.local and workers is not None and not 1 <= workers <= 64:
+            raise BadInput("use 1..64 decode threads", parameter="workers", value=workers)
+        settings = dataset_settings(output, resume, shard, shard_format, shard_size, engine, workers, ray_address, on_error,
+                                    threads, quiet)
+        extractor_settings = {
+            "model": model, "weights": weights, "layer": layer.value, "op": op.value, "output_size": output_size,
+            "sampling_ratio": sampling_ratio, "aligned": aligned, "max_size": max_size, "dtype": dtype.value,
+            "device": device, "seed": seed, "max_pixels": max_pixels,
+        }
+        return _run_dataset(settings, extractor_settings, list(images or []), boxes, boxes_file, annotations,
+                            annotations_format.value if annotations_format else None, images_root, glob, max_boxes,
+                            batch_size, workers or 2, threads)
     if engine is not Engine.local or ray_address is not None:
         raise BadInput("--engine ray runs datasets: write rows with -o out.parquet or -o DIR/")
     if not images:
@@ -215,6 +238,7 @@ def roi(
 
         plot_roi(report, plot)
         say(f"saved picture to {plot}")
+    return None
 
 
 def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str | None, max_boxes: int) -> dict[str, Any]:
@@ -233,64 +257,39 @@ def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str 
     raise BadInput("no boxes given; use --boxes x1,y1,x2,y2 (repeatable) or --boxes-file FILE")
 
 
-def _run_dataset(options: dict[str, Any]) -> None:
+def _run_dataset(settings: Any, extractor_settings: dict[str, Any], images: list[str], boxes: list[str] | None,
+                 boxes_file: str | None, annotations: str | None, annotations_format: str | None, images_root: str | None,
+                 glob: str | None, max_boxes: int, batch_size: int, decode_workers: int, threads: int | None) -> int:
     """``vizcli roi DATASET ... -o out.parquet|DIR/``: every box of a dataset, streamed to rows."""
-    import contextlib
-
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input
-    from vizcli.common.sharding import Shard
+    from vizcli.datasets.keys import Shard
     from vizcli.roi.backbones import check_backbone
     from vizcli.roi.dataset import is_dataset_input, load_dataset
 
-    output, images = options["output"], list(options["images"] or [])
-    from vizcli.common.tables import is_table_output
-
-    if not output or not is_table_output(output):
-        raise BadInput("a dataset run writes rows: give -o out.parquet or -o DIR/ (a folder of shards)")
-    for name in ("explain", "plot"):
-        if options[name]:
-            raise BadInput(f"--{name} explains single images; drop it for a dataset run")
-    for name, low, high in (("batch_size", 1, 1024), ("workers", 1, 4096 if options["engine"] is Engine.ray else 64)):
-        if options[name] is not None and not low <= options[name] <= high:
-            raise BadInput(f"use {low}..{high}", parameter=name, value=options[name])
-    from vizcli.common.ray_engine import check_engine, check_workers
-
-    check_engine(options["engine"].value, options["ray_address"])
-    if not 0.01 <= options["shard_size"] <= 65536:
-        raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=options["shard_size"])
-    layer = options["layer"].value
-    check_backbone(options["model"], layer)
-    shard = Shard.parse(options["shard"])
-    check_not_an_input(output, [*images, options["annotations"], options["weights"], options["boxes_file"]])
-    from vizcli.common.tables import check_output
-
-    check_output(output)
-    annotations = options["annotations"] or options["boxes_file"]
-    if is_dataset_input(images, annotations) and len(images) <= 1:
-        dataset_images, problems = load_dataset(
-            images[0] if images else None, annotations,
-            options["annotations_format"].value if options["annotations_format"] else None,
-            options["images_root"], options["glob"], shard, options["max_boxes"],
-        )
-    else:
-        dataset_images, problems = _listed_images(images, options["boxes"], annotations, shard, options["max_boxes"])
-    if options["boxes"] and annotations:
+    output = settings.output
+    check_backbone(extractor_settings["model"], extractor_settings["layer"])
+    check_not_an_input(output, [*images, annotations, extractor_settings["weights"], boxes_file])
+    if boxes and (annotations or boxes_file):
         raise BadInput("give boxes with --boxes or --annotations, not both")
+    if boxes_file and annotations:
+        raise BadInput("give boxes with --annotations or --boxes-file, not both")
+    annotations = annotations or boxes_file
+    if is_dataset_input(images, annotations) and len(images) <= 1 and not boxes:
+        dataset_images, problems = load_dataset(images[0] if images else None, annotations, annotations_format, images_root,
+                                                glob, Shard(), max_boxes)
+    else:
+        dataset_images, problems = _listed_images(images, boxes, annotations, Shard(), max_boxes)
     from vizcli.common.console import info, progress_factory, warn
     from vizcli.common.runtime import keep_heap_flat, set_threads
-    from vizcli.roi.dataset_run import run_dataset
+    from vizcli.datasets.options import summary_exit
+    from vizcli.datasets.run import run_dataset
     from vizcli.roi.extract import RoIExtractor
+    from vizcli.roi.rows import image_pieces, roi_job
 
     keep_heap_flat()  # a dataset run is long: keep peak memory flat (see its docstring)
-    set_threads(options["threads"], warn)
-    settings = {
-        "model": options["model"], "weights": options["weights"], "layer": layer, "op": options["op"].value,
-        "output_size": options["output_size"], "sampling_ratio": options["sampling_ratio"], "aligned": options["aligned"],
-        "max_size": options["max_size"], "dtype": options["dtype"].value, "device": options["device"], "seed": options["seed"],
-        "max_pixels": options["max_pixels"],
-    }
-    extractor = RoIExtractor(**settings)  # with --engine ray: for the schema and metadata; the actors build their own
+    set_threads(threads, warn)
+    extractor = RoIExtractor(**extractor_settings)  # with --engine ray: for the schema and metadata; the actors build their own
     for note in extractor.backbone.notes:
         warn(note)
     from vizcli.common.runtime import cpu_has_bfloat16_units
@@ -298,27 +297,17 @@ def _run_dataset(options: dict[str, Any]) -> None:
     if extractor.dtype == "bfloat16" and extractor.device.type == "cpu" and cpu_has_bfloat16_units() is False:
         warn("this CPU has no bfloat16 units (AVX512-BF16/AMX): bfloat16 convolutions are emulated and run many "
              "times slower than float32 here (16× in benchmarks/RESULTS.md)")
-    start = None if options["quiet"] else progress_factory("pooling images", len(dataset_images), threshold=2)
-    progress = start(len(dataset_images)) if start else None
-    session: Any = contextlib.nullcontext()
-    engine = None
-    if options["engine"].value == "ray":
-        from vizcli.common.ray_engine import ray_session
-        from vizcli.roi.dataset_run import ray_engine
-
-        actors, threads = check_workers(options["workers"]), options["threads"] or 1
-        engine = ray_engine(settings, extractor.ops, options["batch_size"], actors, threads)
-        session, progress = ray_session(options["ray_address"], actors * threads, options["quiet"]), None  # Ray shows its own progress
-    with session:
-        summary = run_dataset(
-            dataset_images, problems, extractor, output, shard, options["resume"], options["shard_format"].value,
-            options["shard_size"], options["batch_size"], options["workers"] or 2, options["on_error"].value,
-            progress=progress, warn=warn, engine=engine,
-        )
-    if not options["quiet"]:
+    job = roi_job(extractor_settings, extractor, problems, batch_size, decode_workers, threads if settings.engine == "ray" else None)
+    pieces = image_pieces([image for image in dataset_images if settings.shard.holds(image.image_id)])
+    total = sum(len(piece.values) for piece in pieces)
+    start = None if settings.quiet or settings.engine == "ray" else progress_factory("pooling images", total, threshold=2)
+    progress = start(total) if start else None  # Ray shows its own progress
+    summary = run_dataset(job, pieces, settings, progress=progress)
+    if not settings.quiet:
         skipped = f", {summary.skipped:,} already there" if summary.skipped else ""
         problems_note = f"; {summary.problems:,} problems in {summary.problems_path}" if summary.problems else ""
-        info(f"wrote {summary.rows:,} rows from {summary.images:,} images to {summary.output}{skipped}{problems_note}")
+        info(f"wrote {summary.rows:,} rows from {summary.items:,} images to {summary.output}{skipped}{problems_note}")
+    return summary_exit(summary.problems, f"see {summary.problems_path}", settings.on_error)
 
 
 def _listed_images(images: list[str], boxes: list[str] | None, annotations: str | None, shard: Any, max_boxes: int):
@@ -344,8 +333,9 @@ def _listed_images(images: list[str], boxes: list[str] | None, annotations: str 
 
 def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:
     from vizcli.common.console import info
-    from vizcli.common.tables import merge_command
+    from vizcli.common.formats import ROI_DATASET_SCHEMA
+    from vizcli.datasets.merge import merge_command
 
-    path, rows = merge_command(inputs, output, "roi", ("image", "annotation_id"), shard_format)
+    path, rows = merge_command(inputs, output, "roi", ROI_DATASET_SCHEMA, ("image", "annotation_id"), shard_format)
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")

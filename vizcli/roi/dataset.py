@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vizcli.common.errors import BadInput
 from vizcli.common.files import checked_os_call, is_folder, require_file
-from vizcli.common.sharding import Shard
+from vizcli.datasets.keys import Shard
 from vizcli.roi.annotations import AnnotatedImage, Annotations, attach, read_annotations
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}

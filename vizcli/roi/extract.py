@@ -71,6 +71,8 @@ class RoIExtractor:
         max_pixels: int | None = None,
         on_error: str = "stop",
         threads: int | None = None,
+        batch_size: int = 8,
+        decode_workers: int = 2,
     ) -> None:
         from vizcli.common.images import pixel_limit
         from vizcli.common.runtime import resolve_device
@@ -84,6 +86,7 @@ class RoIExtractor:
 
             torch.set_num_threads(threads)
         self.on_error = on_error
+        self.batch_size, self.decode_workers = max(1, batch_size), max(1, decode_workers)
         self.ops = OPS if op == "both" else (op,)
         if not set(self.ops) <= set(OPS):
             raise BadInput("use align, pool or both", parameter="op", value=op)
@@ -219,34 +222,34 @@ class RoIExtractor:
         from vizcli.roi.annotations import Annotation
 
         ids, flags = batch.get("id"), batch.get("normalized")
-        prepared: list[Prepared | None] = []
-        problems: list[list[dict[str, Any]]] = []
+        records: list[tuple[AnnotatedImage, bytes | None]] = []
         for number, (image, boxes) in enumerate(zip(batch["image"], batch["boxes"])):
             image_id = str(ids[number]) if ids is not None else str(number)
             marks = flags[number] if flags is not None else [False] * len(boxes)
             annotations = [Annotation((float(box[0]), float(box[1]), float(box[2]), float(box[3])), str(i), normalized=bool(mark))
                            for i, (box, mark) in enumerate(zip(boxes, marks))]
-            record = AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations)
-            try:
-                ready = self.prepare(record, None if isinstance(image, str) else bytes(image))
-            except (VizcliError, OSError) as error:
-                if self.on_error != "skip":
-                    raise
-                detail = error.detail if isinstance(error, VizcliError) else (error.strerror or str(error))
-                prepared.append(None)
-                problems.append([{"image": image_id, "path": record.path, "problem": detail}])
-                continue
-            prepared.append(ready if ready.boxes else None)
-            problems.append(ready.problems)
+            records.append((AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations),
+                            None if isinstance(image, str) else bytes(image)))
+        problems: dict[str, list[dict[str, Any]]] = {record.image_id: [] for record, _ in records}
+        position = {record.image_id: number for number, (record, _) in enumerate(records)}
+        prepared: list[Prepared | None] = [None] * len(records)
+
+        def on_problem(problem: dict[str, Any]) -> None:
+            if self.on_error != "skip" and "annotation_id" not in problem:
+                raise BadInput(f"image {problem['image']!r}: {problem['problem']}")
+            problems[str(problem["image"])].append(problem)
+
         results: dict[int, dict[str, Any]] = {}
-        ready_items = [(position, item) for position, item in enumerate(prepared) if item is not None]
-        for group in _same_size_groups((item for _, item in ready_items), len(ready_items) or 1):
+        stream = (item for item in prepared_stream(self, records, self.decode_workers, on_problem) if item.boxes)
+        for group in _same_size_groups(stream, self.batch_size):  # decoded a bounded window ahead, pooled in groups
             for member, pooled in zip(group, self.pool(group)):
+                prepared[position[member.image.image_id]] = member
                 results[id(member)] = pooled
+        problems_in_order = [problems[record.image_id] for record, _ in records]
         empty = np.zeros((0, *self.feature_shape), dtype=np.float32)
         out: dict[str, list[Any]] = {name: [] for name in ("box", "kept", "feature_box", "levels", "width", "height", "problems",
                                                             *(f"features_{op}" for op in self.ops))}
-        for done, found in zip(prepared, problems):
+        for done, found in zip(prepared, problems_in_order):
             result: dict[str, Any] | None = results.get(id(done)) if done is not None else None
             out["box"].append(np.asarray(done.boxes, dtype=np.float64).reshape(-1, 4) if done and result else np.zeros((0, 4)))
             out["kept"].append(np.asarray(done.kept, dtype=np.int64) if done and result else np.zeros(0, dtype=np.int64))
@@ -275,15 +278,17 @@ def _same_size_groups(items: Iterable[Prepared], batch_size: int) -> Iterator[li
 
 def prepared_stream(
     extractor: RoIExtractor,
-    images: list[AnnotatedImage],
+    images: list[tuple[AnnotatedImage, bytes | None]],
     workers: int,
     on_problem: Callable[[dict[str, Any]], None],
 ) -> Iterator[Prepared]:
-    """Decode ``images`` in ``workers`` threads, a bounded window ahead, in order; failures become problems."""
+    """Decode ``images`` (each with its bytes, or None to read its path) in ``workers`` threads, a
+    bounded window ahead, in order; failures become problems."""
 
-    def decode(image: AnnotatedImage) -> Prepared | dict[str, Any]:
+    def decode(record: tuple[AnnotatedImage, bytes | None]) -> Prepared | dict[str, Any]:
+        image, data = record
         try:
-            return extractor.prepare(image)
+            return extractor.prepare(image, data)
         except VizcliError as error:
             return {"image": image.image_id, "path": image.path, "problem": error.detail}
         except OSError as error:

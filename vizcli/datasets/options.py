@@ -1,0 +1,70 @@
+"""The dataset flags, declared once for ``roi`` and ``embed``, and the one place they are checked.
+
+Standard library and typer only at import (``vizcli --help`` imports this module).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vizcli.common.errors import BadInput
+from vizcli.common.options import Engine, OnError, ShardFormat
+from vizcli.datasets.run import DatasetSettings
+
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted dataset run: rows already on disk are skipped.")]
+ShardOption = Annotated[str | None, typer.Option("--shard", help="K/N: only the rows whose id hashes to K of N (0 <= K < N).")]
+ShardFormatOption = Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")]
+ShardSizeOption = Annotated[float, typer.Option("--shard-size", help="MB of stored values per unit (a shard, or a Parquet row group); memory holds about one per worker.")]
+EngineOption = Annotated[
+    Engine, typer.Option("--engine", help="local (this process) or ray (one streaming Ray Data pipeline; pip install 'vizcli[ray]').")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="--engine ray: join this Ray cluster (auto = the one RAY_ADDRESS names); default: start a local Ray."),
+]
+OnErrorOption = Annotated[
+    OnError, typer.Option("--on-error", help="A bad row: skip it (recorded in problems.jsonl; the run exits 3), ignore (skip it, exit 0), or stop.")
+]
+
+MAX_WORKERS = 4096
+
+
+def dataset_settings(output: str, resume: bool, shard: str | None, shard_format: ShardFormat, shard_size: float,
+                     engine: Engine, workers: int | None, ray_address: str | None, on_error: OnError, threads: int | None,
+                     quiet: bool) -> DatasetSettings:
+    """Every dataset flag checked, before any model loads."""
+    from vizcli.datasets.keys import Shard
+    from vizcli.datasets.sink import check_output, is_table_output
+
+    if not is_table_output(output):
+        raise BadInput("a dataset run writes rows: give -o out.parquet or -o DIR/ (a folder of shards)", parameter="output", value=output)
+    if not 0.01 <= shard_size <= 65536:
+        raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=shard_size)
+    if engine is Engine.local and ray_address is not None:
+        raise BadInput("ray_address= is for engine='ray'", parameter="ray_address", value=ray_address)
+    actors = 1
+    if engine is Engine.ray:
+        from vizcli.datasets.ray_engine import check_ray_installed, worker_count
+
+        check_ray_installed()
+        if workers is not None and not 1 <= workers <= MAX_WORKERS:
+            raise BadInput(f"use 1..{MAX_WORKERS} actors", parameter="workers", value=workers)
+        actors = worker_count(workers)
+    parsed = Shard.parse(shard)
+    check_output(output)
+    return DatasetSettings(output=output, resume=resume, shard=parsed, shard_format=shard_format.value, unit_megabytes=shard_size,
+                           engine=engine.value, workers=actors, threads=threads or 1, ray_address=ray_address,
+                           on_error=on_error.value, quiet=quiet)
+
+
+def summary_exit(problems: int, skipped_rows_note: str, on_error: str) -> int:
+    """The run's exit status: 0, or ``SKIPPED_ROWS_EXIT`` when rows were skipped (``--on-error ignore``: 0)."""
+    from vizcli.common.console import warn
+    from vizcli.datasets.run import SKIPPED_ROWS_EXIT
+
+    if not problems or on_error == "ignore":
+        return 0
+    warn(f"{problems:,} rows were skipped ({skipped_rows_note}); exit status {SKIPPED_ROWS_EXIT} (--on-error ignore exits 0)")
+    return SKIPPED_ROWS_EXIT

@@ -1,0 +1,293 @@
+"""``--engine ray``: the dataset pipeline as one streaming Ray Data plan.
+
+::
+
+    from_items(pieces) → map_batches(read and plan units)        Ray tasks: the input is read on the cluster,
+                       → repartition(1 unit a block)              the --shard and --resume filters run there
+                       → map_batches(UnitTask, ActorPoolStrategy)  actors, built once for the run: compute a unit
+                                                                   and write it into the shared output
+                       → iter_batches() on the driver              a few bytes per unit: its manifest entry,
+                                                                   keys and problems; the driver commits
+
+Each actor builds the command's callable class (``RoIExtractor``, ``Embedder``) once and keeps it
+for the whole run; Ray restarts an actor whose process dies and retries its unit on it. A unit
+that kills its worker on every try fails the plan; the driver then reads the attempt counts the
+workers left (``.claim-*`` markers), splits that unit in halves and runs again, until the one row
+that kills its worker is found: it goes to ``problems.jsonl``, every other row is kept.
+
+The output folder must be one that every node can write (a shared file system), and the inputs
+the workers open (image files, corpus files) must be at paths every node can read. Ray's own
+checkpointing (``CheckpointConfig``) is not used: it records finished ids apart from the data, so a
+crash between writing a block and recording its ids writes those rows twice; vizcli's units are
+their own checkpoint (a unit is renamed in whole, and ``--resume`` reads the ids from the units).
+Ray is an optional dependency (``pip install 'vizcli[ray]'``); nothing here imports it until a run starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from vizcli.common.errors import BadInput, Interrupted, RunFailure, VizcliError
+from vizcli.datasets.run import (
+    DatasetJob,
+    DatasetSettings,
+    Piece,
+    Plan,
+    UnitTask,
+    decode_unit,
+    encode_unit,
+    plan_units,
+)
+from vizcli.datasets.sink import UnitWriter
+
+INSTALL = "pip install 'vizcli[ray]'"
+ACTOR_RESTARTS = 4  # a worker process that dies is restarted this many times …
+TASK_RETRIES = 3  # … and the unit it held is run again on a live one
+MAX_SPLITS = 64  # rounds of halving a unit that kills its worker, at most
+
+
+def check_ray_installed() -> None:
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise BadInput(f"engine='ray' needs Ray Data, which is not installed here; install it with: {INSTALL}") from None
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, cpus: int, quiet: bool = False) -> Iterator[Any]:
+    """A connected Ray: a new local one with ``cpus`` CPUs (``address`` None), the cluster that
+    ``RAY_ADDRESS`` names (``auto``), or the one at ``address``; shut down again on exit."""
+    import logging
+    import signal
+
+    import ray
+
+    if ray.is_initialized():  # a caller's own session (the Python API): use it, leave it running
+        yield ray
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR if quiet else logging.WARNING,
+                               "log_to_driver": not quiet}
+    if address is None:
+        options["num_cpus"] = cpus
+    else:
+        options["address"] = address
+    ours = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = "a new local Ray" if address is None else f"Ray at {address!r}"
+        raise RunFailure(f"could not start or join {where}: {str(error).splitlines()[0] if str(error) else type(error).__name__}; "
+                         "check the address (ray status on the head node) or drop ray_address= to start a local Ray") from None
+    except BaseException:  # a signal while Ray starts: stop what has started
+        ray.shutdown()
+        raise
+    finally:
+        if callable(ours):  # ray.init installs a SIGTERM handler that exits without cleaning up: put ours back
+            signal.signal(signal.SIGTERM, ours)
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = not quiet
+    context.execution_options.preserve_order = False  # units are named by position: any order joins in input order
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def ray_engine(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
+               counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """The units of ``pieces`` computed on Ray (see the module's docstring), as the driver's summaries."""
+    # a local Ray gets one CPU more than the actors take: the read tasks run beside them
+    with ray_session(settings.ray_address, settings.workers * settings.threads + 1, settings.quiet):
+        yield from _rounds(job, pieces, plan, writer, settings, counts)
+
+
+def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
+            counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+    import ray
+
+    from vizcli.datasets.keys import KeyIndex
+
+    refs = [ray.put(piece) for piece in pieces]  # each read task fetches only its own piece
+    folder = Path(writer.folder)
+    kept = {path.name for path in folder.glob("part-*")}  # units on disk before this run, and those committed since
+    for _ in range(MAX_SPLITS):
+        for stale in folder.glob(".claim-*"):  # markers of a plan that was stopped: not crashes
+            stale.unlink(missing_ok=True)
+        committed: list[str] = []
+        try:
+            for summary in _one_plan(job, refs, plan, writer, settings, counts):
+                if summary["entry"] is not None:
+                    committed.append(summary["entry"]["file"])
+                yield summary
+            return
+        except Interrupted:
+            raise
+        except Exception as error:
+            failure = _ray_failure(error)
+            crashed = _crashed_units(folder)
+            if isinstance(failure, BadInput) or not crashed or _vizcli_error(error) is not None:
+                raise failure from None
+        kept.update(committed)
+        for orphan in folder.glob("part-*"):  # written while the plan failed, never committed: computed again
+            if orphan.name not in kept:
+                orphan.unlink(missing_ok=True)
+        poisoned = set(plan.poisoned)
+        split = list(plan.split)
+        for claim in crashed:
+            if claim["items"] == 1:  # one row that kills its worker every time
+                poisoned.add(int(claim["first"]))
+                key = claim["keys"][0] if claim["keys"] else str(claim["first"])
+                yield {"entry": None, "keys": [], "position": int(claim["first"]),
+                       "problems": [{job.key: key, "problem": f"the {job.command} worker process died on this row on "
+                                     f"every one of {claim['attempts']} tries; it was left out"}]}
+            else:
+                split.append((int(claim["first"]), int(claim["last"]), max(1, int(claim["items"]) // 2)))
+        finished = KeyIndex(_unit_keys(folder, committed, writer.key)) if committed else None
+        plan = replace(plan, split=tuple(split), poisoned=frozenset(poisoned), done=_both(plan.done, finished))
+    raise RunFailure(f"workers kept dying after {MAX_SPLITS} rounds of splitting their units; see the Ray logs")
+
+
+def _unit_keys(folder: Path, names: list[str], key: str) -> Iterator[list[str]]:
+    from vizcli.datasets.sink import read_unit
+
+    for name in names:
+        yield [str(value) for value in read_unit(folder / name).column(key).to_pylist()]
+
+
+class _EitherIndex:
+    """``key in a or key in b`` for the read tasks (the units on disk before, and those of earlier rounds)."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.first or key in self.second
+
+
+def _both(first: Any, second: Any) -> Any:
+    if first is None or second is None:
+        return first if second is None else second
+    return _EitherIndex(first, second)
+
+
+def _crashed_units(folder: Path) -> list[dict[str, Any]]:
+    """The claims of units tried more than once: a worker died on them."""
+    crashed = []
+    for claim in folder.glob(".claim-*"):
+        try:
+            record = json.loads(claim.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if int(record.get("attempts", 0)) > 1:
+            crashed.append(record)
+        claim.unlink(missing_ok=True)
+    return crashed
+
+
+def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
+              counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+    import ray.data
+
+    plan_ref = ray.put(plan)
+    dataset: Any = ray.data.from_items([{"piece": index} for index in range(len(refs))], override_num_blocks=max(1, len(refs)))
+    env = dict(job.actor_env)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Ray's deprecation notes about its own arguments
+        dataset = dataset.map_batches(_read_units, fn_kwargs={"refs": refs, "plan": plan_ref, "to_batch": job.to_batch},
+                                      batch_size=1, batch_format="pandas", num_cpus=0.25)
+        dataset = dataset.repartition(target_num_rows_per_block=1)
+        dataset = dataset.map_batches(
+            _UnitActor, fn_constructor_kwargs={"job": _remote_job(job), "writer": writer},
+            batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=settings.workers),
+            num_cpus=settings.threads, max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES,
+            runtime_env={"env_vars": env},
+        )
+    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pandas"))
+    try:
+        for batch in batches:
+            for row in batch.itertuples(index=False):
+                summary = json.loads(row.summary)
+                counts["skipped"] += int(summary.pop("skipped", 0))
+                counts["builds"] += int(summary.pop("builds", 0))
+                yield summary
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:  # stop Ray Data's executor while Ray is still up (else its threads log tracebacks)
+            close()
+
+
+def _remote_job(job: DatasetJob) -> DatasetJob:
+    return replace(job, local_worker=None, early_problems=[])
+
+
+def _read_units(batch: Any, refs: list[Any], plan: Any, to_batch: Any) -> Iterator[dict[str, list[Any]]]:
+    """A read task: its pieces' units, each as one row of bytes (``encode_unit``)."""
+    import ray
+
+    plan_value = ray.get(plan) if isinstance(plan, ray.ObjectRef) else plan
+    for index in batch["piece"]:
+        counts: dict[str, int] = {}
+        units = [encode_unit(unit) for unit in plan_units([ray.get(refs[int(index)])], plan_value, to_batch, counts)]
+        skipped = [0] * len(units)
+        if units:
+            skipped[0] = counts.get("skipped", 0)
+            yield {"unit": units, "skipped": skipped}
+        elif counts.get("skipped"):
+            yield {"unit": [b""], "skipped": [counts["skipped"]]}
+
+
+class _UnitActor:
+    """One Ray actor: a ``UnitTask`` built once; a unit in, its summary (JSON) out."""
+
+    def __init__(self, job: DatasetJob, writer: UnitWriter) -> None:
+        self.task = UnitTask(job, writer, claims=True)
+        self.builds = 1
+
+    def __call__(self, batch: Any) -> dict[str, list[str]]:
+        summaries = []
+        for data, skipped in zip(batch["unit"], batch["skipped"]):
+            if not data:
+                summary: dict[str, Any] = {"entry": None, "keys": [], "problems": [], "position": -1}
+            else:
+                summary = self.task.run(decode_unit(bytes(data)))
+            summary["skipped"], summary["builds"] = int(skipped), self.builds
+            self.builds = 0  # counted once, with this actor's first unit
+            summaries.append(json.dumps(summary, ensure_ascii=False))
+        return {"summary": summaries}
+
+
+def _vizcli_error(error: BaseException) -> VizcliError | None:
+    cause: BaseException | None = error
+    seen = 0
+    while cause is not None and seen < 10:
+        if isinstance(cause, VizcliError):
+            return cause
+        cause = cause.__cause__ or getattr(cause, "cause", None)
+        seen += 1
+    return None
+
+
+def _ray_failure(error: BaseException) -> Exception:
+    """vizcli's own error when a worker raised one (``BadInput`` stays exit 2), else one line of Ray's."""
+    ours = _vizcli_error(error)
+    if ours is not None:
+        return ours if type(ours) in (BadInput, RunFailure) else RunFailure(ours.detail)
+    text = [line for line in str(error).strip().splitlines() if line.strip()]
+    return RunFailure(f"the Ray job failed: {text[-1].strip() if text else type(error).__name__}")
+
+
+def worker_count(workers: int | None) -> int:
+    """Ray actors for ``workers`` (default: this machine's CPUs)."""
+    if workers is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return workers

@@ -1,0 +1,124 @@
+"""The embed dataset job: ``vizcli embed --file corpus -o vectors.parquet`` (or ``-o DIR/``), one row per text.
+
+Schema ``vizcli.embed/2``, one row per text:
+
+=============  =========================================  ===========================================
+column         type                                       meaning
+=============  =========================================  ===========================================
+id             string                                     ``--id-column``'s value, a file's relative path, else the row number
+index          int64                                      0-based position in the input
+tokens         int32                                      tokens (special ones included) before truncation
+truncated      bool                                       longer than the model's limit and cut
+text           string                                     only with ``--keep-text``
+<pooling>      fixed_size_list<T, D>                      one column per pooling; T and D follow ``--precision``
+=============  =========================================  ===========================================
+
+The metadata (key ``vizcli``, JSON) records model, its weights' sha256, poolings, normalization,
+prefix, compute dtype, precision (with the int8/uint8 ranges), truncate_dim and the shard; rows
+are written a unit at a time by ``vizcli.datasets`` (resumable, shardable, mergeable, local or on Ray).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from vizcli.datasets.run import DatasetJob, Item, ItemsPiece
+from vizcli.embed.embedder import CorpusOptions, Embedder
+from vizcli.embed.precision import arrow_type, stored_width
+from vizcli.embed.texts import InputText
+
+VALUE_BITS = {"float32": 32, "float16": 16, "bfloat16": 16, "int8": 8, "uint8": 8, "binary": 8, "ubinary": 8}
+
+
+def corpus_schema(options: CorpusOptions, dimensions: int) -> Any:
+    import pyarrow as pa
+
+    fields = [pa.field("id", pa.string()), pa.field("index", pa.int64()), pa.field("tokens", pa.int32()),
+              pa.field("truncated", pa.bool_())]
+    if options.keep_text:
+        fields.append(pa.field("text", pa.string()))
+    width = stored_width(options.precision, dimensions)
+    fields += [pa.field(name, pa.list_(arrow_type(options.precision), width)) for name in options.poolings]
+    return pa.schema(fields)
+
+
+def columns_table(columns: dict[str, Any], schema: Any) -> Any:
+    """A batch dict (``embedding_columns``, or an ``Embedder`` result) as a table of ``schema``."""
+    import numpy as np
+    import pyarrow as pa
+
+    arrays = []
+    for field in schema:
+        values = columns[field.name]
+        if pa.types.is_fixed_size_list(field.type):
+            flat = np.ascontiguousarray(values).reshape(-1)
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, type=field.type.value_type), field.type.list_size))
+        else:
+            arrays.append(pa.array(list(values) if field.type == pa.string() else values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+
+def text_batch(items: list[InputText]) -> dict[str, list[Any]]:
+    """``Embedder``'s input batch for ``items``."""
+    return {"id": [item.key for item in items], "index": [item.index for item in items], "text": [item.text for item in items]}
+
+
+def embed_job(embedder: Embedder | None, worker_kwargs: dict[str, Any], options: CorpusOptions, metadata: dict[str, Any],
+              dimensions: int) -> DatasetJob:
+    """The job for ``run_dataset``: ``Embedder(**worker_kwargs)`` on units of texts (``embedder``: one
+    already built here, which the local engine uses)."""
+    from vizcli.common.runtime import flat_heap_env
+
+    width = stored_width(options.precision, dimensions)
+    return DatasetJob(
+        command="embed", key="id", schema=corpus_schema(options, dimensions), metadata=metadata, worker=Embedder,
+        worker_kwargs=worker_kwargs, to_batch=text_batch, to_rows=columns_table,
+        row_bytes=max(1, width * len(options.poolings) * VALUE_BITS[options.precision] // 8),
+        actor_env=flat_heap_env(uncached_kernels=True), local_worker=embedder,
+    )
+
+
+@dataclass(frozen=True)
+class TextsPiece:
+    """Texts of a file, read where the piece runs (a Ray task on the cluster, or this process):
+    ``read`` holds ``read_texts``' arguments; ``row_groups`` picks a Parquet file's row groups,
+    whose first row is ``start``."""
+
+    read: dict[str, Any]
+    row_groups: tuple[int, ...] | None = None
+    start: int = 0
+
+    def items(self) -> Iterator[Item]:
+        from vizcli.embed.texts import read_texts
+
+        for text in read_texts([], row_groups=self.row_groups, start_index=self.start, **self.read):
+            yield Item(text.key, text.index, 1, text)
+
+
+def text_pieces(read: dict[str, Any], texts: list[str]) -> list[Any]:
+    """The input as pieces: a Parquet file's row groups (about 64k rows a piece), one piece for any
+    other file or folder, and the texts themselves for arguments and stdin."""
+    from pathlib import Path
+
+    from vizcli.embed.texts import read_texts
+
+    file = read.get("file")
+    if file is None:
+        return [ItemsPiece(tuple(Item(text.key, text.index, 1, text) for text in read_texts(texts, **read)))]
+    if str(file).lower().endswith(".parquet") and Path(file).is_file():
+        from vizcli.embed.texts import parquet_row_groups
+
+        pieces, group, start, rows = [], [], 0, 0
+        for number, count in parquet_row_groups(Path(file), read.get("column"), read.get("id_column")):
+            group.append(number)
+            rows += count
+            if rows >= 65536:
+                pieces.append(TextsPiece(read, tuple(group), start))
+                start, group, rows = start + rows, [], 0
+        if group or not pieces:
+            pieces.append(TextsPiece(read, tuple(group), start))
+        return pieces
+    return [TextsPiece(read)]

@@ -1,0 +1,131 @@
+"""The roi dataset job: ``vizcli roi DATASET -o out.parquet`` (or ``-o DIR/``), one row per box.
+
+Schema ``vizcli.roi/2``, one row per box:
+
+==============  ==========================  ==============================================
+column          type                        meaning
+==============  ==========================  ==============================================
+image           string                      the image's id (COCO id, else its relative path)
+path            string                      the file it was read from
+width, height   int32                       the image's size in pixels (after EXIF rotation)
+annotation_id   string                      COCO's id, ``FILE#N`` (VOC, YOLO), box number (CSV/JSON)
+label           string                      category name (class index when no names are known)
+iscrowd         bool                        COCO's flag (false elsewhere)
+difficult       bool                        VOC's flag (false elsewhere)
+box             fixed_size_list<double, 4>  x1,y1,x2,y2 in image pixels, clipped to the image
+feature_box     fixed_size_list<double, 4>  the box in cells of its level's feature map
+level           string                      the stage or pyramid level pooled from (``layer3``, ``0``…``3``)
+features_<op>   fixed_size_list<float, C·h·w>  the pooled features, C-major (reshape to C×h×w)
+==============  ==========================  ==============================================
+
+The file's metadata (key ``vizcli``, JSON) records model, weights, layer and levels with their
+spatial scales, ops, output size, sampling ratio, aligned, dtype and the shard. Everything else —
+units, resume, shards, problems, Ray — is ``vizcli.datasets``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from vizcli.datasets.run import DatasetJob, Item, ItemsPiece
+from vizcli.roi.annotations import AnnotatedImage
+from vizcli.roi.extract import RoIExtractor
+
+IMAGES_PER_PIECE = 4096  # images a Ray read task plans at a time
+
+
+def roi_schema(ops: tuple[str, ...], feature_size: int) -> Any:
+    import pyarrow as pa
+
+    fields = [
+        pa.field("image", pa.string()), pa.field("path", pa.string()),
+        pa.field("width", pa.int32()), pa.field("height", pa.int32()),
+        pa.field("annotation_id", pa.string()), pa.field("label", pa.string()),
+        pa.field("iscrowd", pa.bool_()), pa.field("difficult", pa.bool_()),
+        pa.field("box", pa.list_(pa.float64(), 4)), pa.field("feature_box", pa.list_(pa.float64(), 4)),
+        pa.field("level", pa.string()),
+    ]
+    fields += [pa.field(f"features_{op}", pa.list_(pa.float32(), feature_size)) for op in ops]
+    return pa.schema(fields)
+
+
+def image_batch(images: list[AnnotatedImage]) -> dict[str, list[Any]]:
+    """``RoIExtractor``'s input batch for ``images``, with what the rows need besides its results."""
+    return {
+        "id": [image.image_id for image in images], "image": [image.path for image in images],
+        "boxes": [[list(annotation.box) for annotation in image.annotations] for image in images],
+        "normalized": [[annotation.normalized for annotation in image.annotations] for image in images],
+        "annotation_ids": [[annotation.annotation_id for annotation in image.annotations] for image in images],
+        "labels": [[annotation.label for annotation in image.annotations] for image in images],
+        "iscrowd": [[annotation.iscrowd for annotation in image.annotations] for image in images],
+        "difficult": [[annotation.difficult for annotation in image.annotations] for image in images],
+    }
+
+
+def box_rows(result: dict[str, Any], schema: Any) -> Any:
+    """One row per pooled box of an ``RoIExtractor`` result batch."""
+    import numpy as np
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names if not name.startswith("features_")}
+    ops = [name for name in schema.names if name.startswith("features_")]
+    features: dict[str, list[Any]] = {name: [] for name in ops}
+    for row, image_id in enumerate(result["id"]):
+        kept = [int(k) for k in result["kept"][row]]
+        if not kept:
+            continue
+        for position, index in enumerate(kept):
+            columns["image"].append(str(image_id))
+            columns["path"].append(str(result["image"][row]))
+            columns["width"].append(int(result["width"][row]))
+            columns["height"].append(int(result["height"][row]))
+            columns["annotation_id"].append(str(result["annotation_ids"][row][index]))
+            label = result["labels"][row][index]
+            columns["label"].append(None if label is None else str(label))
+            columns["iscrowd"].append(bool(result["iscrowd"][row][index]))
+            columns["difficult"].append(bool(result["difficult"][row][index]))
+            columns["box"].append([float(value) for value in result["box"][row][position]])
+            columns["feature_box"].append([float(value) for value in result["feature_box"][row][position]])
+            columns["level"].append(str(result["levels"][row][position]))
+        for name in ops:
+            features[name].append(np.asarray(result[name][row], dtype=np.float32).reshape(len(kept), -1))
+    arrays = [pa.array(columns[field.name], type=field.type) for field in schema if not field.name.startswith("features_")]
+    for name in ops:
+        size = schema.field(name).type.list_size
+        stacked = np.concatenate(features[name]) if features[name] else np.zeros((0, size), np.float32)
+        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), size))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def extractor_problems(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [problem for text in result["problems"] for problem in json.loads(str(text))]
+
+
+def roi_job(settings: dict[str, Any], extractor: RoIExtractor | None, annotation_problems: list[dict[str, Any]],
+            batch_size: int = 8, decode_workers: int = 2, threads: int | None = None) -> DatasetJob:
+    """The job for ``run_dataset``: ``RoIExtractor(**settings)`` on units of images.
+
+    ``extractor``: one already built from ``settings`` (the local engine uses it; Ray actors build their own).
+    """
+    extractor = extractor if extractor is not None else RoIExtractor(**settings)
+    feature_size = math.prod(extractor.feature_shape)
+    kwargs = {**settings, "threads": threads, "on_error": "skip", "batch_size": batch_size, "decode_workers": decode_workers}
+    from vizcli.common.runtime import flat_heap_env
+
+    extractor.on_error, extractor.batch_size, extractor.decode_workers = "skip", batch_size, decode_workers
+    return DatasetJob(
+        command="roi", key="image", schema=roi_schema(extractor.ops, feature_size), metadata=extractor.metadata(),
+        worker=RoIExtractor, worker_kwargs=kwargs, to_batch=image_batch, to_rows=box_rows,
+        row_bytes=4 * feature_size * len(extractor.ops), problems_of=extractor_problems,
+        array_shapes={f"features_{op}": extractor.feature_shape for op in extractor.ops},
+        actor_env=flat_heap_env(), early_problems=list(annotation_problems), local_worker=extractor,
+    )
+
+
+def image_pieces(images: list[AnnotatedImage]) -> list[ItemsPiece]:
+    """The dataset's images with boxes, as pieces for ``run_dataset`` (an image without boxes has no rows)."""
+    items = [Item(image.image_id, position, len(image.annotations), image)
+             for position, image in enumerate(images) if image.annotations]
+    return [ItemsPiece(tuple(items[start:start + IMAGES_PER_PIECE])) for start in range(0, len(items), IMAGES_PER_PIECE)]
