@@ -15,6 +15,7 @@ from PIL import Image
 
 from tests.conftest import EXAMPLES, ROOT
 from vizcli.datasets.keys import Shard, shard_of
+from vizcli.datasets.run import SKIPPED_ROWS_EXIT
 from vizcli.roi.annotations import read_annotations
 from vizcli.roi.dataset import load_dataset
 
@@ -121,7 +122,7 @@ def test_dataset_rows_equal_the_single_image_path(invoke, coco, tmp_path):
     images, annotations = coco
     out = tmp_path / "out.parquet"
     result = invoke("roi", images, "--annotations", annotations, "-o", out, "--batch-size", "2")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr
     table = pq.read_table(out)
     assert table.num_rows == 4 and table.column("annotation_id").to_pylist() == ["10", "11", "12", "14"]
     meta = json.loads(table.schema.metadata[b"vizcli"])
@@ -184,7 +185,7 @@ def test_shard_folder_has_a_manifest_with_sha256_and_reads_back(invoke, coco, tm
     folder = tmp_path / "feats"
     result = invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/", "--shard-format", shard_format,
                     "--shard-size", "0.05", "--batch-size", "1")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["complete"] and manifest["rows"] == 4 and manifest["format"] == shard_format
     assert len(manifest["shards"]) == 3  # 0.05 MB holds one 50 KB row: one image (two rows for a.png) a shard
@@ -201,7 +202,7 @@ def test_shard_folder_has_a_manifest_with_sha256_and_reads_back(invoke, coco, tm
     merged = tmp_path / "merged.parquet"
     assert invoke("roi", "merge", folder, "-o", merged).exit_code == 0
     whole = tmp_path / "whole.parquet"
-    assert invoke("roi", images, "--annotations", annotations, "-o", whole).exit_code == 0
+    assert invoke("roi", images, "--annotations", annotations, "-o", whole).exit_code == SKIPPED_ROWS_EXIT
     assert pq.read_table(merged).to_pydict() == pq.read_table(whole).to_pydict()
 
 
@@ -211,7 +212,7 @@ def test_shards_split_the_images_and_merge_checks_what_it_joins(invoke, coco, tm
     for index in range(3):
         out = tmp_path / f"part{index}.parquet"
         result = invoke("roi", images, "--annotations", annotations, "-o", out, "--shard", f"{index}/3")
-        assert result.exit_code == 0, result.stderr
+        assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr
         if out.exists():
             outputs.append(out)
     ids = [pq.read_table(out).column("image").to_pylist() for out in outputs]
@@ -226,7 +227,7 @@ def test_shards_split_the_images_and_merge_checks_what_it_joins(invoke, coco, tm
     twice = invoke("roi", "merge", fullest, fullest, "-o", tmp_path / "twice.parquet")
     assert twice.exit_code == 2 and "more than one input" in twice.stderr
     other = tmp_path / "other.parquet"
-    assert invoke("roi", images, "--annotations", annotations, "-o", other, "--output-size", "3").exit_code == 0
+    assert invoke("roi", images, "--annotations", annotations, "-o", other, "--output-size", "3").exit_code == SKIPPED_ROWS_EXIT
     mixed = invoke("roi", "merge", fullest, other, "-o", tmp_path / "mixed.parquet")
     assert mixed.exit_code == 2 and "feature_shape" in mixed.stderr and "output_size" in mixed.stderr
     assert not (tmp_path / "mixed.parquet").exists()
@@ -235,7 +236,7 @@ def test_shards_split_the_images_and_merge_checks_what_it_joins(invoke, coco, tm
 def test_merge_refuses_a_shard_that_does_not_match_its_manifest(invoke, coco, tmp_path):
     images, annotations = coco
     folder = tmp_path / "feats"
-    assert invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/").exit_code == 0
+    assert invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/").exit_code == SKIPPED_ROWS_EXIT
     shard = next(folder.glob("part-*.safetensors"))
     data = bytearray(shard.read_bytes())
     data[-1] ^= 0xFF
@@ -252,8 +253,12 @@ def test_bad_images_are_recorded_and_the_run_goes_on(invoke, tmp_path):
     boxes.write_text("4,4,40,40\n")
     out = tmp_path / "out.parquet"
     result = invoke("roi", folder, "--annotations", boxes, "-o", out)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr  # finished, with a row skipped: scripts can tell
+    assert "1 rows were skipped" in result.stderr and "exit status 3" in result.stderr
     assert pq.read_table(out).column("image").to_pylist() == ["good.png"]
+    ignored = invoke("roi", folder, "--annotations", boxes, "-o", tmp_path / "ignored.parquet", "--on-error", "ignore")
+    assert ignored.exit_code == 0, ignored.stderr
+    assert pq.read_table(tmp_path / "ignored.parquet").column("image").to_pylist() == ["good.png"]
     (problem,) = [json.loads(line) for line in (tmp_path / "out.problems.jsonl").read_text().splitlines()]
     assert problem["image"] == "broken.png" and "not a readable image" in problem["problem"]
     stop = invoke("roi", folder, "--annotations", boxes, "-o", tmp_path / "stop.parquet", "--on-error", "stop")
@@ -263,11 +268,11 @@ def test_bad_images_are_recorded_and_the_run_goes_on(invoke, tmp_path):
 def test_a_second_run_without_resume_is_refused_and_bfloat16_stays_close(invoke, coco, tmp_path):
     images, annotations = coco
     folder = tmp_path / "feats"
-    assert invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/").exit_code == 0
+    assert invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/").exit_code == SKIPPED_ROWS_EXIT
     again = invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/")
     assert again.exit_code == 2 and "--resume" in again.stderr
     for dtype in ("float32", "bfloat16"):
-        assert invoke("roi", images, "--annotations", annotations, "-o", tmp_path / f"{dtype}.parquet", "--dtype", dtype).exit_code == 0
+        assert invoke("roi", images, "--annotations", annotations, "-o", tmp_path / f"{dtype}.parquet", "--dtype", dtype).exit_code == SKIPPED_ROWS_EXIT
     a = np.array(pq.read_table(tmp_path / "float32.parquet").column("features_align").to_pylist())
     b = np.array(pq.read_table(tmp_path / "bfloat16.parquet").column("features_align").to_pylist())
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)

@@ -177,6 +177,10 @@ class TableSink:
             self._prepare(resume)
         except OSError as error:
             raise write_failure(error, output) from None
+        except BadInput:
+            if self.created_folder:  # a refused start or resume leaves nothing behind
+                shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     # ------------------------------------------------------------ starting or resuming
 

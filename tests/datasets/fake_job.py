@@ -1,0 +1,100 @@
+"""A numpy-only dataset job for the engine's tests: no model, so the engine's own behaviour is fast to test.
+
+Each item ``k<i>`` becomes the row ``(id, index, vector = [i·scale, i·scale + 1, i·scale + 2, i·scale + 3])``,
+so every value can be checked exactly. ``Squares`` can raise on one id (a poison row that raises),
+kill its process on one id (a poison row that crashes its worker), sleep per batch, and log its builds.
+
+Run as ``python -m tests.datasets.fake_job OUT COUNT [--engine ray] …`` for the tests that signal a process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from vizcli.datasets.keys import Shard
+from vizcli.datasets.run import DatasetJob, DatasetSettings, Item, ItemsPiece, run_dataset
+
+SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("index", pa.int64()), pa.field("vector", pa.list_(pa.float32(), 4))])
+ROW_BYTES = 16
+
+
+class Squares:
+    def __init__(self, scale: float = 1.0, raise_on: str | None = None, crash_on: str | None = None,
+                 crash_once_marker: str | None = None, delay: float = 0.0, log: str | None = None) -> None:
+        self.scale, self.raise_on, self.crash_on, self.delay = scale, raise_on, crash_on, delay
+        self.crash_once_marker = crash_once_marker
+        if log:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(f"{os.getpid()}\n")
+
+    def __call__(self, batch: dict) -> dict:
+        ids = [str(key) for key in batch["id"]]
+        if self.raise_on in ids:
+            raise ValueError(f"cannot compute {self.raise_on}")
+        if self.crash_on in ids:
+            os._exit(3)  # noqa: SLF001 (a worker process that dies, as a segfault would)
+        if self.crash_once_marker and not Path(self.crash_once_marker).exists():
+            Path(self.crash_once_marker).write_text("crashed once")
+            os._exit(4)
+        if self.delay:
+            time.sleep(self.delay)
+        index = np.asarray(batch["index"], dtype=np.int64)
+        return {"id": ids, "index": index, "vector": expected_vectors(index, self.scale)}
+
+
+def expected_vectors(index: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    return (np.asarray(index)[:, None] * scale + np.arange(4)[None, :]).astype(np.float32)
+
+
+def to_batch(values: list) -> dict:
+    return {"id": [value[0] for value in values], "index": [value[1] for value in values]}
+
+
+def to_rows(result: dict, schema: pa.Schema) -> pa.Table:
+    flat = np.ascontiguousarray(result["vector"], dtype=np.float32).reshape(-1)
+    return pa.Table.from_arrays([pa.array(list(result["id"]), pa.string()), pa.array(result["index"], pa.int64()),
+                                 pa.FixedSizeListArray.from_arrays(pa.array(flat), 4)], schema=schema)
+
+
+def job(**kwargs) -> DatasetJob:
+    return DatasetJob("fake", "id", SCHEMA, {"schema": "fake/1", "scale": kwargs.get("scale", 1.0)}, Squares, kwargs,
+                      to_batch, to_rows, row_bytes=ROW_BYTES)
+
+
+def pieces(count: int, per_piece: int = 100, keys: list[str] | None = None) -> list[ItemsPiece]:
+    keys = keys or [f"k{i}" for i in range(count)]
+    items = [Item(key, i, 1, (key, i)) for i, key in enumerate(keys)]
+    return [ItemsPiece(tuple(items[start:start + per_piece])) for start in range(0, len(items), per_piece)]
+
+
+def settings(output: str, rows_per_unit: int, **kwargs) -> DatasetSettings:
+    return DatasetSettings(output, unit_megabytes=rows_per_unit * ROW_BYTES / (1 << 20), **kwargs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("output")
+    parser.add_argument("count", type=int)
+    parser.add_argument("--rows-per-unit", type=int, default=10)
+    parser.add_argument("--engine", default="local")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--ray-address")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--shard")
+    arguments = parser.parse_args()
+    summary = run_dataset(job(delay=arguments.delay), pieces(arguments.count),
+                          settings(arguments.output, arguments.rows_per_unit, engine=arguments.engine, workers=arguments.workers,
+                                   ray_address=arguments.ray_address, resume=arguments.resume,
+                                   shard=Shard.parse(arguments.shard), quiet=True))
+    print(summary.rows, summary.skipped, summary.builds, flush=True)
+
+
+if __name__ == "__main__":
+    main()

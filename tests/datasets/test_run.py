@@ -1,0 +1,129 @@
+"""``run_dataset`` with the local engine, on the numpy-only fake job: units, resume, shards, ids, bad rows."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import ROOT
+from tests.datasets import fake_job
+from vizcli.common.errors import BadInput, RunFailure
+from vizcli.datasets.keys import Shard
+from vizcli.datasets.merge import merge_outputs
+from vizcli.datasets.run import SKIPPED_ROWS_EXIT, run_dataset
+from vizcli.datasets.sink import read_unit
+
+
+def _check_every_row_once(path, count, scale=1.0):
+    table = pq.read_table(path)
+    ids = table.column("id").to_pylist()
+    assert sorted(ids, key=lambda key: int(key[1:])) == [f"k{i}" for i in range(count)]
+    assert ids == sorted(ids, key=lambda key: int(key[1:]))  # joined in input order, whatever order units came in
+    index = np.array(table.column("index").to_pylist())
+    np.testing.assert_array_equal(np.array(table.column("vector").to_pylist(), dtype=np.float32),
+                                  fake_job.expected_vectors(index, scale))
+
+
+def test_every_row_once_in_units_of_the_asked_size(tmp_path):
+    out = tmp_path / "out.parquet"
+    summary = run_dataset(fake_job.job(), fake_job.pieces(1000, per_piece=300), fake_job.settings(str(out), 64))
+    assert (summary.items, summary.rows, summary.skipped, summary.problems, summary.exit_code) == (1000, 1000, 0, 0, 0)
+    _check_every_row_once(out, 1000)
+    assert pq.ParquetFile(out).num_row_groups == math.ceil(1000 / 64)  # one row group per unit
+    assert not (tmp_path / "out.parquet.parts").exists() and not (tmp_path / "out.problems.jsonl").exists()
+
+
+def test_shard_folders_hold_units_of_the_asked_size_with_a_manifest(tmp_path):
+    folder = tmp_path / "shards"
+    run_dataset(fake_job.job(), fake_job.pieces(250), fake_job.settings(f"{folder}/", 64))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["rows"] == 250
+    assert [shard["rows"] for shard in manifest["shards"]] == [64, 64, 64, 58]
+    assert [shard["first"] for shard in manifest["shards"]] == ["k0", "k64", "k128", "k192"]
+    assert sum(read_unit(folder / shard["file"]).num_rows for shard in manifest["shards"]) == 250
+
+
+def test_shards_split_the_rows_and_merge_back_to_the_whole(tmp_path):
+    parts = []
+    for index in range(3):
+        out = tmp_path / f"part{index}.parquet"
+        run_dataset(fake_job.job(), fake_job.pieces(300), fake_job.settings(str(out), 50, shard=Shard(index, 3)))
+        parts.append(str(out))
+    ids = [set(pq.read_table(part).column("id").to_pylist()) for part in parts]
+    assert sum(len(part) for part in ids) == 300 and len(set.union(*ids)) == 300
+    merged = tmp_path / "merged.parquet"
+    path, rows = merge_outputs(parts, str(merged), ("id",))
+    assert rows == 300
+    table = pq.read_table(merged)
+    order = np.argsort(table.column("index").to_pylist())
+    assert [table.column("id").to_pylist()[i] for i in order] == [f"k{i}" for i in range(300)]
+    with pytest.raises(BadInput, match="more than one input"):
+        merge_outputs([parts[0], parts[0]], str(tmp_path / "twice.parquet"), ("id",))
+    assert not (tmp_path / "twice.parquet").exists() and not (tmp_path / "twice.parquet.parts").exists()
+
+
+def test_a_repeated_id_far_apart_is_refused_and_leaves_nothing_behind(tmp_path):
+    keys = [f"k{i}" for i in range(500)]
+    keys[400] = "k3"
+    out = tmp_path / "out.parquet"
+    with pytest.raises(BadInput, match="'k3' appears twice"):
+        run_dataset(fake_job.job(), fake_job.pieces(500, keys=keys), fake_job.settings(str(out), 20))
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_a_row_that_raises_is_found_by_halving_and_the_rest_are_kept(tmp_path):
+    out = tmp_path / "out.parquet"
+    summary = run_dataset(fake_job.job(raise_on="k77"), fake_job.pieces(200), fake_job.settings(str(out), 64))
+    assert (summary.rows, summary.problems, summary.exit_code) == (199, 1, SKIPPED_ROWS_EXIT)
+    ids = pq.read_table(out).column("id").to_pylist()
+    assert "k77" not in ids and len(ids) == len(set(ids)) == 199
+    (problem,) = [json.loads(line) for line in (tmp_path / "out.problems.jsonl").read_text().splitlines()]
+    assert problem["id"] == "k77" and "cannot compute k77" in problem["problem"]
+    with pytest.raises(RunFailure, match="k77.*--on-error stop"):
+        run_dataset(fake_job.job(raise_on="k77"), fake_job.pieces(200), fake_job.settings(str(tmp_path / "stop.parquet"), 64,
+                                                                                           on_error="stop"))
+
+
+def test_resume_refuses_other_settings_and_skips_what_is_done(tmp_path):
+    out = tmp_path / "out.parquet"
+    run_dataset(fake_job.job(), fake_job.pieces(100), fake_job.settings(str(out), 30))
+    with pytest.raises(BadInput, match="other settings.*scale"):
+        run_dataset(fake_job.job(scale=2.0), fake_job.pieces(150), fake_job.settings(str(out), 30, resume=True))
+    assert not (tmp_path / "out.parquet.parts").exists()  # the refused resume copied nothing
+    summary = run_dataset(fake_job.job(), fake_job.pieces(150), fake_job.settings(str(out), 30, resume=True))
+    assert (summary.skipped, summary.rows) == (100, 50)
+    _check_every_row_once(out, 150)
+
+
+def _wait_for_units(folder, count, process, timeout=120):
+    """Until ``count`` units were renamed into ``folder`` (an event on disk, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if folder.is_dir() and len(list(folder.glob("part-*"))) >= count:
+            return
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} units in {folder} after {timeout} s")
+
+
+@pytest.mark.process
+def test_a_sigkilled_run_resumes_to_every_row_exactly_once(tmp_path):
+    out = tmp_path / "out.parquet"
+    process = subprocess.Popen([sys.executable, "-m", "tests.datasets.fake_job", str(out), "400", "--rows-per-unit", "10",
+                                "--delay", "0.05"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_units(tmp_path / "out.parquet.parts", 3, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    finished = len(list((tmp_path / "out.parquet.parts").glob("part-*")))
+    assert 3 <= finished < 40
+    summary = run_dataset(fake_job.job(), fake_job.pieces(400), fake_job.settings(str(out), 10, resume=True))
+    assert summary.skipped == 10 * finished and summary.rows == 400 - 10 * finished
+    _check_every_row_once(out, 400)
