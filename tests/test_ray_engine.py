@@ -19,8 +19,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import EXAMPLES, ROOT, run_vizcli
+from vizcli.datasets.run import SKIPPED_ROWS_EXIT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.ray, pytest.mark.process]
 
 RAY_TIMEOUT = 600
 
@@ -61,7 +62,7 @@ def test_embed_on_ray_writes_what_the_local_engine_writes(tmp_path):
     remote = run_vizcli(*common, "-o", tmp_path / "ray.parquet", "--engine", "ray", "--workers", "2", timeout=RAY_TIMEOUT)
     stderr = remote.stderr.decode()
     assert remote.returncode == 0, stderr
-    assert "MapBatches(Embedder)" in stderr  # Ray's progress, on stderr
+    assert "MapBatches(_UnitActor)" in stderr  # Ray's progress, on stderr
     assert remote.stdout == b""
     a, b = pq.read_table(tmp_path / "local.parquet"), pq.read_table(tmp_path / "ray.parquet")
     _same_rows(a, b, ["id", "index", "tokens", "truncated", "text"], ["mean", "pooler"])
@@ -95,10 +96,10 @@ def test_roi_on_ray_writes_what_the_local_engine_writes_and_records_bad_images(t
     images, annotations = _dataset(tmp_path)
     common = ["roi", images, "--annotations", annotations, "--op", "both", "--batch-size", "2"]
     local = run_vizcli(*common, "-o", tmp_path / "local.parquet", "--quiet")
-    assert local.returncode == 0, local.stderr.decode()
+    assert local.returncode == SKIPPED_ROWS_EXIT, local.stderr.decode()
     remote = run_vizcli(*common, "-o", tmp_path / "ray.parquet", "--engine", "ray", "--workers", "2", timeout=RAY_TIMEOUT)
-    assert remote.returncode == 0, remote.stderr.decode()
-    assert b"MapBatches(RoIExtractor)" in remote.stderr
+    assert remote.returncode == SKIPPED_ROWS_EXIT, remote.stderr.decode()
+    assert b"MapBatches(_UnitActor)" in remote.stderr
     a, b = pq.read_table(tmp_path / "local.parquet"), pq.read_table(tmp_path / "ray.parquet")
     _same_rows(a, b, ["image", "annotation_id", "label", "width", "height", "level"], ["box", "feature_box", "features_align", "features_pool"])
     assert a.num_rows == 15  # five images × three boxes; broken.png is a problem, not a crash
@@ -111,7 +112,8 @@ def test_roi_on_ray_writes_what_the_local_engine_writes_and_records_bad_images(t
                       "--quiet", timeout=RAY_TIMEOUT)
     lines = stop.stderr.decode().strip().splitlines()
     assert stop.returncode == 1
-    assert lines[-1].startswith("Error: broken.png:") and "--on-error stop" in lines[-1]
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: broken.png:") and "--on-error stop" in errors[0], lines
     assert "Traceback" not in stop.stderr.decode()
     assert not (tmp_path / "stop.parquet").exists()
 
@@ -137,20 +139,19 @@ def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
     corpus.write_text("\n".join(texts) + "\n")
     output = tmp_path / "ray.parquet"
     argv = [sys.executable, "-m", "vizcli", "embed", "--file", str(corpus), "-p", "mean", "--batch-size", "16",
-            "-o", str(output), "--engine", "ray", "--workers", "1"]
+            "-o", str(output), "--engine", "ray", "--workers", "1", "--shard-size", "0.2"]  # 136 rows a unit
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    parts = tmp_path / "ray.parquet.parts"
     killed, deadline = None, time.monotonic() + RAY_TIMEOUT
     try:
+        # the event: the actor has written its first unit, so it is mid-run with a model loaded
         while killed is None and time.monotonic() < deadline and process.poll() is None:
-            workers = _map_workers("Embedder")
-            if workers:
-                time.sleep(5)  # the actor loads the model (2-3 s) and starts on the first of 5 blocks (3-4 s each)
-                if process.poll() is None and workers[0] in _map_workers("Embedder"):
-                    os.kill(workers[0], signal.SIGKILL)
-                    killed = workers[0]
-            time.sleep(0.2)
+            workers = _map_workers("_UnitActor")
+            if workers and parts.is_dir() and list(parts.glob("part-*.parquet")):
+                os.kill(workers[0], signal.SIGKILL)
+                killed = workers[0]
+            time.sleep(0.05)
         assert killed is not None, "the run ended before an actor could be killed"
-        assert process.poll() is None  # killed mid-run
         stdout, stderr = process.communicate(timeout=RAY_TIMEOUT)
     finally:
         if process.poll() is None:
@@ -159,7 +160,8 @@ def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
     table = pq.read_table(output)
     ids = table["id"].to_pylist()
     assert sorted(ids, key=int) == [str(i) for i in range(1200)] and len(set(ids)) == 1200
-    local = run_vizcli("embed", "--file", corpus, "-p", "mean", "--batch-size", "16", "-o", tmp_path / "local.parquet", "--quiet")
+    local = run_vizcli("embed", "--file", corpus, "-p", "mean", "--batch-size", "16", "-o", tmp_path / "local.parquet", "--quiet",
+                       "--shard-size", "0.2")
     assert local.returncode == 0
     _same_rows(pq.read_table(tmp_path / "local.parquet"), table, ["id", "tokens"], ["mean"])
 
@@ -184,8 +186,10 @@ def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
     assert len(errors) == 1, stderr.decode()[-2000:]
     assert errors[0].startswith("Error: interrupted by SIGTERM;") and "rerun with --resume" in errors[0], errors
     assert not output.exists()
-    time.sleep(2)
-    assert _map_workers("Embedder") == []  # Ray and its actors were shut down
+    deadline = time.monotonic() + 30
+    while _map_workers("_UnitActor") and time.monotonic() < deadline:  # Ray's shutdown ends its actors
+        time.sleep(0.1)
+    assert _map_workers("_UnitActor") == []
     resumed = run_vizcli(*argv[3:], "--resume", "--quiet", timeout=RAY_TIMEOUT)
     assert resumed.returncode == 0, resumed.stderr.decode()
     ids = pq.read_table(output)["id"].to_pylist()
@@ -237,7 +241,7 @@ def test_engine_ray_without_ray_names_the_install_command(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["embed", "a cat", "--ray-address", "auto", "-o", "OUT"], "--ray-address is for --engine ray"),
+    (["embed", "a cat", "--ray-address", "auto", "-o", "OUT"], "--ray-address auto: only for --engine ray"),
     (["embed", "a cat", "--engine", "ray"], "--engine is for corpus outputs"),
     (["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,20,20", "--engine", "ray"], "--engine ray runs datasets"),
     (["embed", "a cat", "--engine", "ray", "--workers", "0", "-o", "OUT"], "--workers 0: use 1..4096"),

@@ -10,6 +10,7 @@ Run as ``python -m tests.datasets.fake_job OUT COUNT [--engine ray] …`` for th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -88,12 +89,19 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--shard")
+    parser.add_argument("--log")
+    parser.add_argument("--raise-on")
+    parser.add_argument("--crash-on")
+    parser.add_argument("--crash-once-marker")
     arguments = parser.parse_args()
-    summary = run_dataset(job(delay=arguments.delay), pieces(arguments.count),
+    made = job(delay=arguments.delay, log=arguments.log, raise_on=arguments.raise_on, crash_on=arguments.crash_on,
+               crash_once_marker=arguments.crash_once_marker)
+    summary = run_dataset(made, pieces(arguments.count),
                           settings(arguments.output, arguments.rows_per_unit, engine=arguments.engine, workers=arguments.workers,
                                    ray_address=arguments.ray_address, resume=arguments.resume,
                                    shard=Shard.parse(arguments.shard), quiet=True))
-    print(summary.rows, summary.skipped, summary.builds, flush=True)
+    print(json.dumps({"rows": summary.rows, "skipped": summary.skipped, "builds": summary.builds, "problems": summary.problems,
+                      "exit_code": summary.exit_code}), flush=True)
 
 
 if __name__ == "__main__":

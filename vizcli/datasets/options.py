@@ -43,7 +43,7 @@ def dataset_settings(output: str, resume: bool, shard: str | None, shard_format:
     if not 0.01 <= shard_size <= 65536:
         raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=shard_size)
     if engine is Engine.local and ray_address is not None:
-        raise BadInput("ray_address= is for engine='ray'", parameter="ray_address", value=ray_address)
+        raise BadInput("only for engine='ray' (the Ray cluster to join)", parameter="ray_address", value=ray_address)
     actors = 1
     if engine is Engine.ray:
         from vizcli.datasets.ray_engine import check_ray_installed, worker_count

@@ -120,12 +120,13 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
     refs = [ray.put(piece) for piece in pieces]  # each read task fetches only its own piece
     folder = Path(writer.folder)
     kept = {path.name for path in folder.glob("part-*")}  # units on disk before this run, and those committed since
-    for _ in range(MAX_SPLITS):
+    for round_number in range(MAX_SPLITS):
         for stale in folder.glob(".claim-*"):  # markers of a plan that was stopped: not crashes
             stale.unlink(missing_ok=True)
         committed: list[str] = []
         try:
-            for summary in _one_plan(job, refs, plan, writer, settings, counts):
+            # a later round's plan skips what earlier rounds wrote: only the first round counts what --resume skipped
+            for summary in _one_plan(job, refs, plan, writer, settings, counts, round_number == 0):
                 if summary["entry"] is not None:
                     committed.append(summary["entry"]["file"])
                 yield summary
@@ -195,7 +196,7 @@ def _crashed_units(folder: Path) -> list[dict[str, Any]]:
 
 
 def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
-              counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+              counts: dict[str, int], count_skipped: bool) -> Iterator[dict[str, Any]]:
     import ray.data
 
     plan_ref = ray.put(plan)
@@ -217,7 +218,8 @@ def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, 
         for batch in batches:
             for row in batch.itertuples(index=False):
                 summary = json.loads(row.summary)
-                counts["skipped"] += int(summary.pop("skipped", 0))
+                skipped = int(summary.pop("skipped", 0))
+                counts["skipped"] += skipped if count_skipped else 0
                 counts["builds"] += int(summary.pop("builds", 0))
                 yield summary
     finally:
