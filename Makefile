@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo lint test test-fast bench clean
+.PHONY: setup demo lint test test-fast test-slow test-all bench clean
 
 setup: $(STAMP)
 
@@ -27,11 +27,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check vizcli tests benchmarks
 	$(BIN)/mypy
 
+# Tiers (markers in pyproject.toml): test-fast skips slow, ray and process tests; test (the README's command)
+# skips only the slow every-model sweep; test-slow is that sweep; test-all is everything.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow" --durations=25
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not ray and not process" --durations=10
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow --durations=10
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench,ray]"

@@ -219,3 +219,18 @@ def test_corpus_runs_turn_off_onednns_kernel_cache(tmp_path):
                             "--threads", "1", "--format", "npy", "-o", str(tmp_path / "v.npy")],
                            cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "ONEDNN_VERBOSE": "2"})
     assert any("cache_hit" in line for line in plain.stdout.splitlines())  # outside corpus runs the cache stays on
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_an_empty_id_is_refused_not_turned_into_a_row_number(invoke, tmp_path, kind):
+    if kind == "parquet":
+        corpus = tmp_path / "c.parquet"
+        pq.write_table(pa.table({"id": ["1", None, "3"], "text": ["a cat", "a dog", "a cow"]}), corpus)
+    else:
+        corpus = tmp_path / "c.csv"
+        corpus.write_text("id,text\n1,a cat\n,a dog\n3,a cow\n")
+    out = tmp_path / "v.parquet"
+    result = invoke("embed", "--file", corpus, "--column", "text", "--id-column", "id", "-p", "mean", "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr.count("Error:") == 1 and "'id' is empty" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == [corpus.name]  # nothing left behind

@@ -1,7 +1,7 @@
 """``--engine ray``: a real local Ray (started by each run, or by the test for the Python API).
 
 The Ray engine must write what the local engine writes (same schema, same rows in the same order,
-values within 1e-6 in float32), survive a worker process killed mid-run, and route bad rows
+values within 1e-5 in float32), survive a worker process killed mid-run, and route bad rows
 through ``--on-error``. Each CLI run here starts and stops its own local Ray.
 """
 
@@ -30,7 +30,8 @@ def _vectors(table, column):
     return np.stack(table[column].to_numpy(zero_copy_only=False)).astype(np.float64)
 
 
-def _same_rows(local, remote, keys, vector_columns, tolerance=1e-6):
+def _same_rows(local, remote, keys, vector_columns, tolerance=1e-5):
+    # local runs 2 torch threads, each actor 1: sums reduce in another order (float32 noise, about 1e-6)
     assert local.schema.equals(remote.schema)
     assert local.num_rows == remote.num_rows
     for key in keys:

@@ -200,6 +200,8 @@ def _parquet_texts(batches: Iterator[Any], file: Path, column: str, id_column: s
             where = f"{file} row {index + 1}"
             if not isinstance(text, str):
                 raise BadInput(f"{where}: column {column!r} holds {type(text).__name__}, not text")
+            if id_column is not None and (identity is None or str(identity) == ""):
+                raise BadInput(f"{where}: id column {id_column!r} is empty; every row needs an id (row numbers could clash with real ids)")
             yield InputText(index, text, where, id="" if identity is None else str(identity))
             index += 1
 
@@ -267,6 +269,9 @@ def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str, i
                 raise BadInput(f"file={str(file)!r} line {line_number}: {error}; raise max_line_bytes=N if the field is right") from None
             text = row[position] if position < len(row) else ""
             identity = row[id_position] if id_position is not None and id_position < len(row) else ""
+            if id_position is not None and not identity:
+                raise BadInput(f"file={str(file)!r} line {line_number}: id column {id_column!r} is empty; every row needs an id "
+                               "(row numbers could clash with real ids)")
             yield InputText(index, text, f"{file} line {line_number}", id=identity)
             index += 1
 
