@@ -54,6 +54,7 @@ def test_a_worker_killed_mid_run_is_restarted_and_its_unit_retried(tmp_path):
     _check_every_row_once(out, 300)
 
 
+@pytest.mark.slow  # about 100 s here: each round waits for Ray to restart the actor it killed
 def test_a_row_that_kills_its_worker_every_time_is_split_out_and_the_rest_kept(tmp_path):
     out = tmp_path / "out.parquet"
     summary = _run(out, 60, "--rows-per-unit", "4", "--crash-on", "k37")
