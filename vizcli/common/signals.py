@@ -19,12 +19,30 @@ HANDLED_SIGNALS = tuple(
 )
 
 
+_pending: int | None = None  # the last handled signal, kept in case its raise was swallowed
+
+
 def _on_signal(signal_number: int, frame: Any) -> None:
+    global _pending
+    _pending = signal_number
     raise Interrupted(signal_number)
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``Interrupted`` again for a signal whose first raise was swallowed.
+
+    A handler's exception is lost when it lands in a ``__del__`` or a callback that a library
+    guards with ``except BaseException`` (Ray's object references and iterators do); long loops
+    call this at each step, so such a signal still stops the run at the next one.
+    """
+    if _pending is not None:
+        raise Interrupted(_pending)
 
 
 def install() -> dict[int, Any]:
     """Route the handled signals to ``Interrupted``; returns the previous handlers."""
+    global _pending
+    _pending = None
     previous: dict[int, Any] = {}
     for number in HANDLED_SIGNALS:
         try:

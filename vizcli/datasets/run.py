@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from vizcli.common import signals
 from vizcli.common.errors import BadInput, Interrupted, RunFailure, VizcliError
 from vizcli.datasets.keys import KeyIndex, Shard, UniqueKeys
 from vizcli.datasets.sink import TableSink, UnitWriter, problems_path_for
@@ -288,6 +289,7 @@ def run_dataset(job: DatasetJob, pieces: Sequence[Piece], settings: DatasetSetti
         chosen: Engine = engine if engine is not None else _engine(settings.engine)
         _commit_units(job, sink, chosen(job, pieces, plan, sink.writer, settings, counts), problems_file, settings, counts,
                       progress)
+        signals.raise_if_interrupted()  # a signal whose raise the engine swallowed still stops the run
     except Interrupted as stop:
         kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
         _drop_empty(sink, before, problems_file, had_problems_file, counts)
@@ -339,6 +341,7 @@ def _commit_units(job: DatasetJob, sink: TableSink, summaries: Iterator[dict[str
         for problem in job.early_problems:
             on_problem(problem)
         for summary in summaries:
+            signals.raise_if_interrupted()
             repeated = seen.add(summary["keys"], sink.keys)
             if repeated is not None:
                 raise BadInput(f"id {repeated!r} appears twice; ids must be unique (check --id-column)")
