@@ -78,6 +78,20 @@ def test_explain_agrees_with_op_output(invoke):
     assert len(re.findall(r"point \d at", result.stdout)) == 4
 
 
+def test_one_image_on_a_pyramid_names_each_box_level_explains_it_and_draws_it(invoke, tmp_path):
+    picture = tmp_path / "fpn.png"
+    result = invoke("roi", CHELSEA, "--boxes", "140,80,210,150", "--boxes", "10,10,400,300", "--model", "resnet18",
+                    "--layer", "fpn", "--op", "both", "--explain", "2", "--format", "json", "--plot", picture)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [(row["level"], row["spatial_scale"]) for row in document["rows"]] == [("0", 0.25), ("2", 0.0625)]
+    assert document["rows"][1]["feature_box"] == [10 / 16, 10 / 16, 400 / 16, 300 / 16]
+    assert document["metadata"]["model"] == "resnet18" and document["metadata"]["layer"] == "fpn"
+    assert "seeded random" in result.stderr and picture.read_bytes()[:4] == b"\x89PNG"
+    table = invoke("roi", CHELSEA, "--boxes", "10,10,400,300", "--layer", "fpn", "--explain", "1")
+    assert "fpn level 2 feature map 256×20×30" in table.stdout and ": agree (" in table.stdout
+
+
 def test_explain_notes(invoke):
     result = invoke("roi", "--explain-notes")
     assert result.exit_code == 0

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from tests.conftest import ROOT
 from vizcli.roi.explain import explain_align, explain_pool, notes_examples
 from vizcli.roi.pooling import PoolSpec, roi_features
 
@@ -154,3 +155,49 @@ def test_notes_worked_examples():
     weights = {(col, row): round(w, 10) for row, col, _, w in examples.align.samples[0].neighbours}
     assert weights == {(3, 5): 0.32, (4, 5): 0.48, (3, 6): 0.08, (4, 6): 0.12}
     assert abs(examples.align.by_hand - examples.align_output) <= 1e-5
+
+
+def test_a_single_image_on_a_pyramid_equals_multiscale_roi_align_and_the_dataset_path():
+    """--model/--layer fpn for one image: the backbone and pooling of dataset runs, checked
+    against torchvision's MultiScaleRoIAlign on the same maps."""
+    import numpy as np
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from vizcli.roi.boxes import Box
+    from vizcli.roi.extract import RoIExtractor
+    from vizcli.roi.pooling import compute_feature_maps, run_roi
+
+    coords = [(2.0, 3.0, 30.0, 40.0), (0.0, 0.0, 250.0, 230.0), (10.0, 20.0, 150.0, 150.0), (5.0, 5.0, 400.0, 250.0)]
+    spec = PoolSpec.for_layer("fpn", (7, 7), sampling_ratio=2, aligned=False)
+    report = run_roi([str(CHELSEA)], {str(CHELSEA): [Box(i + 1, *box) for i, box in enumerate(coords)]}, "fpn",
+                     ("align", "pool"), spec, model="resnet18")
+    image = report.images[0]
+    assert [box.level for box in image.boxes] == ["0", "2", "1", "2"]  # FPN eq. 1 at 224 px (P5 needs 448 px)
+    assert [box.spatial_scale for box in image.boxes] == [1 / 4, 1 / 16, 1 / 8, 1 / 16]
+    assert image.boxes[1].cells == (0.0, 0.0, 250 / 16, 230 / 16)
+    extractor = RoIExtractor(model="resnet18", layer="fpn", op="both", output_size=7, sampling_ratio=2, aligned=False)
+    maps = {name: fmap.tensor for name, fmap in compute_feature_maps(extractor.backbone, image_tensor(CHELSEA)).items()}
+    padded = next(iter(image.feature_maps.values())).padded
+    with torch.inference_mode():
+        reference = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)(maps, [torch.tensor(coords)], [(padded[1], padded[0])])
+    np.testing.assert_allclose(image.outputs["align"].numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+    (pooled,) = extractor.pool([extractor.prepare(_annotated(CHELSEA, coords))])
+    np.testing.assert_allclose(image.outputs["pool"].numpy(), pooled["pool"], rtol=1e-5, atol=1e-5)
+    meta = report.metadata()
+    assert meta["model"] == "resnet18" and meta["spatial_scale"] is None and meta["boxes"][3]["level"] == "2"
+    assert sorted(meta["images"][0]["levels"]) == ["0", "1", "2", "3"] and "seeded random" in meta["notes"][0]
+
+
+CHELSEA = ROOT / "examples" / "chelsea.png"
+
+
+def image_tensor(path):
+    from vizcli.common.images import load_image, to_normalized_tensor
+
+    return to_normalized_tensor(load_image(str(path)).image)
+
+
+def _annotated(path, coords):
+    from vizcli.roi.annotations import AnnotatedImage, Annotation
+
+    return AnnotatedImage("x", str(path), [Annotation(box, str(i)) for i, box in enumerate(coords)])

@@ -162,14 +162,19 @@ def test_fpn_levels_equal_torchvision_multiscale_roi_align():
 
 
 def test_other_resnets_and_what_is_refused(invoke, tmp_path):
-    from vizcli.roi.backbones import load_backbone
+    from vizcli.roi.backbones import load_backbone, stage_channels
 
-    assert load_backbone("resnet50", "layer2").channels == 512
-    assert load_backbone("wide_resnet50_2", "layer1").channels == 256
+    for model, layer in (("resnet50", "layer2"), ("wide_resnet50_2", "layer1"), ("resnet34", "layer4"), ("resnet18", "fpn")):
+        assert load_backbone(model, layer).channels == stage_channels(model, layer), (model, layer)
+    assert stage_channels("resnet50", "layer2") == 512
     refused = invoke("roi", tmp_path, "--boxes", "1,1,5,5", "--model", "vgg16", "-o", tmp_path / "x.parquet")
     assert refused.exit_code == 2 and "ResNet" in refused.stderr
-    single = invoke("roi", CHELSEA, "--boxes", "1,1,50,50", "--layer", "fpn")
-    assert single.exit_code == 2 and "dataset runs" in single.stderr
+    single = invoke("roi", CHELSEA, "--boxes", "1,1,50,50", "--model", "vgg16")
+    assert single.exit_code == 2 and "ResNet" in single.stderr
+    detector_stage = invoke("roi", CHELSEA, "--boxes", "1,1,50,50", "--model", "fasterrcnn_resnet50_fpn")
+    assert detector_stage.exit_code == 2 and "--layer fpn" in detector_stage.stderr
+    channel = invoke("roi", CHELSEA, "--boxes", "1,1,50,50", "--model", "resnet50", "--explain", "1", "--channel", "1024")
+    assert channel.exit_code == 2 and "0..1023" in channel.stderr
     nowhere = invoke("roi", tmp_path, "--boxes", "1,1,5,5", "-o", tmp_path / "missing" / "x.parquet")
     assert nowhere.exit_code == 2 and "does not exist" in nowhere.stderr and not (tmp_path / "missing").exists()
 

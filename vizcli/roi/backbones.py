@@ -63,6 +63,20 @@ def check_backbone(model: str, layer: str) -> None:
         )
 
 
+BASIC_BLOCK_MODELS = ("resnet18", "resnet34")  # the rest (Bottleneck) end each stage with 4× the planes
+
+
+def stage_channels(model: str, layer: str) -> int:
+    """The channel count of ``layer`` of ``model`` as torchvision builds it, known before it loads:
+    BasicBlock ResNets give 64·2^i, Bottleneck ones (ResNet-50+, ResNeXt, Wide-ResNet) 256·2^i,
+    a pyramid 256 at every level."""
+    check_backbone(model, layer)
+    if layer == FPN:
+        return 256
+    index = list(STAGES).index(layer)
+    return (64 if model in BASIC_BLOCK_MODELS else 256) * 2**index
+
+
 def load_backbone(model: str = "resnet18", layer: str = "layer3", weights: str | None = None, seed: int = 0) -> Backbone:
     """The feature extractor for ``layer`` of ``model`` with ``weights``, in eval mode."""
     import torch

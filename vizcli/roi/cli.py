@@ -38,6 +38,7 @@ EPILOG = (
     "  vizcli roi examples/chelsea.png --boxes 140,80,210,150 --boxes 290,100,350,165 --op both\n\n"
     "  vizcli roi examples/chelsea.png --boxes 140,80,210,150 --explain 1:3,3 --op both\n\n"
     "  vizcli roi examples/chelsea.png --boxes-file boxes.json --plot roi.png -o feats.npz\n\n"
+    "  vizcli roi examples/chelsea.png --boxes 140,80,210,150 --model resnet50 --layer fpn --explain 1\n\n"
     "  vizcli roi --explain-notes\n\n"
     "Datasets (one row per box, resumable, shardable):\n\n"
     "  vizcli roi images/ --annotations instances.json -o feats.parquet           # COCO\n\n"
@@ -74,7 +75,7 @@ def roi(
     layer: Annotated[
         RoiLayer,
         typer.Option("--layer", help="Stage to pool from: strides 4, 8, 16 (the notes' 1/16), 32; fpn: the pyramid level "
-                     "MultiScaleRoIAlign assigns each box (dataset runs)."),
+                     "MultiScaleRoIAlign assigns each box."),
     ] = RoiLayer.layer3,
     op: Annotated[RoiOp, typer.Option("--op", help="RoIAlign, RoIPool or both.")] = RoiOp.align,
     output_size: Annotated[str, typer.Option("--output-size", help="N or HxW bins.")] = "7",
@@ -130,7 +131,7 @@ def roi(
     ] = None,
     glob: Annotated[str | None, typer.Option("--glob", help="Which files of a DATASET folder are images (e.g. '**/*.jpg').")] = None,
     model: Annotated[
-        str, typer.Option("--model", help="Dataset runs: any torchvision ResNet/ResNeXt/Wide-ResNet, or fasterrcnn_resnet50_fpn etc. with --layer fpn.")
+        str, typer.Option("--model", help="Any torchvision ResNet/ResNeXt/Wide-ResNet, or fasterrcnn_resnet50_fpn etc. with --layer fpn.")
     ] = "resnet18",
     resume: ResumeOption = False,
     shard: ShardOption = None,
@@ -149,7 +150,7 @@ def roi(
     threads: ThreadsOption = None,
     max_pixels: MaxPixelsOption = None,
 ) -> int | None:
-    """Crop boxes from a ResNet18 feature map with RoIAlign / RoIPool and explain the values."""
+    """Crop boxes from a CNN feature map (ResNet18 by default) with RoIAlign / RoIPool and explain the values."""
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path
 
@@ -195,13 +196,14 @@ def roi(
     if not images:
         raise BadInput("no image given; give one: vizcli roi IMAGE --boxes x1,y1,x2,y2, or a DATASET folder "
                        "(or use --explain-notes)")
-    if layer is RoiLayer.fpn or model != "resnet18":
-        raise BadInput("--layer fpn and --model are for dataset runs; write rows with -o out.parquet or -o DIR/")
+    from vizcli.roi.backbones import check_backbone
+
+    check_backbone(model, layer.value)
     ops = OPS if op is RoiOp.both else (op.value,)
     spec = PoolSpec.for_layer(layer.value, parse_output_size(output_size), sampling_ratio, aligned)
     check_max_boxes(max_boxes)
     if explain:
-        check_channel(layer.value, channel)
+        check_channel(layer.value, channel, model)
     save_format = choose_format(output, save_format_option.value if save_format_option else None,
                                 {name: name for name in SAVE_FORMATS} | {"pth": "pt"}, "") if output else None
     if output and not save_format:
@@ -226,8 +228,10 @@ def roi(
     set_threads(threads, warn)
     report = run_roi(
         list(images), boxes_by_image, layer.value, ops, spec, max_size, weights, seed, device, strict,
-        max_pixels, warn=warn, progress_factory=None if quiet else progress_factory("pooling boxes", total),
+        max_pixels, warn=warn, progress_factory=None if quiet else progress_factory("pooling boxes", total), model=model,
     )
+    for note in report.notes:
+        warn(note)
     shown = output_format.value if output_format else (None if quiet and output else "table")
     print_report(report, shown, explain_target, channel)
     say = (lambda message: None) if quiet else info

@@ -153,14 +153,15 @@ def explain_box(report: RoiReport, box_index: int, row: int, col: int, channel: 
     """Explanations (one per op run) for one value of the box with global index ``box_index``."""
     image, local = _locate(report, box_index)
     result = image.boxes[local]
-    plane_tensor = image.feature_map.tensor[0]
+    plane_tensor = image.map_of(result).tensor[0]
     if not 0 <= channel < plane_tensor.shape[0]:
         raise BadInput(f"the {report.layer} map has channels 0..{plane_tensor.shape[0] - 1}", parameter="channel", value=channel)
     plane = plane_tensor[channel].double().cpu()
+    spec = report.spec.at_stride(1 / result.spatial_scale)  # the box's own level
     explanations = []
     for op in report.ops:
         explain = explain_align if op == "align" else explain_pool
-        explanation = explain(plane, result.input_box, report.spec, row, col, channel)
+        explanation = explain(plane, result.input_box, spec, row, col, channel)
         explanation.op_value = float(image.outputs[op][local, channel, row, col])
         explanations.append(explanation)
     return explanations

@@ -13,7 +13,8 @@ def plot_roi(report: RoiReport, path: str) -> None:
     from matplotlib.patches import Rectangle
     plt = pyplot()
     image = report.images[0]
-    stride = image.feature_map.stride
+    grid_map = image.map_of(image.boxes[0]) if image.boxes else next(iter(image.feature_maps.values()))
+    stride = grid_map.stride  # with fpn: the grid of the first box's level
     factor = image.resize_factor
     picture = image.picture
     boxes = image.boxes
@@ -43,7 +44,8 @@ def plot_roi(report: RoiReport, path: str) -> None:
                       va="bottom", bbox={"fc": "black", "alpha": 0.5, "pad": 1, "lw": 0})
     overview.set_xlim(0, width)
     overview.set_ylim(height, 0)
-    overview.set_title(f"boxes (solid) and RoIPool's rounded boxes (dashed) on the {report.layer} grid "
+    level = f"fpn level {image.boxes[0].level}" if len(image.feature_maps) > 1 and image.boxes else report.layer
+    overview.set_title(f"boxes (solid) and RoIPool's rounded boxes (dashed) on the {level} grid "
                        f"(1 cell = {cell:g} px)", fontsize=10)
     if boxes:
         _draw_closeup(closeup, report, image, boxes[0], cell)
@@ -77,12 +79,13 @@ def _draw_closeup(axis, report: RoiReport, image, result, cell: float) -> None:
                              fill=True, fc="tab:orange", alpha=0.15, ec="tab:orange", ls="--", lw=1.5,
                              label="RoIPool's rounded box"))
     if "align" in report.ops:
-        plane = image.feature_map.tensor[0, 0].double().cpu()
+        plane = image.map_of(result).tensor[0, 0].double().cpu()
+        spec = report.spec.at_stride(1 / result.spatial_scale)
         offset_px = (0.5 if report.spec.aligned else 0.0) * cell  # cells → original pixels
         xs, ys = [], []
         for row in range(out_h):
             for col in range(out_w):
-                e = explain_align(plane, result.input_box, report.spec, row, col)
+                e = explain_align(plane, result.input_box, spec, row, col)
                 bx1, by1, bx2, by2 = (v * cell + offset_px for v in e.bin)
                 axis.add_patch(Rectangle((bx1, by1), bx2 - bx1, by2 - by1, fill=False, ec="tab:green", lw=0.6))
                 xs += [s.x * cell + offset_px for s in e.samples]

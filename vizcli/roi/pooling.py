@@ -1,26 +1,27 @@
-"""RoIPool and RoIAlign on a ResNet18 feature map, and the worked computation of one value.
+"""RoIPool and RoIAlign on a CNN feature map, and the worked computation of one value.
 
-The computation itself is ``torchvision.ops.roi_align`` / ``roi_pool``, called on boxes
-validated first (torchvision only ``assert``s). ``explain_bin`` redoes one output value by
-hand, following the published semantics of each op, so a reader can see every sample
-point, neighbour and weight; the CLI shows it next to the op's own output.
+The feature maps come from ``vizcli.roi.backbones`` (the same backbone the dataset path uses:
+one ResNet stage, or a feature pyramid's levels, each box pooled from the level
+``MultiScaleRoIAlign`` assigns it). The pooling itself is ``torchvision.ops.roi_align`` /
+``roi_pool``, called on boxes validated first (torchvision only ``assert``s); ``vizcli.roi.explain``
+redoes one output value by hand, so a reader can see every sample point, neighbour and weight.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.formats import ROI_SCHEMA
 from vizcli.common.sizes import parse_size
+from vizcli.roi.backbones import FPN, STAGES, Backbone, assign_levels, check_backbone, stage_channels
 from vizcli.roi.boxes import Box, fit_boxes
 
-LAYER_STRIDES = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
-LAYERS = tuple(LAYER_STRIDES)
-LAYER_CHANNELS = {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}  # ResNet18's (BasicBlock) widths
+LAYERS = (*STAGES, FPN)
 OPS = ("align", "pool")
 PAD_TO = 32  # pad inputs so every stage's map covers the image exactly (stride divides the size)
 MAX_OUTPUT_SIDE = 256
@@ -48,8 +49,14 @@ class PoolSpec:
     @classmethod
     def for_layer(cls, layer: str, output_size: tuple[int, int] = (7, 7), sampling_ratio: int = 2,
                   aligned: bool = True) -> PoolSpec:
-        """The spec for ResNet's ``layer`` (its stride fixes the spatial scale)."""
-        return cls(output_size, 1 / LAYER_STRIDES[check_layer(layer)], sampling_ratio, aligned)
+        """The spec for ResNet's ``layer`` (its stride fixes the spatial scale; for ``fpn`` the finest
+        level's, P2: each box is then pooled at its own level's scale, see ``at_stride``)."""
+        stride = 4 if layer == FPN else STAGES[check_layer(layer)]
+        return cls(output_size, 1 / stride, sampling_ratio, aligned)
+
+    def at_stride(self, stride: float) -> PoolSpec:
+        """The same spec on a map of ``stride`` input pixels per cell."""
+        return dataclasses.replace(self, spatial_scale=1 / stride)
 
     def __repr__(self) -> str:
         return (f"PoolSpec(output_size={self.output_size}, spatial_scale=1/{1 / self.spatial_scale:g}, "
@@ -77,34 +84,22 @@ def parse_ops(op: str) -> tuple[str, ...]:
     return (op,)
 
 
-def check_channel(layer: str, channel: int) -> int:
-    """``channel`` if ResNet18's ``layer`` has it (checked before the model runs)."""
-    count = LAYER_CHANNELS[check_layer(layer)]
+def check_channel(layer: str, channel: int, model: str = "resnet18") -> int:
+    """``channel`` if ``model``'s ``layer`` has it (checked before the model loads)."""
+    count = stage_channels(model, check_layer(layer))
     if not 0 <= channel < count:
-        raise BadInput(f"the {layer} map has channels 0..{count - 1}", parameter="channel", value=channel)
+        raise BadInput(f"the {layer} map of {model} has channels 0..{count - 1}", parameter="channel", value=channel)
     return channel
 
 
 def check_layer(layer: str) -> str:
     if layer not in LAYERS:
-        raise BadInput(f"use one of {', '.join(LAYERS)} (strides 4, 8, 16, 32)", parameter="layer", value=layer)
+        raise BadInput(f"use one of {', '.join(LAYERS)} (strides 4, 8, 16, 32; fpn: the pyramid's levels)",
+                       parameter="layer", value=layer)
     return layer
 
 
 # ---------------------------------------------------------------- features
-
-
-def build_backbone(model, layer: str):
-    """ResNet's stem and stages up to ``layer`` as one ``nn.Sequential``."""
-    import torch.nn as nn
-
-    check_layer(layer)
-    parts = [model.conv1, model.bn1, model.relu, model.maxpool]
-    for name in LAYERS:
-        parts.append(getattr(model, name))
-        if name == layer:
-            break
-    return nn.Sequential(*parts).eval()
 
 
 @dataclass
@@ -121,8 +116,9 @@ class FeatureMap:
         return 1.0 / self.spatial_scale
 
 
-def compute_feature_map(backbone, image_tensor) -> FeatureMap:
-    """Run ``backbone`` on ``Tensor[3, H, W]`` (zero-padded to a multiple of 32) and measure the scale."""
+def compute_feature_maps(backbone: Backbone, image_tensor) -> dict[str, FeatureMap]:
+    """Run ``backbone`` on ``Tensor[3, H, W]`` (zero-padded to a multiple of 32); each level's map
+    with its spatial scale measured (and checked against the level's stride)."""
     import torch
     import torch.nn.functional as F
 
@@ -131,12 +127,17 @@ def compute_feature_map(backbone, image_tensor) -> FeatureMap:
     padded_h = math.ceil(height / PAD_TO) * PAD_TO
     padded = F.pad(image_tensor, (0, padded_w - width, 0, padded_h - height))
     with torch.inference_mode():
-        features = backbone(padded.unsqueeze(0))
-    feature_h, feature_w = features.shape[-2:]
-    scale_x, scale_y = feature_w / padded_w, feature_h / padded_h
-    if abs(scale_x - scale_y) > 1e-12:
-        raise RunFailure(f"feature map {feature_w}×{feature_h} from input {padded_w}×{padded_h}: scales differ per axis")
-    return FeatureMap(tensor=features, input_size=(width, height), padded=(padded_w, padded_h), spatial_scale=scale_x)
+        outputs = backbone.module(padded.unsqueeze(0))
+    maps = {}
+    for name, stride in backbone.strides.items():
+        features = outputs[name]
+        feature_h, feature_w = features.shape[-2:]
+        scale_x, scale_y = feature_w / padded_w, feature_h / padded_h
+        if abs(scale_x - scale_y) > 1e-12 or abs(scale_x * stride - 1) > 1e-12:
+            raise RunFailure(f"level {name}: feature map {feature_w}×{feature_h} from input {padded_w}×{padded_h} "
+                             f"is not 1/{stride} on both axes")
+        maps[name] = FeatureMap(tensor=features, input_size=(width, height), padded=(padded_w, padded_h), spatial_scale=scale_x)
+    return maps
 
 
 def roi_features(
@@ -187,6 +188,8 @@ class BoxResult:
     pool_cells: tuple[int, int, int, int]  # RoIPool's rounded box, ends inclusive
     pool_error_px: tuple[float, float, float, float]  # per edge, in original image pixels
     bin_size: tuple[float, float]  # RoIAlign bin (height, width) in cells
+    level: str  # the feature map it was pooled from (the stage's name, or the pyramid level 0..3)
+    spatial_scale: float  # of that level: cells per input pixel
 
 
 def pool_rounded_cells(cells):
@@ -197,26 +200,33 @@ def pool_rounded_cells(cells):
     return (np.sign(cells) * np.floor(np.abs(cells) + 0.5)).astype(np.int64)
 
 
-def box_geometry(boxes: list[Box], factor: float, spec: PoolSpec) -> list[BoxResult]:
+def box_geometry(boxes: list[Box], factor: float, spec: PoolSpec, levels: list[str] | None = None,
+                 strides: Mapping[str, float] | None = None) -> list[BoxResult]:
     """Where each box lands: input pixels, feature cells, RoIPool's rounded box and its edge
-    shifts (in original pixels), RoIAlign's bin size — computed for all boxes at once."""
+    shifts (in original pixels), RoIAlign's bin size — computed for all boxes at once. Each box
+    lies on ``strides[levels[k]]`` (default: every box on the map of ``spec.spatial_scale``)."""
     import numpy as np
 
-    scale, output_size = spec.spatial_scale, spec.output_size
+    output_size = spec.output_size
+    if levels is None or strides is None:
+        levels, strides = ["map"] * len(boxes), {"map": 1 / spec.spatial_scale}
+    scales = np.array([1 / strides[name] for name in levels], dtype=np.float64).reshape(-1, 1)
     coords = np.array([box.coords for box in boxes], dtype=np.float64).reshape(-1, 4)
     inputs = coords * factor
-    cells = inputs * scale
+    cells = inputs * scales
     rounded = pool_rounded_cells(cells)
     edges = rounded.astype(np.float64)
     edges[:, 2:] += 1  # RoIPool's end cells are inclusive
-    shifts = (edges / scale - inputs) / factor
+    shifts = (edges / scales - inputs) / factor
     widths, heights = cells[:, 2] - cells[:, 0], cells[:, 3] - cells[:, 1]
     if not spec.aligned:
         widths, heights = np.maximum(widths, 1.0), np.maximum(heights, 1.0)
     bins = np.stack([heights / output_size[0], widths / output_size[1]], axis=1)
     return [
-        BoxResult(box=box, input_box=tuple(i), cells=tuple(c), pool_cells=tuple(r), pool_error_px=tuple(e), bin_size=tuple(b))
-        for box, i, c, r, e, b in zip(boxes, inputs.tolist(), cells.tolist(), rounded.tolist(), shifts.tolist(), bins.tolist())
+        BoxResult(box=box, input_box=tuple(i), cells=tuple(c), pool_cells=tuple(r), pool_error_px=tuple(e), bin_size=tuple(b),
+                  level=level, spatial_scale=float(scale[0]))
+        for box, i, c, r, e, b, level, scale in zip(boxes, inputs.tolist(), cells.tolist(), rounded.tolist(), shifts.tolist(),
+                                                    bins.tolist(), levels, scales)
     ]
 
 
@@ -226,11 +236,15 @@ class ImageResult:
     steps: list[str]
     size: tuple[int, int]  # original (width, height)
     resize_factor: float
-    feature_map: FeatureMap
+    feature_maps: dict[str, FeatureMap]  # level name → map (one for a ResNet stage, four for fpn)
     boxes: list[BoxResult]
     outputs: dict[str, Any] = field(default_factory=dict)  # op → Tensor[K, C, h, w]
     picture: Any = None  # the RGB image as loaded (original size), for plots
     exif_orientation: int = 1  # the EXIF orientation applied on loading; boxes are in the rotated image's pixels
+
+    def map_of(self, box: BoxResult) -> FeatureMap:
+        """The feature map ``box`` was pooled from."""
+        return self.feature_maps[box.level]
 
 
 @dataclass
@@ -241,6 +255,8 @@ class RoiReport:
     spec: PoolSpec
     weights_note: str
     device: str
+    model: str = "resnet18"
+    notes: list[str] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
         """Everything a script needs to interpret the saved tensors (JSON-safe)."""
@@ -254,24 +270,35 @@ class RoiReport:
                         "label": result.box.label,
                         "box": list(result.box.coords),
                         "feature_box": list(result.cells),
+                        "level": result.level,
+                        "spatial_scale": result.spatial_scale,
                     }
                 )
+        single = self.layer != FPN
+        images = []
+        for image in self.images:
+            entry: dict[str, Any] = {"path": image.source, "size": list(image.size), "resize_factor": image.resize_factor,
+                                     "exif_orientation": image.exif_orientation,
+                                     "levels": {name: {"feature_shape": list(fmap.tensor.shape[1:]),
+                                                       "spatial_scale": fmap.spatial_scale}
+                                                for name, fmap in image.feature_maps.items()}}
+            if single:  # one map: its shape and scale at the top, as before levels existed
+                (only,) = image.feature_maps.values()
+                entry |= {"feature_shape": list(only.tensor.shape[1:]), "spatial_scale": only.spatial_scale}
+            images.append(entry)
         return {
             "schema": ROI_SCHEMA,
-            "images": [
-                {"path": image.source, "size": list(image.size), "resize_factor": image.resize_factor,
-                 "exif_orientation": image.exif_orientation,
-                 "feature_shape": list(image.feature_map.tensor.shape[1:]), "spatial_scale": image.feature_map.spatial_scale}
-                for image in self.images
-            ],
+            "images": images,
             "boxes": boxes,
             "ops": list(self.ops),
             "output_size": list(self.spec.output_size),
-            "spatial_scale": self.images[0].feature_map.spatial_scale if self.images else None,
+            "spatial_scale": images[0]["spatial_scale"] if images and single else None,
             "sampling_ratio": self.spec.sampling_ratio,
             "aligned": self.spec.aligned,
+            "model": self.model,
             "layer": self.layer,
             "weights": self.weights_note,
+            "notes": list(self.notes),
             "layout": "[K, C, h, w]: one row per box, boxes in the order of 'boxes'",
         }
 
@@ -298,18 +325,23 @@ def run_roi(
     max_pixels: int | None = None,
     warn: Callable[[str], None] = lambda message: None,
     progress_factory: Callable[[int], Callable[[int], None] | None] | None = None,
+    model: str = "resnet18",
 ) -> RoiReport:
-    """Load every image and check every box first, then the model once, then pool."""
+    """Load every image and check every box first, then the backbone once, then pool.
+
+    ``model``/``layer`` pick the backbone as for dataset runs (``vizcli.roi.backbones``); ``spec``
+    gives the output size, sampling ratio and alignment, and each box is pooled at the spatial
+    scale of its own level.
+    """
     import torch
 
     from vizcli.common.images import load_image, pixel_limit, resize_image, to_normalized_tensor
-    from vizcli.common.models import load_model
     from vizcli.common.runtime import resolve_device
+    from vizcli.roi.backbones import load_backbone
 
+    check_backbone(model, check_layer(layer))
     spec = spec or PoolSpec.for_layer(layer)
     limit = pixel_limit(max_pixels)
-    if abs(spec.spatial_scale * LAYER_STRIDES[check_layer(layer)] - 1) > 1e-12:
-        raise BadInput(f"{spec!r} does not fit {layer} (stride {LAYER_STRIDES[layer]})", parameter="spec")
     target = resolve_device(device)
     prepared = []
     for source in images:
@@ -325,26 +357,41 @@ def run_roi(
                 raise BadInput(f"at least {MIN_MAX_SIZE} pixels", parameter="max_size", value=max_size)
             image, factor = resize_image(loaded, max_size)
         prepared.append((source, loaded, (width, height), image, factor, fitted))
-    loaded_model = load_model("resnet18", weights=weights, seed=seed)
-    backbone = build_backbone(loaded_model.model, layer).to(target)
+    backbone = load_backbone(model, layer, weights, seed)
+    backbone.module.to(target)
+    names = backbone.level_names()
     results = []
     for source, loaded, size, image, factor, fitted in prepared:
         record = loaded.record
         tensor = to_normalized_tensor(image).to(target)
         record.steps.append(f"normalised, zero-padded to a multiple of {PAD_TO}")
-        feature_map = compute_feature_map(backbone, tensor)
-        if abs(feature_map.spatial_scale - spec.spatial_scale) > 1e-12:
-            raise RunFailure(f"{layer} measured spatial scale {feature_map.spatial_scale:g}, expected {spec.spatial_scale:g}")
-        box_results = box_geometry(fitted, factor, spec)
+        maps = compute_feature_maps(backbone, tensor)
+        inputs = torch.tensor([box.coords for box in fitted], dtype=torch.float64).reshape(-1, 4) * factor
+        levels = [names[index] for index in assign_levels(inputs, backbone.strides).tolist()]
+        box_results = box_geometry(fitted, factor, spec, levels, backbone.strides)
         result = ImageResult(source=source, steps=list(record.steps), size=size, resize_factor=factor,
                              exif_orientation=record.exif_orientation,
-                             feature_map=feature_map, boxes=box_results, picture=loaded.image)
-        box_tensor = torch.tensor([b.input_box for b in box_results], dtype=torch.float64).to(target)
+                             feature_maps=maps, boxes=box_results, picture=loaded.image)
+        box_tensor = torch.tensor([b.input_box for b in box_results], dtype=torch.float64).reshape(-1, 4).to(target)
         for op in ops:
             progress = progress_factory(len(box_results)) if progress_factory else None
-            result.outputs[op] = roi_features(
-                feature_map.tensor, box_tensor, op, spec, progress=progress
-            )
+            result.outputs[op] = _pool_levels(maps, box_tensor, levels, op, spec, backbone.strides, progress)
         results.append(result)
-    return RoiReport(images=results, layer=layer, ops=ops, spec=spec, weights_note=loaded_model.weights_note,
-                     device=str(target))
+    return RoiReport(images=results, layer=layer, ops=ops, spec=spec, weights_note=backbone.weights_note,
+                     device=str(target), model=model, notes=list(backbone.notes))
+
+
+def _pool_levels(maps: dict[str, FeatureMap], boxes, levels: list[str], op: str, spec: PoolSpec, strides: dict[str, int],
+                 progress: Callable[[int], None] | None):
+    """Each box pooled from its level's map, in the boxes' order: ``Tensor[K, C, h, w]``."""
+    import torch
+
+    first = next(iter(maps.values())).tensor
+    result = torch.empty((boxes.shape[0], first.shape[1], *spec.output_size), dtype=first.dtype, device=first.device)
+    for name, fmap in maps.items():
+        chosen = torch.tensor([index for index, level in enumerate(levels) if level == name], dtype=torch.int64)
+        if chosen.numel() == 0:
+            continue
+        result[chosen.to(result.device)] = roi_features(fmap.tensor, boxes[chosen.to(boxes.device)], op,
+                                                        spec.at_stride(strides[name]), progress=progress)
+    return result

@@ -28,7 +28,6 @@ def roi_rows(report: RoiReport, limit: int | None = None) -> list[dict[str, Any]
     rounding, statistics per op."""
     rows = []
     for image in report.images:
-        scale = image.feature_map.spatial_scale
         count = len(image.boxes) if limit is None else min(limit, len(image.boxes))
         outputs = {op: image.outputs[op][:count] for op in report.ops}
         stats = {op: _statistics(outputs[op]) for op in report.ops}
@@ -47,7 +46,8 @@ def roi_rows(report: RoiReport, limit: int | None = None) -> list[dict[str, Any]
                 "pool_box": list(result.pool_cells),
                 "pool_shift_px": list(result.pool_error_px),
                 "bin_size": list(result.bin_size),
-                "spatial_scale": scale,
+                "level": result.level,
+                "spatial_scale": result.spatial_scale,
                 "output_shape": output_shape,
             }
             for op in report.ops:
@@ -68,18 +68,21 @@ def roi_renderables(report: RoiReport) -> list[Any]:
     out: list[Any] = []
     rows = roi_rows(report, limit=TABLE_ROWS)
     for image in report.images:
-        fmap = image.feature_map
-        _, channels, feature_h, feature_w = fmap.tensor.shape
-        stride = fmap.stride
         out.append(Text(printable(f"{image.source}: " + " → ".join(image.steps))))
-        out.append(Text(
-            f"{report.layer} feature map {channels}×{feature_h}×{feature_w} from input {fmap.padded[0]}×{fmap.padded[1]} "
-            f"(padded): spatial scale {fmap.spatial_scale:g} = 1/{stride:g}, measured"
-        ))
+        pyramid = len(image.feature_maps) > 1
+        for name, fmap in image.feature_maps.items():
+            _, channels, feature_h, feature_w = fmap.tensor.shape
+            title = f"{report.model} fpn level {name}" if pyramid else f"{report.layer}"
+            out.append(Text(
+                f"{title} feature map {channels}×{feature_h}×{feature_w} from input {fmap.padded[0]}×{fmap.padded[1]} "
+                f"(padded): spatial scale {fmap.spatial_scale:g} = 1/{fmap.stride:g}, measured"
+            ))
+        strides = {1 / fmap.spatial_scale for fmap in image.feature_maps.values()}
+        cells_title = "box (cells of its level)" if pyramid else f"box (cells, ÷{strides.pop():g})"
         resized = image.resize_factor != 1.0
         geometry = Table(title="where each box lands", title_justify="left", pad_edge=True)
         for column in ("#", "label", "box (image px)", *(["box (resized px)"] if resized else []),
-                       f"box (cells, ÷{stride:g})", "RoIPool box (cells)", "RoIPool edge shift (px)", "bin h×w (cells)"):
+                       *(["level"] if pyramid else []), cells_title, "RoIPool box (cells)", "RoIPool edge shift (px)", "bin h×w (cells)"):
             geometry.add_column(column, justify="right" if column == "#" else "left")
         values = Table(title="what was pooled (all channels)", title_justify="left", pad_edge=True)
         values.add_column("#", justify="right")
@@ -94,6 +97,7 @@ def roi_renderables(report: RoiReport) -> list[Any]:
             geometry.add_row(
                 str(result.box.number), printable(result.box.label) or "—", _box(result.box.coords),
                 *([_box(result.input_box)] if resized else []),
+                *([f"{result.level} (÷{1 / result.spatial_scale:g})"] if pyramid else []),
                 _box(result.cells, 2), _box(result.pool_cells), " ".join(f"{v:+.0f}" for v in result.pool_error_px),
                 f"{result.bin_size[0]:.3f}×{result.bin_size[1]:.3f}",
             )
