@@ -32,12 +32,7 @@ def invoke(runner):
         from vizcli.common import console
 
         console.reset_consoles()
-        environment = dict(os.environ)  # dataset runs set variables for their own process (keep_heap_flat)
-        try:
-            return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
-        finally:
-            os.environ.clear()
-            os.environ.update(environment)
+        return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return _invoke
 

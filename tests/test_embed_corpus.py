@@ -204,6 +204,8 @@ def test_a_repeated_id_far_apart_is_exit_2_and_leaves_no_output(invoke, tmp_path
     assert not out.exists()
 
 
+@pytest.mark.slow  # reads oneDNN's own verbose log; tests/common/test_runtime.py checks vizcli's side in the fast tiers
+@pytest.mark.process
 def test_corpus_runs_turn_off_onednns_kernel_cache(tmp_path):
     """Every batch shape would otherwise keep a compiled GELU kernel (see keep_heap_flat): with the
     cache off, oneDNN reports no cache hits even when shapes repeat."""

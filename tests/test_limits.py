@@ -355,9 +355,9 @@ def test_a_pole_in_the_target_is_warned_about(invoke):
 
 
 def test_fx_internals_never_reach_a_message():
-    from vizcli.shapes.trace import _error_text
+    from vizcli.shapes.trace import trace_error_text
 
-    assert _error_text(RuntimeError("size mismatch for Proxy(getitem_2) While executing %x")) == "size mismatch for getitem_2"
+    assert trace_error_text(RuntimeError("size mismatch for Proxy(getitem_2) While executing %x")) == "size mismatch for getitem_2"
 
 
 def test_roi_metadata_records_the_exif_orientation(invoke, tmp_path):

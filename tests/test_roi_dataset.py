@@ -259,7 +259,7 @@ def test_bad_images_are_recorded_and_the_run_goes_on(invoke, tmp_path):
     out = tmp_path / "out.parquet"
     result = invoke("roi", folder, "--annotations", boxes, "-o", out)
     assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr  # finished, with a row skipped: scripts can tell
-    assert "1 rows were skipped" in result.stderr and "exit status 3" in result.stderr
+    assert "1 problem was recorded" in result.stderr and "exit status 3" in result.stderr
     assert pq.read_table(out).column("image").to_pylist() == ["good.png"]
     ignored = invoke("roi", folder, "--annotations", boxes, "-o", tmp_path / "ignored.parquet", "--on-error", "ignore")
     assert ignored.exit_code == 0, ignored.stderr

@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from vizcli import __version__
 from vizcli.approx import cli as approx_cli
-from vizcli.common import signals
+from vizcli.common import console, signals
 from vizcli.common.console import tolerate_narrow_encodings
 from vizcli.common.errors import VizcliError, one_line
 from vizcli.common.files import OS_WRITE_ERRORS
@@ -34,6 +34,11 @@ PARAMETER_FLAGS = {
     "output_format": "--format",
     "model_name": "--model",
     "spec": "--model",
+    # the core's names for positional arguments: the message shows the value alone
+    "dataset": "",
+    "inputs": "",
+    "images": "",
+    "texts": "",
 }
 
 class _ErrorBoundary(TyperGroup):
@@ -47,6 +52,7 @@ class _ErrorBoundary(TyperGroup):
         extra["standalone_mode"] = False
         previous_handlers = signals.install()
         tolerate_narrow_encodings()
+        console.speak_flags(self._flags())
         try:
             with warnings.catch_warnings():
                 # third-party warnings (torch's weights_only, torchvision's FutureWarnings) would
@@ -84,6 +90,7 @@ class _ErrorBoundary(TyperGroup):
             code = 1
         finally:
             signals.restore(previous_handlers)
+            console.speak_flags({})
         try:
             sys.stdout.flush()
         except BrokenPipeError:

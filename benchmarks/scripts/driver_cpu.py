@@ -2,6 +2,7 @@
 seconds, the whole machine's CPU seconds over the run (from /proc/stat: the benchmark runs nothing else), and the
 callable-class builds the dataset run reports."""
 
+import atexit
 import json
 import os
 import resource
@@ -30,18 +31,16 @@ def main():
     from vizcli.cli import main as vizcli_main
 
     start = machine_cpu_seconds()
+
+    def record() -> None:  # vizcli's main runs the atexit handlers, then leaves with os._exit
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        recorded.update(driver_cpu=usage.ru_utime + usage.ru_stime, machine_cpu=machine_cpu_seconds() - start)
+        with open(os.environ["VIZCLI_DRIVER_CPU"], "w") as handle:
+            json.dump(recorded, handle)
+
+    atexit.register(record)
     sys.argv = ["vizcli", *sys.argv[1:]]
-    try:
-        vizcli_main()
-    except SystemExit as stop:
-        code = stop.code or 0
-    else:
-        code = 0
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    recorded.update(driver_cpu=usage.ru_utime + usage.ru_stime, machine_cpu=machine_cpu_seconds() - start)
-    with open(os.environ["VIZCLI_DRIVER_CPU"], "w") as handle:
-        json.dump(recorded, handle)
-    sys.exit(code)
+    vizcli_main()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ def test_a_handled_signal_raises_interrupted_with_the_shell_exit_code(handlers):
     assert caught.value.exit_code == 128 + signal.SIGTERM
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed raise, on purpose
 def test_a_signal_whose_raise_was_swallowed_is_raised_again_at_the_next_step(handlers):
     class Swallows:
         def __del__(self):  # exceptions raised here are only printed ("Exception ignored in ...")

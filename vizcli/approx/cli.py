@@ -61,9 +61,9 @@ def approx(
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path
 
     if restarts < 1 or restarts > MAX_RESTARTS:
-        raise BadInput(f"--restarts {restarts}: use 1..{MAX_RESTARTS}")
+        raise BadInput(f"use 1..{MAX_RESTARTS}", parameter="restarts", value=restarts)
     if sawtooth is not None and not 1 <= sawtooth <= MAX_SAWTOOTH_DEPTH:
-        raise BadInput(f"--sawtooth {sawtooth}: use a depth of 1..{MAX_SAWTOOTH_DEPTH}")
+        raise BadInput(f"use a depth of 1..{MAX_SAWTOOTH_DEPTH}", parameter="sawtooth", value=sawtooth)
     fmt = choose_format(output, output_format.value if output_format else None, FORMAT_BY_EXTENSION, "table")
     check_writable(output)
     if plot:

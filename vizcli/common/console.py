@@ -77,8 +77,22 @@ def reset_consoles() -> None:
     _consoles.clear()
 
 
+_flags: dict[str, str] = {}  # parameter name → command-line flag, set by the CLI (speak_flags)
+
+
+def speak_flags(flags: dict[str, str]) -> None:
+    """From now on, warnings name parameters as these flags (``threads=10000`` → ``--threads 10000``),
+    as errors do; the CLI's boundary calls this, the Python API keeps parameter names."""
+    _flags.clear()
+    _flags.update(flags)
+
+
 def warn(message: str) -> None:
     """One warning line on stderr."""
+    if _flags:
+        from vizcli.common.errors import mentions_as_flags
+
+        message = mentions_as_flags(message, _flags)
     print(f"Warning: {printable(message)}", file=sys.stderr)
 
 

@@ -50,10 +50,12 @@ class VizcliError(Exception):
         names not in it become ``--name-with-dashes``. Values are shown as a shell would
         need them typed (quoted only when necessary).
         """
-        detail = _mentions_as_flags(self.detail, flags)
+        detail = mentions_as_flags(self.detail, flags)
         if self.parameter is None:
             return detail
         flag = flag_for(self.parameter, flags)
+        if not flag:  # a positional argument: its value names it
+            return f"{shown_value(self.value)}: {detail}" if self.value is not _UNSET else detail
         if self.value is _UNSET:
             return f"{flag}: {detail}"
         return f"{flag} {shown_value(self.value)}: {detail}"
@@ -84,8 +86,11 @@ class Interrupted(VizcliError):
 
 
 def flag_for(parameter: str, flags: Mapping[str, str]) -> str:
-    """The command-line flag for a core parameter name (``max_length`` → ``--max-length``)."""
-    return flags.get(parameter) or "--" + parameter.replace("_", "-")
+    """The command-line flag for a core parameter name (``max_length`` → ``--max-length``); "" for a
+    positional argument (``flags`` maps it to "")."""
+    if parameter in flags:
+        return flags[parameter]
+    return "--" + parameter.replace("_", "-")
 
 
 def shown_value(value: Any) -> str:
@@ -98,12 +103,12 @@ def shown_value(value: Any) -> str:
 _MENTION = re.compile(r"\b([a-z][a-z0-9_]*)=(?!=)")
 
 
-def _mentions_as_flags(text: str, flags: Mapping[str, str]) -> str:
+def mentions_as_flags(text: str, flags: Mapping[str, str]) -> str:
     """``... or on_overflow='skip'`` → ``... or --on-overflow skip`` for known parameter names."""
 
     def _replace(match: re.Match[str]) -> str:
         name = match.group(1)
-        return f"{flags[name]} " if name in flags else match.group(0)
+        return f"{flags[name]} " if flags.get(name) else match.group(0)
 
     replaced = _MENTION.sub(_replace, text)
     # a quoted simple value after a flag reads as the user types it: --on-overflow 'skip' → --on-overflow skip
@@ -125,3 +130,8 @@ def printable(text: str) -> str:
 def shorten(text: str, limit: int = 120) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (user input echoed in messages)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_text(error: BaseException, limit: int = 200) -> str:
+    """A library's error message on one line, cut to ``limit`` characters (quoted inside ours)."""
+    return shorten(" ".join(str(error).split()), limit)

@@ -56,6 +56,19 @@ def checked_os_call(call: Callable[[], T], parameter: str, path: str) -> T:
         raise BadInput(os_error_reason(error), parameter=parameter, value=path) from None
 
 
+def checked_glob(folder: Path, pattern: str) -> list[Path]:
+    """The files under ``folder`` matching ``pattern`` (relative, ``**`` recursive), sorted; a pattern
+    that cannot match inside the folder is ``BadInput`` naming ``glob``."""
+    if not pattern or pattern.startswith(("/", "\\")) or Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        raise BadInput(f"is matched inside {folder}: give a relative pattern such as '**/*.jpg'", parameter="glob", value=pattern)
+    try:
+        return sorted(path for path in folder.glob(pattern) if path.is_file())
+    except (ValueError, NotImplementedError) as error:
+        raise BadInput(f"not a usable pattern ({error})", parameter="glob", value=pattern) from None
+    except OSError as error:
+        raise BadInput(os_error_reason(error), parameter="dataset", value=str(folder)) from None
+
+
 def require_file(path: str, parameter: str, wanted: str) -> Path:
     """``Path(path)`` if it is an existing readable file, else ``BadInput`` naming ``parameter`` and ``path``.
 

@@ -3,8 +3,8 @@
 Weights come from one of three places, always labelled honestly:
 
 * ``None``      – seeded random initialisation (the default: nothing is downloaded);
-* a file path   – a torchvision ``state_dict`` in ``.pth``/``.pt`` (loaded with
-  ``torch.load(weights_only=True)``, never arbitrary pickle) or ``.safetensors``;
+* a file path   – a torchvision ``state_dict`` in ``.pth``/``.pt`` or ``.safetensors``
+  (``vizcli.common.checkpoints``: ``weights_only=True``, never arbitrary pickle);
 * ``"DEFAULT"`` or an enum name (``IMAGENET1K_V1``) – torchvision's pretrained weights,
   downloaded once into the torch hub cache (progress on stderr, torchvision's hash check).
 """
@@ -14,17 +14,14 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vizcli.common.errors import BadInput, RunFailure
-from vizcli.common.files import checked_os_call, require_file
+from vizcli.common.errors import BadInput, RunFailure, error_text
 
 DEFAULT_CROP = 224
 WEIGHTS_URL_VARIABLE = "VIZCLI_WEIGHTS_URL"  # a mirror for torchvision's download address
-MAX_CHECKPOINT_EXPANSION = 4  # declared uncompressed bytes per file byte beyond which a .pth is refused
 RANDOM_WEIGHTS_NOTE = "random weights: shapes and counts are exact; predictions are meaningless"
 
 
@@ -169,6 +166,8 @@ def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0
     if weights is None:
         model.eval()
         return LoadedModel(name=name, model=model, weights=f"random weights (seed {seed})", pretrained=False)
+    from vizcli.common.checkpoints import load_state_dict_file
+
     state_dict = load_state_dict_file(weights)
     _apply_state_dict(model, state_dict, weights)
     model.eval()
@@ -186,102 +185,9 @@ def _imagenet_categories(name: str) -> list[str] | None:
         return None
 
 
-def load_state_dict_file(path: str) -> dict[str, Any]:
-    """A ``{name: Tensor}`` dict from ``.safetensors`` or ``.pth``/``.pt`` (weights_only)."""
-    import torch
-
-    file = require_file(path, "weights", "a .pth, .pt or .safetensors state_dict")
-    suffix = file.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(file), device="cpu")
-        except Exception as error:  # safetensors raises its own error types
-            raise BadInput(f"not a valid safetensors file ({_short(error)})", parameter="weights", value=path) from None
-    if suffix not in (".pth", ".pt", ".bin"):
-        raise BadInput(f"unknown extension '{suffix}'; use .pth, .pt or .safetensors", parameter="weights", value=path)
-    check_declared_sizes(file, path)
-    try:
-        loaded = torch.load(str(file), map_location="cpu", weights_only=True)
-    except Exception as error:
-        text = _short(error)
-        if "weights only load failed" in text.lower() or "Unsupported global" in text:
-            raise BadInput(
-                "refused: the file holds Python objects other than tensors, and "
-                "loading them could run code; save a plain state_dict (or use .safetensors)",
-                parameter="weights",
-                value=path,
-            ) from None
-        raise BadInput(f"cannot be read as a PyTorch checkpoint ({text})", parameter="weights", value=path) from None
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-    if not isinstance(loaded, dict) or not all(hasattr(v, "shape") for v in loaded.values()):
-        raise BadInput("not a state_dict (a dict of tensors)", parameter="weights", value=path)
-    return loaded
-
-
-def check_state_dict_fits(
-    expected: dict[str, Any],
-    state_dict: dict[str, Any],
-    *,
-    parameter: str,
-    value: str,
-    optional: Callable[[str], bool] = lambda key: False,
-    allow_unexpected: bool = False,
-) -> dict[str, Any]:
-    """The entries of ``state_dict`` that ``expected`` (a model's own state_dict) takes.
-
-    Raises ``BadInput`` naming ``parameter=value`` when keys the model needs are missing
-    (``optional`` keys may be), when there are keys it does not know (unless
-    ``allow_unexpected``), or when a tensor's shape differs.
-    """
-    missing = [key for key in expected if key not in state_dict and not optional(key)]
-    unexpected = [] if allow_unexpected else [key for key in state_dict if key not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (first: {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:3])})")
-        raise BadInput(f"does not fit the model: {'; '.join(parts)} keys", parameter=parameter, value=value)
-    usable = {key: tensor for key, tensor in state_dict.items() if key in expected}
-    wrong = [
-        f"{key} {tuple(tensor.shape)} vs {tuple(expected[key].shape)}"
-        for key, tensor in usable.items()
-        if tuple(tensor.shape) != tuple(expected[key].shape)
-    ]
-    if wrong:
-        raise BadInput(f"{len(wrong)} tensors have the wrong shape (first: {wrong[0]})", parameter=parameter, value=value)
-    return usable
-
-
-def check_declared_sizes(file: Path, path: str) -> None:
-    """Refuse a zip checkpoint whose entries declare far more bytes than the file holds.
-
-    ``torch.save`` stores tensors uncompressed, so a real checkpoint expands by about 1×; a small
-    file that declares gigabytes is a zip bomb, refused here before any memory is spent.
-    """
-    import zipfile
-
-    if not checked_os_call(lambda: zipfile.is_zipfile(file), "weights", path):
-        return
-    try:
-        with zipfile.ZipFile(file) as archive:
-            declared = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError) as error:
-        raise BadInput(f"cannot be read as a PyTorch checkpoint ({_short(error)})", parameter="weights", value=path) from None
-    size = checked_os_call(lambda: file.stat().st_size, "weights", path)
-    if declared > MAX_CHECKPOINT_EXPANSION * max(size, 1):
-        raise BadInput(
-            f"its entries declare {declared:,} bytes inside a {size:,}-byte file (more than "
-            f"{MAX_CHECKPOINT_EXPANSION}×); torch.save does not compress, so this is refused as a possible zip bomb",
-            parameter="weights", value=path,
-        )
-
-
 def _apply_state_dict(model: Any, state_dict: dict[str, Any], path: str) -> None:
+    from vizcli.common.checkpoints import check_state_dict_fits
+
     model.load_state_dict(check_state_dict_fits(model.state_dict(), state_dict, parameter="weights", value=path))
 
 
@@ -319,12 +225,12 @@ def _load_pretrained(name: str, weights_enum: Any) -> LoadedModel:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise RunFailure(
-            f"downloading {url} into {folder} failed ({_short(reason)}); check the network, put the file "
+            f"downloading {url} into {folder} failed ({error_text(reason)}); check the network, put the file "
             "there yourself, or pass weights=PATH", parameter="weights", value=label,
         ) from None
     except RuntimeError as error:  # torch.hub's hash check, or a file that is no checkpoint
         raise RunFailure(
-            f"{url}: {_short(error)}; nothing was kept in {folder}", parameter="weights", value=label,
+            f"{url}: {error_text(error)}; nothing was kept in {folder}", parameter="weights", value=label,
         ) from None
     model = build_model(name)
     _apply_state_dict(model, state_dict, url)
@@ -391,8 +297,3 @@ def documented_input(name: str) -> tuple[int, ...]:
         return (3, DETECTION_INPUT, DETECTION_INPUT)
     crop = documented_crop_size(name)
     return (3, VIDEO_FRAMES, crop, crop) if task == "video" else (3, crop, crop)
-
-
-def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:200] + ("…" if len(text) > 200 else "")

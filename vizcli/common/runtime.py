@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from vizcli.common.errors import BadInput
@@ -87,6 +88,22 @@ def flat_heap_env(uncached_kernels: bool = False) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def flat_heap(uncached_kernels: bool = False) -> Iterator[bool]:
+    """``keep_heap_flat`` for the length of a run: the variables it sets are put back afterwards
+    (the libraries read them at their first allocation), so the caller's environment is unchanged.
+    Yields whether glibc's threshold applied."""
+    saved = {name: os.environ.get(name) for name in flat_heap_env(uncached_kernels)}
+    try:
+        yield keep_heap_flat(uncached_kernels)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def keep_heap_flat(uncached_kernels: bool = False) -> bool:
     """Keep a long dataset run's peak memory from growing with the number of rows.
 
@@ -107,7 +124,8 @@ def keep_heap_flat(uncached_kernels: bool = False) -> bool:
       call, about 0.1 ms. Read at the first oneDNN call; not for ResNet (roi),
       whose convolution kernels cost far more to compile.
 
-    For dataset runs only; returns whether glibc's threshold applied.
+    For dataset runs only (``flat_heap`` scopes the variables to the run); returns whether glibc's
+    threshold applied.
     """
     import ctypes
     import ctypes.util

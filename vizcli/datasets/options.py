@@ -16,13 +16,16 @@ from vizcli.datasets.run import DatasetSettings
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted dataset run: rows already on disk are skipped.")]
 ShardOption = Annotated[str | None, typer.Option("--shard", help="K/N: only the rows whose id hashes to K of N (0 <= K < N).")]
 ShardFormatOption = Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")]
-ShardSizeOption = Annotated[float, typer.Option("--shard-size", help="MB of stored values per unit (a shard, or a Parquet row group); memory holds about one per worker.")]
+ShardSizeOption = Annotated[float, typer.Option("--shard-size", help="Most MB of stored values per unit (a shard, or a Parquet row group; at most 1,024 texts or 256 boxes, so work spreads over workers); memory holds about one per worker.")]
 EngineOption = Annotated[
     Engine, typer.Option("--engine", help="local (this process) or ray (one streaming Ray Data pipeline; pip install 'vizcli[ray]').")
 ]
 RayAddressOption = Annotated[
     str | None,
     typer.Option("--ray-address", help="--engine ray: join this Ray cluster (auto = the one RAY_ADDRESS names); default: start a local Ray."),
+]
+RayTimeoutOption = Annotated[
+    float, typer.Option("--ray-timeout", help="--ray-address: seconds to join the cluster before giving up.")
 ]
 OnErrorOption = Annotated[
     OnError, typer.Option("--on-error", help="A bad row: skip it (recorded in problems.jsonl; the run exits 3), ignore (skip it, exit 0), or stop.")
@@ -33,7 +36,7 @@ MAX_WORKERS = 4096
 
 def dataset_settings(output: str, resume: bool, shard: str | None, shard_format: ShardFormat, shard_size: float,
                      engine: Engine, workers: int | None, ray_address: str | None, on_error: OnError, threads: int | None,
-                     quiet: bool) -> DatasetSettings:
+                     quiet: bool, ray_timeout: float = 60.0) -> DatasetSettings:
     """Every dataset flag checked, before any model loads."""
     from vizcli.datasets.keys import Shard
     from vizcli.datasets.sink import check_output, is_table_output
@@ -44,6 +47,8 @@ def dataset_settings(output: str, resume: bool, shard: str | None, shard_format:
         raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=shard_size)
     if engine is Engine.local and ray_address is not None:
         raise BadInput("only for engine='ray' (the Ray cluster to join)", parameter="ray_address", value=ray_address)
+    if not 1 <= ray_timeout <= 86400:
+        raise BadInput("use 1..86400 seconds", parameter="ray_timeout", value=ray_timeout)
     actors = 1
     if engine is Engine.ray:
         from vizcli.datasets.ray_engine import check_ray_installed, worker_count
@@ -55,7 +60,7 @@ def dataset_settings(output: str, resume: bool, shard: str | None, shard_format:
     parsed = Shard.parse(shard)
     check_output(output)
     return DatasetSettings(output=output, resume=resume, shard=parsed, shard_format=shard_format.value, unit_megabytes=shard_size,
-                           engine=engine.value, workers=actors, threads=threads or 1, ray_address=ray_address,
+                           engine=engine.value, workers=actors, threads=threads or 1, ray_address=ray_address, ray_timeout=ray_timeout,
                            on_error=on_error.value, quiet=quiet)
 
 
@@ -66,5 +71,7 @@ def summary_exit(problems: int, skipped_rows_note: str, on_error: str) -> int:
 
     if not problems or on_error == "ignore":
         return 0
-    warn(f"{problems:,} rows were skipped ({skipped_rows_note}); exit status {SKIPPED_ROWS_EXIT} (--on-error ignore exits 0)")
+    records = "1 problem was" if problems == 1 else f"{problems:,} problems were"
+    warn(f"{records} recorded and the rows they name skipped ({skipped_rows_note}); exit status {SKIPPED_ROWS_EXIT} "
+         "(--on-error ignore exits 0)")
     return SKIPPED_ROWS_EXIT

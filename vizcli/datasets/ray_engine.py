@@ -61,10 +61,14 @@ def check_ray_installed() -> None:
         raise BadInput(f"engine='ray' needs Ray Data, which is not installed here; install it with: {INSTALL}") from None
 
 
+CONNECT_TIMEOUT = 60.0  # seconds to join a cluster (--ray-timeout)
+
+
 @contextlib.contextmanager
-def ray_session(address: str | None, cpus: int, quiet: bool = False) -> Iterator[Any]:
+def ray_session(address: str | None, cpus: int, quiet: bool = False, timeout: float = CONNECT_TIMEOUT) -> Iterator[Any]:
     """A connected Ray: a new local one with ``cpus`` CPUs (``address`` None), the cluster that
-    ``RAY_ADDRESS`` names (``auto``), or the one at ``address``; shut down again on exit."""
+    ``RAY_ADDRESS`` names (``auto``), or the one at ``address``, joined within ``timeout`` seconds;
+    shut down again on exit."""
     import logging
     import signal
 
@@ -73,19 +77,28 @@ def ray_session(address: str | None, cpus: int, quiet: bool = False) -> Iterator
     if ray.is_initialized():  # a caller's own session (the Python API): use it, leave it running
         yield ray
         return
+    _quiet_ray_logs(quiet)
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR if quiet else logging.WARNING,
                                "log_to_driver": not quiet}
     if address is None:
         options["num_cpus"] = cpus
     else:
         options["address"] = address
+        probe_address(address, timeout)
+    where = "a new local Ray" if address is None else f"Ray at {address!r}"
     ours = signal.getsignal(signal.SIGTERM)
     try:
-        ray.init(**options)
+        with _deadline(timeout if address is not None else None, where):
+            ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        where = "a new local Ray" if address is None else f"Ray at {address!r}"
+        ray.shutdown()
         raise RunFailure(f"could not start or join {where}: {str(error).splitlines()[0] if str(error) else type(error).__name__}; "
                          "check the address (ray status on the head node) or drop ray_address= to start a local Ray") from None
+    except SystemExit as stop:  # ray.init's own SIGTERM handler (sys.exit(15)) while it connects
+        ray.shutdown()
+        if stop.code == signal.SIGTERM:
+            raise Interrupted(signal.SIGTERM) from None
+        raise
     except BaseException:  # a signal while Ray starts: stop what has started
         ray.shutdown()
         raise
@@ -103,11 +116,74 @@ def ray_session(address: str | None, cpus: int, quiet: bool = False) -> Iterator
         ray.shutdown()
 
 
+def probe_address(address: str, timeout: float) -> None:
+    """``RunFailure`` at once if nothing listens at ``address`` (``host:port``, ``ray://host:port``;
+    ``auto`` is resolved from ``RAY_ADDRESS``), instead of ray.init's minutes of retries."""
+    import socket
+
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "auto")
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" with no RAY_ADDRESS, or a form Ray resolves itself: the deadline still holds
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 10.0)):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise RunFailure(f"could not join Ray at {address!r}: {reason} (nothing listens there); start the head with "
+                         "ray start --head, check the address with ray status, or drop ray_address= to start a local Ray") from None
+
+
+class _ConnectTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None, where: str) -> Iterator[None]:
+    """``RunFailure`` if the block runs past ``seconds`` (SIGALRM: main thread only; None: no limit)."""
+    import signal
+    import threading
+
+    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signal_number: int, frame: Any) -> None:
+        raise _ConnectTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _ConnectTimeout:
+        import ray
+
+        ray.shutdown()
+        raise RunFailure(f"could not join {where} within {seconds:g} s (ray_timeout=); check that the cluster is up "
+                         "(ray status on the head node)") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _quiet_ray_logs(quiet: bool) -> None:
+    """With ``quiet``, Ray's and Ray Data's own loggers say only errors (their INFO lines otherwise reach stderr)."""
+    import logging
+
+    if quiet:
+        import ray.data  # noqa: F401 (it configures its loggers on import: set ours after that)
+
+        for name in ("ray", "ray.data", "ray._private", "ray.util"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def ray_engine(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
                counts: dict[str, int]) -> Iterator[dict[str, Any]]:
     """The units of ``pieces`` computed on Ray (see the module's docstring), as the driver's summaries."""
     # a local Ray gets one CPU more than the actors take: the read tasks run beside them
-    with ray_session(settings.ray_address, settings.workers * settings.threads + 1, settings.quiet):
+    with ray_session(settings.ray_address, settings.workers * settings.threads + 1, settings.quiet, settings.ray_timeout):
         yield from _rounds(job, pieces, plan, writer, settings, counts)
 
 
@@ -209,7 +285,8 @@ def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, 
         dataset = dataset.repartition(target_num_rows_per_block=1)
         dataset = dataset.map_batches(
             _UnitActor, fn_constructor_kwargs={"job": _remote_job(job), "writer": writer},
-            batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=settings.workers),
+            batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=settings.workers, max_tasks_in_flight_per_actor=1),
+            # one unit at a time an actor: a unit queued behind a busy actor would wait while another idles
             num_cpus=settings.threads, max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES,
             runtime_env={"env_vars": env},
         )

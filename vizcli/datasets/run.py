@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vizcli.common import signals
+from vizcli.common.choices import OnError, values
 from vizcli.common.errors import BadInput, Interrupted, RunFailure, VizcliError
 from vizcli.datasets.keys import KeyIndex, Shard, UniqueKeys
 from vizcli.datasets.sink import TableSink, UnitWriter, problems_path_for
 
-ON_ERROR = ("skip", "stop", "ignore")
+ON_ERROR = values(OnError)
 SKIPPED_ROWS_EXIT = 3  # a run that finished but skipped rows (see problems.jsonl); --on-error ignore gives 0
 
 
@@ -50,6 +51,7 @@ class DatasetSettings:
     workers: int = 1  # Ray actors, one model each
     threads: int = 1  # torch threads per Ray actor
     ray_address: str | None = None
+    ray_timeout: float = 60.0  # seconds to join the cluster at ray_address
     on_error: str = "skip"
     quiet: bool = False
 
@@ -93,8 +95,10 @@ class DatasetJob:
     worker_kwargs: dict[str, Any]
     to_batch: Callable[[list[Any]], dict[str, Any]]  # item values → the callable's input batch
     to_rows: Callable[[dict[str, Any], Any], Any]  # (result batch, schema) → pyarrow.Table of rows
-    row_bytes: int  # stored bytes per row: units hold about --shard-size MB
-    problems_of: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda result: []
+    row_bytes: int  # stored bytes per row: units hold about --shard-size MB …
+    max_unit_rows: int | None = None  # … and at most this many rows, so a run spreads over the workers
+    problems_of: Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]] = lambda batch, result: []  # rows dropped
+    tally_of: Callable[[dict[str, Any]], dict[str, int]] = lambda result: {}  # counts the summary reports (truncated texts)
     array_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     actor_env: dict[str, str] = field(default_factory=dict)  # environment of the Ray actors
     early_problems: list[dict[str, Any]] = field(default_factory=list)  # found while listing (annotation files)
@@ -110,6 +114,7 @@ class DatasetSummary:
     problems: int
     problems_path: str | None
     builds: int = 0  # callable-class builds on this run's workers (Ray: one per actor, plus one per restart)
+    tally: dict[str, int] = field(default_factory=dict)  # the job's counts over the run (embed: truncated texts)
 
     @property
     def exit_code(self) -> int:
@@ -175,8 +180,10 @@ def _items_per_unit(split: tuple[tuple[int, int, int], ...], position: int) -> i
     return None
 
 
-def unit_rows_for(megabytes: float, row_bytes: int) -> int:
-    return max(1, int(megabytes * (1 << 20) // max(1, row_bytes)))
+def unit_rows_for(megabytes: float, row_bytes: int, max_rows: int | None = None) -> int:
+    """Rows a unit holds: ``megabytes`` of stored values, at most ``max_rows``."""
+    rows = max(1, int(megabytes * (1 << 20) // max(1, row_bytes)))
+    return min(rows, max_rows) if max_rows is not None else rows
 
 
 # ---------------------------------------------------------------- computing a unit
@@ -200,6 +207,7 @@ class UnitTask:
         claim = Path(self.writer.folder) / f".claim-{unit.position}"
         if self.claims:
             _write_claim(claim, unit)
+        self.tally: dict[str, int] = {}
         tables, problems = self._compute(unit.batch, unit.keys)
         import pyarrow as pa
 
@@ -207,12 +215,14 @@ class UnitTask:
         entry = self.writer.write(table, unit.position) if table is not None and table.num_rows else None
         if self.claims:
             claim.unlink(missing_ok=True)
-        return {"entry": entry, "keys": unit.keys, "problems": problems, "position": unit.position}
+        return {"entry": entry, "keys": unit.keys, "problems": problems, "position": unit.position, "tally": self.tally}
 
     def _compute(self, batch: dict[str, Any], keys: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
         try:
             result = self.worker(batch)
-            return [self.job.to_rows(result, self.job.schema)], list(self.job.problems_of(result))
+            for name, count in self.job.tally_of(result).items():
+                self.tally[name] = self.tally.get(name, 0) + int(count)
+            return [self.job.to_rows(result, self.job.schema)], list(self.job.problems_of(batch, result))
         except VizcliError:
             raise
         except Exception as error:  # a bug or a library failure on some row: find it, keep the others
@@ -283,12 +293,13 @@ def run_dataset(job: DatasetJob, pieces: Sequence[Piece], settings: DatasetSetti
     sink = TableSink(settings.output, job.schema, metadata, job.key, settings.shard_format, settings.resume, job.array_shapes)
     before = set(sink.entries)
     counts = {"skipped": 0, "items": 0, "rows": 0, "problems": 0, "builds": 0}
+    tally: dict[str, int] = {}
     try:
         done = sink.done_keys() if settings.resume and sink.entries else None
-        plan = Plan(settings.shard, done, unit_rows_for(settings.unit_megabytes, job.row_bytes))
+        plan = Plan(settings.shard, done, unit_rows_for(settings.unit_megabytes, job.row_bytes, job.max_unit_rows))
         chosen: Engine = engine if engine is not None else _engine(settings.engine)
         _commit_units(job, sink, chosen(job, pieces, plan, sink.writer, settings, counts), problems_file, settings, counts,
-                      progress)
+                      progress, tally)
         signals.raise_if_interrupted()  # a signal whose raise the engine swallowed still stops the run
     except Interrupted as stop:
         kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
@@ -305,7 +316,7 @@ def run_dataset(job: DatasetJob, pieces: Sequence[Piece], settings: DatasetSetti
     if counts["problems"] == 0 and not had_problems_file:
         problems_file.unlink(missing_ok=True)
     return DatasetSummary(final, counts["items"], counts["skipped"], counts["rows"], counts["problems"],
-                          str(problems_file) if problems_file.exists() else None, counts["builds"])
+                          str(problems_file) if problems_file.exists() else None, counts["builds"], tally)
 
 
 def _drop_empty(sink: TableSink, before: set[str], problems_file: Path, had_problems_file: bool, counts: dict[str, int]) -> None:
@@ -322,7 +333,8 @@ def _remove_new_problems(problems_file: Path, had_problems_file: bool, resume: b
 
 
 def _commit_units(job: DatasetJob, sink: TableSink, summaries: Iterator[dict[str, Any]], problems_file: Path,
-                  settings: DatasetSettings, counts: dict[str, int], progress: Callable[[int], None] | None) -> None:
+                  settings: DatasetSettings, counts: dict[str, int], progress: Callable[[int], None] | None,
+                  tally: dict[str, int]) -> None:
     seen = UniqueKeys()  # 8 bytes an id, not a set's ~90
     log = None
 
@@ -350,6 +362,8 @@ def _commit_units(job: DatasetJob, sink: TableSink, summaries: Iterator[dict[str
             if summary["entry"] is not None:
                 sink.record(summary["entry"])
                 counts["rows"] += int(summary["entry"]["rows"])
+            for name, count in summary.get("tally", {}).items():
+                tally[name] = tally.get(name, 0) + int(count)
             counts["items"] += len(summary["keys"])
             if progress is not None:
                 progress(len(summary["keys"]))

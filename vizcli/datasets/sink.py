@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vizcli.common.choices import ShardFormat, values
 from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.files import os_error_reason, sha256_of
 from vizcli.datasets.keys import KeyIndex
 
 MANIFEST = "manifest.json"
 PARTS_SUFFIX = ".parts"
-SHARD_FORMATS = ("safetensors", "npz")
+SHARD_FORMATS = values(ShardFormat)
 METADATA_KEY = b"vizcli"
 POSITION_DIGITS = 12
 

@@ -13,23 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {
+from vizcli.embed.bert_config import NATIVE_ACTIVATIONS, strip_prefix, supports_natively  # noqa: F401 (re-exported)
+
+ACTIVATIONS = {  # the names of NATIVE_ACTIVATIONS
     "gelu": lambda x, F: F.gelu(x),
     "gelu_new": lambda x, F: F.gelu(x, approximate="tanh"),
     "gelu_pytorch_tanh": lambda x, F: F.gelu(x, approximate="tanh"),
     "relu": lambda x, F: F.relu(x),
     "silu": lambda x, F: F.silu(x),
 }
-
-
-def supports_natively(config: dict) -> bool:
-    """Whether ``BertEncoder`` reproduces this config exactly."""
-    return (
-        config.get("model_type") == "bert"
-        and config.get("position_embedding_type", "absolute") == "absolute"
-        and config.get("hidden_act", "gelu") in ACTIVATIONS
-        and not config.get("is_decoder", False)
-    )
 
 
 class _Embeddings(nn.Module):
@@ -187,11 +179,3 @@ def fuse_projections(model: BertEncoder) -> BertEncoder:
 def build_encoder(config: dict) -> BertEncoder:
     """An (uninitialised) BERT module for ``config`` (the dict of ``config.json``)."""
     return BertEncoder(config)
-
-
-def strip_prefix(state_dict: dict, prefixes=("bert.", "model.")) -> dict:
-    """Drop a leading ``bert.`` (from BertFor… checkpoints) so keys match ``BertModel``."""
-    for prefix in prefixes:
-        if state_dict and all(key.startswith(prefix) or key.startswith("cls.") for key in state_dict):
-            return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
-    return state_dict

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from vizcli.common.options import (
+    ComputeDtype,
     DeviceOption,
-    EmbedDtype,
     EmbedFormat,
     EncodingErrors,
     Engine,
@@ -24,6 +24,7 @@ from vizcli.datasets.options import (
     EngineOption,
     OnErrorOption,
     RayAddressOption,
+    RayTimeoutOption,
     ResumeOption,
     ShardFormatOption,
     ShardOption,
@@ -108,8 +109,8 @@ def embed(
         int, typer.Option("--batch-tokens", help="Most padded tokens (texts x the longest) per forward pass: short texts batch wide.")
     ] = 4096,
     dtype: Annotated[
-        EmbedDtype, typer.Option("--dtype", help="bfloat16 is about 3-4x faster on CPUs with AMX/AVX512-BF16.")
-    ] = EmbedDtype.float32,
+        ComputeDtype, typer.Option("--dtype", help="Compute dtype; bfloat16 is not faster on every CPU with AVX512-BF16: measure it (benchmarks).")
+    ] = ComputeDtype.float32,
     prefix: Annotated[str, typer.Option("--prefix", help="Prepended to every text before tokenization (e.g. 'query: '); recorded.")] = "",
     precision: Annotated[
         Precision, typer.Option("--precision", help="Stored vectors (corpus outputs): float32, float16, bfloat16, int8, uint8, binary, ubinary.")
@@ -131,6 +132,7 @@ def embed(
     on_error: OnErrorOption = OnError.skip,
     engine: EngineOption = Engine.local,
     ray_address: RayAddressOption = None,
+    ray_timeout: RayTimeoutOption = 60.0,
     workers: Annotated[
         int | None, typer.Option("--workers", help="--engine ray: actors, one model each (default: the CPUs here); each runs --threads threads (default 1).")
     ] = None,
@@ -159,13 +161,19 @@ def embed(
 
         if similarity:
             raise BadInput("--similarity prints a matrix; drop it to write a corpus output")
+        if output_format is not None:
+            raise BadInput(f"--format {output_format.value} contradicts -o {output}: a corpus output is Parquet (-o out.parquet) "
+                           "or shards (-o DIR/ with --shard-format); drop --format, or name a .jsonl/.csv/.npz file")
         settings = dataset_settings(output, resume, shard, shard_format, shard_size, engine, workers, ray_address, on_error,
-                                    threads, quiet)
+                                    threads, quiet, ray_timeout)
         read = {"file": file, "field": field, "column": column, "encoding_errors": encoding_errors.value,
                 "skip_empty": skip_empty, "max_line_bytes": max_line_bytes, "id_column": id_column, "glob": glob}
-        return _run_corpus(settings, list(texts or []), read, model, pooling, normalize, prefix, dtype.value, device,
-                           precision.value, calibration, ranges, truncate_dim, keep_text, batch_size, batch_tokens, max_length,
-                           on_overflow.value, threads)
+        from vizcli.common.runtime import flat_heap
+
+        with flat_heap(uncached_kernels=True):  # a corpus run is long: keep peak memory flat (see keep_heap_flat)
+            return _run_corpus(settings, list(texts or []), read, model, pooling, normalize, prefix, dtype.value, device,
+                               precision.value, calibration, ranges, truncate_dim, keep_text, batch_size, batch_tokens,
+                               max_length, on_overflow.value, threads)
     for name, value, default in (("precision", precision.value, "float32"), ("truncate_dim", truncate_dim, None),
                                  ("keep_text", keep_text, False), ("resume", resume, False), ("shard", shard, None),
                                  ("engine", engine.value, "local")):
@@ -191,12 +199,16 @@ def embed(
     if first is None:
         raise BadInput("no input text: give TEXT arguments, --file PATH, or lines on stdin")
     from vizcli.common.console import counter_progress, warn
-    from vizcli.common.runtime import resolve_device, set_threads
     from vizcli.embed import writers
-    from vizcli.embed.loading import load_bert
+    from vizcli.embed.loading import load_bert, load_numpy_bert, numpy_path_fits
 
-    set_threads(threads, warn)
-    encoder = load_bert(model, dtype=dtype.value, device=str(resolve_device(device)))
+    if threads is None and _small_input(list(texts or []), file) and numpy_path_fits(model, dtype.value, device):
+        encoder = load_numpy_bert(model)  # a few texts: numpy, no torch import (see vizcli.embed.numpy_bert)
+    else:
+        from vizcli.common.runtime import resolve_device, set_threads
+
+        set_threads(threads, warn)
+        encoder = load_bert(model, dtype=dtype.value, device=str(resolve_device(device)))
     progress = None if quiet else counter_progress("embedding texts")
     if prefix:
         from dataclasses import replace
@@ -256,7 +268,7 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
     if first is None:
         raise BadInput("no input text: give TEXT arguments, --file PATH, or lines on stdin")
     from vizcli.common.console import counter_progress, info, warn
-    from vizcli.common.runtime import keep_heap_flat, set_threads
+    from vizcli.common.runtime import set_threads
     from vizcli.datasets.options import summary_exit
     from vizcli.datasets.run import run_dataset
     from vizcli.embed import writers
@@ -264,7 +276,6 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
     from vizcli.embed.loading import weights_sha256
     from vizcli.embed.rows import embed_job, text_pieces
 
-    keep_heap_flat(uncached_kernels=True)  # a corpus run is long: keep peak memory flat (see its docstring)
     set_threads(threads, warn)
     worker_kwargs: dict[str, Any] = {"model": model, "pooling": poolings, "dtype": dtype, "precision": "float32", "prefix": prefix,
                      "normalize": normalize, "truncate_dim": truncate_dim, "batch_size": batch_size, "batch_tokens": batch_tokens,
@@ -307,6 +318,10 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
     if not settings.quiet:
         skipped = f", {summary.skipped:,} already there" if summary.skipped else ""
         info(f"wrote {summary.rows:,} rows to {summary.output}{skipped}")
+    truncated = summary.tally.get("truncated", 0)
+    if truncated:
+        warn(f"{truncated:,} texts longer than {max_length or encoder.max_length} tokens were truncated and flagged "
+             "(column truncated); --on-overflow error|skip changes this")
     return summary_exit(summary.problems, f"see {summary.problems_path}", settings.on_error)
 
 
@@ -318,6 +333,21 @@ def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool
     path, rows = merge_command(inputs, output, "embed", EMBED_DATASET_SCHEMA, ("id",), shard_format)
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")
+
+
+SMALL_INPUT_BYTES = 8192  # texts up to this size (about 2,000 tokens) embed faster in numpy than torch's import takes
+
+
+def _small_input(texts: list[str], file: str | None) -> bool:
+    """Texts given as arguments, or a file, of at most ``SMALL_INPUT_BYTES`` (stdin: unknown, so no)."""
+    import os
+
+    if file is not None:
+        try:
+            return os.path.isfile(file) and os.path.getsize(file) <= SMALL_INPUT_BYTES
+        except OSError:
+            return False
+    return bool(texts) and texts != ["-"] and sum(len(text.encode("utf-8", "replace")) for text in texts) <= SMALL_INPUT_BYTES
 
 
 def _without_prefix(rows, prefix: str):

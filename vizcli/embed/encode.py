@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vizcli.common.choices import ComputeDtype, OnOverflow, values
 from vizcli.common.errors import BadInput
 from vizcli.embed.texts import InputText
 
 POOLING_NAMES = ("pooler", "cls", "mean", "max")
-DTYPES = ("float32", "bfloat16")
-OVERFLOW_POLICIES = ("warn", "error", "skip")
+DTYPES = values(ComputeDtype)
+OVERFLOW_POLICIES = values(OnOverflow)
 BATCH_SIZE = 256  # most texts a forward pass
 BATCH_TOKENS = 4096  # most padded tokens (texts × the longest) a forward pass: short texts batch wide, long ones narrow
 MAX_BATCH_TOKENS = 1 << 20
@@ -182,10 +183,40 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, batch_tokens
         yield group
 
 
-def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, normalize, overflow, progress, batch_tokens=None):
-    import numpy as np
+def _torch_vectors(encoder, padded, mask, poolings, normalize) -> dict[str, Any]:
+    """One batch through a torch encoder: pooling → ``float32 [B, H]`` numpy."""
     import torch
     import torch.nn.functional as F
+
+    with torch.inference_mode():
+        input_ids = torch.from_numpy(padded).to(encoder.device)
+        attention = torch.from_numpy(mask).long().to(encoder.device)
+        hidden, pooled = encoder.forward(input_ids, attention)
+        hidden = hidden.float()
+        pooled = pooled.float() if pooled is not None else None
+        vectors = {}
+        for name in poolings:
+            vector = POOLINGS[name](hidden, pooled, attention)
+            if normalize:
+                vector = F.normalize(vector, p=2, dim=-1)
+            vectors[name] = vector.cpu().numpy()
+    return vectors
+
+
+def _numpy_vectors(encoder, padded, mask, poolings, normalize) -> dict[str, Any]:
+    """One batch through ``vizcli.embed.numpy_bert`` (no torch)."""
+    from vizcli.embed.numpy_bert import normalized, pool
+
+    hidden, pooled = encoder.forward(padded, mask)
+    vectors = {}
+    for name in poolings:
+        vector = pool(name, hidden, pooled, mask)
+        vectors[name] = normalized(vector) if normalize else vector
+    return vectors
+
+
+def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, normalize, overflow, progress, batch_tokens=None):
+    import numpy as np
 
     encodings = encoder.tokenizer.encode_batch([item.text for item in items])
     prepared = []  # (position in window, ids, token count, truncated)
@@ -205,32 +236,23 @@ def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, norm
         prepared.append((position, ids, count, truncated))
     order = sorted(range(len(prepared)), key=lambda k: len(prepared[k][1]))
     results: dict[int, Embedding] = {}
-    with torch.inference_mode():
-        for group in _batches(order, [len(prepared[k][1]) for k in order], batch_size, batch_tokens):
-            batch = [prepared[k] for k in group]
-            sizes = np.array([len(ids) for _, ids, _, _ in batch])
-            padded = np.full((len(batch), int(sizes.max())), encoder.pad_id, dtype=np.int64)
-            for row, (_, ids, _, _) in enumerate(batch):
-                padded[row, : len(ids)] = ids
-            input_ids = torch.from_numpy(padded).to(encoder.device)
-            mask = torch.from_numpy(np.arange(padded.shape[1])[None, :] < sizes[:, None]).long().to(encoder.device)
-            hidden, pooled = encoder.forward(input_ids, mask)
-            hidden = hidden.float()
-            pooled = pooled.float() if pooled is not None else None
-            vectors = {}
-            for name in poolings:
-                vector = POOLINGS[name](hidden, pooled, mask)
-                if normalize:
-                    vector = F.normalize(vector, p=2, dim=-1)
-                vectors[name] = vector.cpu().numpy()
-            for row, (position, _, count, truncated) in enumerate(batch):
-                item = items[position]
-                results[position] = Embedding(
-                    index=item.index, text=item.text, tokens=count, truncated=truncated,
-                    vectors={name: vectors[name][row] for name in poolings}, id=item.key,
-                )
-            if progress is not None:
-                progress(len(batch))
+    compute = _numpy_vectors if encoder.backend == "numpy" else _torch_vectors
+    for group in _batches(order, [len(prepared[k][1]) for k in order], batch_size, batch_tokens):
+        batch = [prepared[k] for k in group]
+        sizes = np.array([len(ids) for _, ids, _, _ in batch])
+        padded = np.full((len(batch), int(sizes.max())), encoder.pad_id, dtype=np.int64)
+        for row, (_, ids, _, _) in enumerate(batch):
+            padded[row, : len(ids)] = ids
+        mask = np.arange(padded.shape[1])[None, :] < sizes[:, None]
+        vectors = compute(encoder, padded, mask, poolings, normalize)
+        for row, (position, _, count, truncated) in enumerate(batch):
+            item = items[position]
+            results[position] = Embedding(
+                index=item.index, text=item.text, tokens=count, truncated=truncated,
+                vectors={name: vectors[name][row] for name in poolings}, id=item.key,
+            )
+        if progress is not None:
+            progress(len(batch))
     for position in sorted(results):
         yield results[position]
 
@@ -251,6 +273,7 @@ class Encoder:
     dtype: str = "float32"
     device: str = "cpu"
     pad_id: int = 0
+    backend: str = "torch"  # or "numpy" (vizcli.embed.numpy_bert: no torch import, for a few texts)
 
     @property
     def hidden_size(self) -> int:
@@ -277,7 +300,10 @@ class Encoder:
                        overflow=stream.overflow)
 
     def forward(self, input_ids, attention_mask):
-        """``(Tensor[B, L], Tensor[B, L])`` → (last hidden ``Tensor[B, L, H]``, pooler ``Tensor[B, H]`` or None)."""
+        """``(Tensor[B, L], Tensor[B, L])`` → (last hidden ``Tensor[B, L, H]``, pooler ``Tensor[B, H]`` or None)
+        (numpy arrays in and out with ``backend="numpy"``)."""
+        if self.backend == "numpy":
+            return self.model.forward(input_ids, attention_mask)
         if self.native:
             return self.model(input_ids, attention_mask)
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)

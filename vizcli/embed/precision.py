@@ -18,9 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vizcli.common.choices import Precision, values
 from vizcli.common.errors import BadInput
 
-PRECISIONS = ("float32", "float16", "bfloat16", "int8", "uint8", "binary", "ubinary")
+PRECISIONS = values(Precision)
 NEEDS_RANGES = ("int8", "uint8")
 
 
@@ -97,9 +98,17 @@ def load_ranges(path: str, poolings: tuple[str, ...], dimensions: int) -> dict[s
     try:
         data = json.loads(file.read_text(encoding="utf-8"))["ranges"]
         found = {name: np.asarray(data[name], dtype=np.float32) for name in poolings}
-    except (ValueError, KeyError, TypeError) as error:
-        raise BadInput(f"not a ranges file with every pooling asked for ({error})", parameter="ranges", value=path) from None
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise BadInput(f"not a ranges file with every pooling asked for ({str(error)[:120]})", parameter="ranges", value=path) from None
+    except RecursionError:
+        raise BadInput("nested too deeply to be a ranges file", parameter="ranges", value=path) from None
     for name, value in found.items():
         if value.shape != (2, dimensions):
-            raise BadInput(f"{name}: shape {list(value.shape)}, expected [2, {dimensions}]", parameter="ranges", value=path)
+            raise BadInput(f"{name}: shape {list(value.shape)}, expected [2, {dimensions}] (min and max of each dimension)",
+                           parameter="ranges", value=path)
+        if not np.isfinite(value).all():
+            raise BadInput(f"{name}: holds NaN or infinite values; calibrate again", parameter="ranges", value=path)
+        inverted = np.flatnonzero(value[0] > value[1])
+        if inverted.size:
+            raise BadInput(f"{name}: dimension {int(inverted[0])} has min > max; calibrate again", parameter="ranges", value=path)
     return found

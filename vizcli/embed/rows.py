@@ -20,6 +20,7 @@ are written a unit at a time by ``vizcli.datasets`` (resumable, shardable, merge
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,21 @@ def columns_table(columns: dict[str, Any], schema: Any) -> Any:
 
 
 
+UNIT_TEXTS = 1024  # texts a unit holds at most: 20,000 lines are 20 units, enough to keep every worker busy
+
+
+def overflow_problems(batch: dict[str, Any], result: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+    """The texts ``on_overflow="skip"`` dropped: in the batch, not in the result."""
+    kept = {str(key) for key in result["id"]}
+    where = f"{limit} tokens" if limit else "the model's token limit"
+    return [{"id": str(key), "index": int(index), "problem": f"longer than {where}: skipped (--on-overflow skip)"}
+            for key, index in zip(batch["id"], batch["index"]) if str(key) not in kept]
+
+
+def truncated_tally(result: dict[str, Any]) -> dict[str, int]:
+    return {"truncated": int(sum(bool(flag) for flag in result["truncated"]))}
+
+
 def text_batch(items: list[InputText]) -> dict[str, list[Any]]:
     """``Embedder``'s input batch for ``items``."""
     return {"id": [item.key for item in items], "index": [item.index for item in items], "text": [item.text for item in items]}
@@ -76,7 +92,8 @@ def embed_job(embedder: Embedder | None, worker_kwargs: dict[str, Any], options:
     return DatasetJob(
         command="embed", key="id", schema=corpus_schema(options, dimensions), metadata=metadata, worker=Embedder,
         worker_kwargs=worker_kwargs, to_batch=text_batch, to_rows=columns_table,
-        row_bytes=max(1, width * len(options.poolings) * VALUE_BITS[options.precision] // 8),
+        row_bytes=max(1, width * len(options.poolings) * VALUE_BITS[options.precision] // 8), max_unit_rows=UNIT_TEXTS,
+        problems_of=functools.partial(overflow_problems, limit=options.max_length), tally_of=truncated_tally,
         actor_env=flat_heap_env(uncached_kernels=True), local_worker=embedder,
     )
 

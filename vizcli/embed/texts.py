@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from vizcli.common.choices import EncodingErrors, values
 from vizcli.common.errors import BadInput
-from vizcli.common.files import checked_os_call, is_folder, require_file
+from vizcli.common.files import checked_glob, checked_os_call, is_folder, require_file
 from vizcli.common.parsing import parse_json
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB: far beyond any model's 512 tokens, small enough to stop /dev/zero
@@ -58,7 +59,7 @@ def read_texts(
     """
     if max_line_bytes < 1:
         raise BadInput("must be at least 1", parameter="max_line_bytes", value=max_line_bytes)
-    if encoding_errors not in ("strict", "replace"):
+    if encoding_errors not in values(EncodingErrors):
         raise BadInput("use strict or replace", parameter="encoding_errors", value=encoding_errors)
     if file is not None and arguments and arguments != ["-"]:
         raise BadInput("give texts as arguments or with file=PATH, not both")
@@ -72,9 +73,26 @@ def read_texts(
     for item in items:
         if "\x00" in item.text:
             raise BadInput(f"{item.source}: contains a NUL byte; remove it (binary input is not text)")
+        if not _is_unicode(item.text) or not _is_unicode(item.id):
+            if encoding_errors != "replace":
+                raise BadInput(f"{item.source}: holds a lone surrogate (text that is not Unicode, e.g. undecodable bytes in "
+                               "an argument or a \\ud800 escape in JSON); fix it, or pass encoding_errors='replace'")
+            item = InputText(item.index, _replace_surrogates(item.text), item.source, _replace_surrogates(item.id))
         if skip_empty and not item.text.strip():
             continue
         yield item
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _replace_surrogates(text: str) -> str:
+    return "".join("\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)  # as decoding with 'replace' does
 
 
 def _bounded_lines(stream: IO[bytes], name: str, limit: int) -> Iterator[bytes]:
@@ -128,7 +146,7 @@ def _from_file(path: str, field: str | None, column: str | None, encoding_errors
     if suffix == ".parquet":
         if not column:
             raise BadInput("a .parquet file needs column=NAME (the column holding the text)", parameter="file", value=path)
-        return _from_parquet(file, column, id_column, row_groups, start_index)
+        return _from_parquet(file, column, id_column, row_groups, start_index, limit)
     if suffix == ".jsonl":
         if not field:
             raise BadInput("a .jsonl file needs field=NAME (the key holding the text)", parameter="file", value=path)
@@ -144,7 +162,7 @@ def _from_file(path: str, field: str | None, column: str | None, encoding_errors
 
 def _from_folder(folder: Path, glob: str, encoding_errors: str, limit: int) -> Iterator[InputText]:
     """One document per file (sorted by relative path, which is its id), each at most ``limit`` bytes."""
-    files = sorted(path for path in folder.glob(glob) if path.is_file())
+    files = checked_glob(folder, glob)
     if not files:
         raise BadInput(f"no files match {glob!r}; choose them with glob=PATTERN", parameter="file", value=str(folder))
     for index, path in enumerate(files):
@@ -178,7 +196,7 @@ def parquet_row_groups(file: Path, column: str | None, id_column: str | None) ->
 
 
 def _from_parquet(file: Path, column: str, id_column: str | None, row_groups: tuple[int, ...] | None = None,
-                  start_index: int = 0) -> Iterator[InputText]:
+                  start_index: int = 0, limit: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[InputText]:
     """Rows of a Parquet file, one record batch at a time (never the whole file in memory)."""
     import pyarrow as pa
 
@@ -187,13 +205,22 @@ def _from_parquet(file: Path, column: str, id_column: str | None, row_groups: tu
     index = start_index
     batches = parquet.iter_batches(batch_size=4096, columns=wanted, row_groups=list(row_groups) if row_groups is not None else None)
     try:
-        yield from _parquet_texts(batches, file, column, id_column, index)
+        yield from _parquet_texts(batches, file, column, id_column, index, limit)
     except (pa.ArrowException, OSError) as error:
         raise BadInput(f"cannot be read as Parquet ({' '.join(str(error).split())[:200]})", parameter="file", value=str(file)) from None
 
 
-def _parquet_texts(batches: Iterator[Any], file: Path, column: str, id_column: str | None, index: int) -> Iterator[InputText]:
+def _parquet_texts(batches: Iterator[Any], file: Path, column: str, id_column: str | None, index: int,
+                   limit: int) -> Iterator[InputText]:
+    import pyarrow.compute as pc
+
     for batch in batches:
+        sizes = pc.binary_length(batch.column(column))
+        longest = pc.max(sizes).as_py()
+        if longest is not None and longest > limit:
+            row = index + pc.index(sizes, longest).as_py() + 1
+            raise BadInput(f"{file} row {row}: column {column!r} holds {longest:,} bytes, more than max_line_bytes={limit:,}; "
+                           "split the text, or raise the limit")
         texts = batch.column(column).to_pylist()
         ids = batch.column(id_column).to_pylist() if id_column else [None] * len(texts)
         for text, identity in zip(texts, ids):
@@ -243,7 +270,7 @@ def _from_table(file: Path, column: str, delimiter: str, encoding_errors: str, l
 def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str, id_column: str | None = None) -> Iterator[InputText]:
     with _open(file) as raw_stream:
         text_stream = io.TextIOWrapper(raw_stream, encoding="utf-8-sig", errors=encoding_errors, newline="")
-        reader = csv.reader(text_stream, delimiter=delimiter)
+        reader = csv.reader(text_stream, delimiter=delimiter, strict=True)  # an unclosed quote is an error
         try:
             header = next(reader)
         except StopIteration:

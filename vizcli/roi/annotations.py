@@ -120,33 +120,84 @@ def _read_coco(path: str) -> Annotations:
     data = parse_json(text, "annotations", path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("annotations"), list):
         raise BadInput("not COCO JSON: needs \"images\" and \"annotations\" lists", parameter="annotations", value=path)
-    categories = {item.get("id"): str(item.get("name", item.get("id"))) for item in data.get("categories") or [] if isinstance(item, dict)}
+    listed = data.get("categories")
+    categories = {item.get("id"): str(item.get("name", item.get("id"))) for item in (listed if isinstance(listed, list) else [])
+                  if isinstance(item, dict) and isinstance(item.get("id"), (int, str))}
     images: dict[Any, AnnotatedImage] = {}
     problems: list[dict[str, Any]] = []
     for number, item in enumerate(data["images"], start=1):
+        place = f"images[{number - 1}]"
         if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("file_name"), str):
-            raise BadInput(f"images[{number - 1}]: needs \"id\" and \"file_name\"", parameter="annotations", value=path)
-        images[item["id"]] = AnnotatedImage(image_id=str(item["id"]), path=item["file_name"])
+            raise BadInput(f"{place}: needs \"id\" and \"file_name\"", parameter="annotations", value=path)
+        image_id = _coco_id(item["id"], f"{place}.id", path)
+        if image_id in images:
+            raise BadInput(f"{place}: image id {image_id!r} appears twice; every image needs its own id", parameter="annotations", value=path)
+        name = item["file_name"]
+        if not name.strip() or "\x00" in name or not _encodable(name):
+            raise BadInput(f"{place}.file_name {name!r} is not a file name (empty, a NUL byte or a lone surrogate)",
+                           parameter="annotations", value=path)
+        images[image_id] = AnnotatedImage(image_id=image_id, path=name)
+    annotation_ids: set[str] = set()
     for number, item in enumerate(data["annotations"], start=1):
         where = {"annotations_file": path, "annotation": number - 1}
-        if not isinstance(item, dict) or item.get("image_id") not in images:
+        given = item.get("image_id") if isinstance(item, dict) else None
+        image_key = _coco_id(given, f"annotations[{number - 1}].image_id", path) if given is not None else None
+        if not isinstance(item, dict) or image_key not in images:
             problems.append({**where, "problem": "names no image of \"images\""})
             continue
-        annotation_id = str(item.get("id", number))
+        annotation_id = _coco_id(item["id"], f"annotations[{number - 1}].id", path) if "id" in item else str(number)
+        if annotation_id in annotation_ids:
+            raise BadInput(f"annotations[{number - 1}]: annotation id {annotation_id!r} appears twice; every box needs its own id",
+                           parameter="annotations", value=path)
+        annotation_ids.add(annotation_id)
         bbox = item.get("bbox")
         if not _numbers(bbox, 4):
-            problems.append({**where, "image": str(item["image_id"]), "annotation_id": annotation_id, "problem": "bbox is not 4 numbers"})
+            problems.append({**where, "image": image_key, "annotation_id": annotation_id, "problem": "bbox is not 4 numbers"})
             continue
         x, y, w, h = (float(v) for v in bbox or ())
         if w <= 0 or h <= 0:
-            problems.append({**where, "image": str(item["image_id"]), "annotation_id": annotation_id,
+            problems.append({**where, "image": image_key, "annotation_id": annotation_id,
                              "problem": f"bbox {bbox} has no area"})
             continue
-        label = categories.get(item.get("category_id"), str(item.get("category_id", "")))
-        images[item["image_id"]].annotations.append(
-            Annotation((x, y, x + w, y + h), annotation_id, label, iscrowd=bool(item.get("iscrowd", 0)))
+        crowd = _coco_flag(item.get("iscrowd", 0))
+        if crowd is None:
+            problems.append({**where, "image": image_key, "annotation_id": annotation_id,
+                             "problem": f"iscrowd {item.get('iscrowd')!r} is not 0 or 1"})
+            continue
+        category = item.get("category_id")
+        label = categories.get(category) if isinstance(category, (int, str)) else None
+        images[image_key].annotations.append(
+            Annotation((x, y, x + w, y + h), annotation_id, label if label is not None else str(category if category is not None else ""),
+                       iscrowd=crowd)
         )
     return Annotations("coco", list(images.values()), problems=problems)
+
+
+def _coco_id(value: Any, where: str, path: str) -> str:
+    """A COCO id as the text the output keys on: an integer or a non-empty string, nothing else."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
+        raise BadInput(f"{where} is {value!r}; COCO ids are integers (or non-empty strings)", parameter="annotations", value=path)
+    text = str(value)
+    if "\x00" in text or not _encodable(text):
+        raise BadInput(f"{where} {text!r} holds a NUL byte or a lone surrogate", parameter="annotations", value=path)
+    return text
+
+
+def _coco_flag(value: Any) -> bool | None:
+    """COCO's 0/1 flags (``iscrowd``): 0, 1, false, true, or those as text; None for anything else."""
+    if value in (0, 1) or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "false", "true"):
+        return value.strip().lower() in ("1", "true")
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _numbers(value: Any, count: int) -> bool:
@@ -165,6 +216,9 @@ def _read_voc(path: str) -> Annotations:
     images: list[AnnotatedImage] = []
     problems: list[dict[str, Any]] = []
     for file in files:
+        if not file.is_file():  # a folder named x.xml, a dangling symlink
+            problems.append({"annotations_file": str(file), "problem": "not a readable file (a folder, or a link to nothing)"})
+            continue
         image, found = _read_voc_file(file)
         problems.extend(found)
         if image is not None:
@@ -175,7 +229,10 @@ def _read_voc(path: str) -> Annotations:
 def _read_voc_file(file: Path) -> tuple[AnnotatedImage | None, list[dict[str, Any]]]:
     from defusedxml import ElementTree  # forbids entity expansion and external entities
 
-    size = file.stat().st_size
+    try:
+        size = file.stat().st_size
+    except OSError as error:
+        return None, [{"annotations_file": str(file), "problem": error.strerror or type(error).__name__}]
     if size > MAX_XML_BYTES:
         return None, [{"annotations_file": str(file), "problem": f"{size:,} bytes; a VOC file is at most {MAX_XML_BYTES:,}"}]
     try:
@@ -219,9 +276,16 @@ def _read_yolo(path: str) -> Annotations:
     for file in sorted(folder.rglob("*.txt")):
         if file.name in YOLO_CLASS_FILES:
             continue
+        try:
+            if not file.is_file():
+                raise IsADirectoryError(0, "not a readable file (a folder, or a link to nothing)")
+            text = file.read_text(encoding="utf-8-sig", errors="replace")
+        except OSError as error:
+            problems.append({"annotations_file": str(file), "problem": error.strerror or type(error).__name__})
+            continue
         key = file.relative_to(folder).with_suffix("").as_posix()
         boxes: list[Annotation] = []
-        for number, line in enumerate(file.read_text(encoding="utf-8-sig", errors="replace").splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             parts = line.split()
             if not parts:
                 continue
@@ -246,7 +310,14 @@ def _yolo_classes(folder: Path) -> list[str]:
         for name in YOLO_CLASS_FILES:
             file = place / name
             if file.is_file():
-                return [line.strip() for line in file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+                data = checked_os_call(file.read_bytes, "annotations", str(file))
+                try:
+                    text = data.decode("utf-8-sig")
+                except UnicodeDecodeError as error:
+                    line = data[: error.start].count(b"\n") + 1
+                    raise BadInput(f"{file.name} is not UTF-8 text (line {line}); save it as UTF-8",
+                                   parameter="annotations", value=str(file)) from None
+                return [line.strip() for line in text.splitlines() if line.strip()]
     return []
 
 
@@ -257,7 +328,7 @@ def _read_boxes_file(path: str, fmt: str, max_boxes: int) -> Annotations:
     """Today's ``--boxes-file`` formats (and a CSV without a header line), keyed by image name."""
     from vizcli.roi.boxes import read_keyed_boxes
 
-    keyed, every = read_keyed_boxes(path, max_boxes)
+    keyed, every = read_keyed_boxes(path, max_boxes, parameter="annotations")
     by_key = {key: [_from_box(box) for box in boxes] for key, boxes in keyed.items()}
     return Annotations(fmt, None, by_key=by_key, every_image=[_from_box(box) for box in every] if every is not None else None)
 

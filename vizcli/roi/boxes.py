@@ -92,17 +92,26 @@ def load_boxes_file(path: str, image_names: list[str], max_boxes: int = DEFAULT_
     return result
 
 
-def read_keyed_boxes(path: str, max_boxes: int = DEFAULT_MAX_BOXES) -> tuple[dict[str, list[Box]], list[Box] | None]:
+def read_keyed_boxes(path: str, max_boxes: int = DEFAULT_MAX_BOXES,
+                     parameter: str = "boxes_file") -> tuple[dict[str, list[Box]], list[Box] | None]:
     """The boxes of a JSON or CSV boxes file: those keyed by an image name, and those for every
-    image (``None`` when there are none)."""
+    image (``None`` when there are none). Errors name ``parameter``, the option the file came from
+    (``boxes_file``, or ``annotations`` for a dataset's CSV/JSON annotations)."""
     check_max_boxes(max_boxes)
-    text = _read_boxes_text(path, max_boxes)
-    stripped = text.lstrip()
-    if not stripped:
-        raise BadInput("is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2", parameter="boxes_file", value=path)
-    if stripped[0] in "[{" or path.lower().endswith(".json"):
-        return _boxes_from_json(text, path)
-    return _boxes_from_csv(text, path, max_boxes)
+    try:
+        text = _read_boxes_text(path, max_boxes)
+        stripped = text.lstrip()
+        if not stripped:
+            raise BadInput("is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2", parameter="boxes_file", value=path)
+        if stripped[0] in "[{" or path.lower().endswith(".json"):
+            return _boxes_from_json(text, path)
+        return _boxes_from_csv(text, path, max_boxes)
+    except BadInput as error:
+        if parameter == "boxes_file":
+            raise
+        raise BadInput(error.detail.replace("boxes_file=", f"{parameter}="),
+                       parameter=parameter if error.parameter == "boxes_file" else error.parameter,
+                       value=error.value) from None
 
 
 def _read_boxes_text(path: str, max_boxes: int) -> str:
@@ -181,7 +190,8 @@ HEADERLESS_COLUMNS = ("x1", "y1", "x2", "y2", "label")
 def _boxes_from_csv(text: str, path: str, max_boxes: int) -> tuple[dict[str, list[Box]], list[Box] | None]:
     first = next(csv.reader(io.StringIO(text.lstrip().splitlines()[0] if text.strip() else "")), [])
     headerless = 4 <= len(first) <= 5 and _all_numbers(first[:4])
-    reader = csv.DictReader(io.StringIO(text), fieldnames=list(HEADERLESS_COLUMNS) if headerless else None)
+    # strict: a quote that is never closed is an error, not one field swallowing the rest of the file
+    reader = csv.DictReader(io.StringIO(text), fieldnames=list(HEADERLESS_COLUMNS) if headerless else None, strict=True)
     try:
         header = [name.strip().lower() for name in (reader.fieldnames or [])]
     except csv.Error as error:

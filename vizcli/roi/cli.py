@@ -27,6 +27,7 @@ from vizcli.datasets.options import (
     EngineOption,
     OnErrorOption,
     RayAddressOption,
+    RayTimeoutOption,
     ResumeOption,
     ShardFormatOption,
     ShardOption,
@@ -141,6 +142,7 @@ def roi(
     workers: Annotated[int | None, typer.Option("--workers", help="Threads decoding images ahead of the model (default 2); with --engine ray: actors, one model each (default: the CPUs here).")] = None,
     engine: EngineOption = Engine.local,
     ray_address: RayAddressOption = None,
+    ray_timeout: RayTimeoutOption = 60.0,
     on_error: OnErrorOption = OnError.skip,
     dtype: Annotated[ComputeDtype, typer.Option("--dtype", help="The backbone's compute dtype (features are stored as float32).")] = ComputeDtype.float32,
     weights: WeightsOption = None,
@@ -175,6 +177,10 @@ def roi(
 
         if explain or plot:
             raise BadInput(f"--{'explain' if explain else 'plot'} explains single images; drop it for a dataset run")
+        for flag, given in (("--save-format", save_format_option), ("--format", output_format)):
+            if given is not None:
+                raise BadInput(f"{flag} {given.value} is for single images; a dataset run writes Parquet (-o out.parquet) or "
+                               "shards (-o DIR/ with --shard-format): drop it")
         if not output:
             raise BadInput("a dataset run writes rows: give -o out.parquet or -o DIR/ (a folder of shards)")
         if not 1 <= batch_size <= 1024:
@@ -182,15 +188,18 @@ def roi(
         if engine is Engine.local and workers is not None and not 1 <= workers <= 64:
             raise BadInput("use 1..64 decode threads", parameter="workers", value=workers)
         settings = dataset_settings(output, resume, shard, shard_format, shard_size, engine, workers, ray_address, on_error,
-                                    threads, quiet)
+                                    threads, quiet, ray_timeout)
         extractor_settings = {
             "model": model, "weights": weights, "layer": layer.value, "op": op.value, "output_size": output_size,
             "sampling_ratio": sampling_ratio, "aligned": aligned, "max_size": max_size, "dtype": dtype.value,
-            "device": device, "seed": seed, "max_pixels": max_pixels,
+            "device": device, "seed": seed, "max_pixels": max_pixels, "strict": strict,
         }
-        return _run_dataset(settings, extractor_settings, list(images or []), boxes, boxes_file, annotations,
-                            annotations_format.value if annotations_format else None, images_root, glob, max_boxes,
-                            batch_size, workers or 2, threads)
+        from vizcli.common.runtime import flat_heap
+
+        with flat_heap():  # a dataset run is long: keep peak memory flat (see keep_heap_flat)
+            return _run_dataset(settings, extractor_settings, list(images or []), boxes, boxes_file, annotations,
+                                annotations_format.value if annotations_format else None, images_root, glob, max_boxes,
+                                batch_size, workers or 2, threads)
     if engine is not Engine.local or ray_address is not None:
         raise BadInput("--engine ray runs datasets: write rows with -o out.parquet or -o DIR/")
     if not images:
@@ -279,19 +288,27 @@ def _run_dataset(settings: Any, extractor_settings: dict[str, Any], images: list
     if boxes_file and annotations:
         raise BadInput("give boxes with --annotations or --boxes-file, not both")
     annotations = annotations or boxes_file
-    if is_dataset_input(images, annotations) and len(images) <= 1 and not boxes:
+    if boxes and len(images) == 1 and is_dataset_input(images, None):  # a folder or list, the same boxes on every image
+        from vizcli.roi.annotations import Annotation, Annotations, attach
+        from vizcli.roi.boxes import parse_box_text
+        from vizcli.roi.dataset import list_images
+
+        every = [Annotation(box.coords, str(box.number), box.label)
+                 for box in (parse_box_text(text, number) for number, text in enumerate(boxes, start=1))]
+        dataset_images = attach(Annotations("boxes", None, every_image=every), list_images(images[0], glob, images_root))
+        problems: list[dict[str, Any]] = []
+    elif is_dataset_input(images, annotations) and len(images) <= 1 and not boxes:
         dataset_images, problems = load_dataset(images[0] if images else None, annotations, annotations_format, images_root,
                                                 glob, Shard(), max_boxes)
     else:
         dataset_images, problems = _listed_images(images, boxes, annotations, Shard(), max_boxes)
     from vizcli.common.console import info, progress_factory, warn
-    from vizcli.common.runtime import keep_heap_flat, set_threads
+    from vizcli.common.runtime import set_threads
     from vizcli.datasets.options import summary_exit
     from vizcli.datasets.run import run_dataset
     from vizcli.roi.extract import RoIExtractor
     from vizcli.roi.rows import image_pieces, roi_job
 
-    keep_heap_flat()  # a dataset run is long: keep peak memory flat (see its docstring)
     set_threads(threads, warn)
     extractor = RoIExtractor(**extractor_settings)  # with --engine ray: for the schema and metadata; the actors build their own
     for note in extractor.backbone.notes:

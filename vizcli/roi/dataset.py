@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vizcli.common.errors import BadInput
-from vizcli.common.files import checked_os_call, is_folder, require_file
+from vizcli.common.files import checked_glob, checked_os_call, is_folder, require_file
 from vizcli.datasets.keys import Shard
 from vizcli.roi.annotations import AnnotatedImage, Annotations, attach, read_annotations
 
@@ -24,11 +24,7 @@ def list_images(dataset: str, glob: str | None = None, images_root: str | None =
     """The images of a folder (recursive, sorted by relative path) or of a list file (one path a line)."""
     root = Path(dataset)
     if is_folder(root):
-        pattern = glob or "**/*"
-        found = sorted(
-            path for path in root.glob(pattern)
-            if path.is_file() and (glob is not None or path.suffix.lower() in IMAGE_SUFFIXES)
-        )
+        found = [path for path in checked_glob(root, glob or "**/*") if glob is not None or path.suffix.lower() in IMAGE_SUFFIXES]
         if not found:
             what = f"matching --glob {glob!r}" if glob else f"with an image extension ({', '.join(sorted(IMAGE_SUFFIXES))})"
             raise BadInput(f"a folder with no files {what}", parameter="dataset", value=dataset)
@@ -37,11 +33,19 @@ def list_images(dataset: str, glob: str | None = None, images_root: str | None =
     size = checked_os_call(lambda: file.stat().st_size, "dataset", dataset)
     if size > MAX_LIST_BYTES:
         raise BadInput(f"{size:,} bytes; a list of image paths is at most {MAX_LIST_BYTES:,}", parameter="dataset", value=dataset)
-    text = checked_os_call(lambda: file.read_text(encoding="utf-8-sig"), "dataset", dataset)
+    data = checked_os_call(file.read_bytes, "dataset", dataset)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bad_line = data[: error.start].count(b"\n") + 1
+        raise BadInput(f"line {bad_line} is not UTF-8; a list of image paths is UTF-8 text, one path a line",
+                       parameter="dataset", value=dataset) from None
     base = Path(images_root) if images_root else file.parent
     images = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         name = line.strip()
+        if "\x00" in name:
+            raise BadInput(f"line {number} holds a NUL byte; one image path a line", parameter="dataset", value=dataset)
         if name and not name.startswith("#"):
             images.append(AnnotatedImage(image_id=name, path=str(base / name)))
     if not images:

@@ -1,11 +1,12 @@
-"""Region features for whole datasets: decode in the background, batch, pool, hand over row tables.
+"""Region features for whole datasets: decode in the background, batch, pool, hand back row columns.
 
-``RoIExtractor`` holds the backbone (loaded once) and turns prepared images with boxes into
-feature rows; ``extract_dataset`` streams a dataset through it: images decode in worker threads
-a bounded window ahead, images of the same padded size run through the backbone together
-(``batch_size``), and each finished group of rows goes to the sink, so memory stays flat however
-many images there are. An image that cannot be read, or a box that cannot be pooled, becomes a
-problem record instead of stopping the run (``on_error="skip"``).
+``RoIExtractor`` holds the backbone (loaded once) and turns images with boxes into feature rows:
+called on a batch dict (the dataset engine's local and Ray workers call it so, see
+``vizcli.roi.rows``), it decodes the images in worker threads a bounded window ahead
+(``prepared_stream``), runs images of the same padded size through the backbone together
+(``batch_size``) and pools every box at the level it belongs to. An image that cannot be read, or
+a box that cannot be pooled, becomes a problem record instead of stopping the run
+(``on_error="skip"``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from vizcli.common.choices import ComputeDtype, values
 from vizcli.common.errors import BadInput, VizcliError
 from vizcli.common.formats import ROI_DATASET_SCHEMA
 from vizcli.roi.annotations import AnnotatedImage
 from vizcli.roi.backbones import Backbone, assign_levels, load_backbone
 from vizcli.roi.pooling import OPS, PAD_TO, PoolSpec, parse_output_size
 
-DTYPES = ("float32", "bfloat16")
+DTYPES = values(ComputeDtype)
 PREFETCH_PER_WORKER = 4
 
 
@@ -73,6 +75,7 @@ class RoIExtractor:
         threads: int | None = None,
         batch_size: int = 8,
         decode_workers: int = 2,
+        strict: bool = False,
     ) -> None:
         from vizcli.common.images import pixel_limit
         from vizcli.common.runtime import resolve_device
@@ -85,7 +88,7 @@ class RoIExtractor:
             import torch
 
             torch.set_num_threads(threads)
-        self.on_error = on_error
+        self.on_error, self.strict = on_error, strict
         self.batch_size, self.decode_workers = max(1, batch_size), max(1, decode_workers)
         self.ops = OPS if op == "both" else (op,)
         if not set(self.ops) <= set(OPS):
@@ -121,6 +124,7 @@ class RoIExtractor:
             "aligned": self.spec.aligned,
             "dtype": self.dtype,
             "max_size": self.max_size,
+            "strict": self.strict,
             "notes": list(backbone.notes),
         }
 
@@ -139,6 +143,10 @@ class RoIExtractor:
             if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
                 problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
                                  "problem": f"box {[x1, y1, x2, y2]} lies outside the {width}×{height} image"})
+                continue
+            if self.strict and clipped != (x1, y1, x2, y2):
+                problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
+                                 "problem": f"box {[x1, y1, x2, y2]} extends outside the {width}×{height} image (--strict: not clipped)"})
                 continue
             boxes.append(clipped)
             kept.append(index)

@@ -99,8 +99,11 @@ def box_rows(result: dict[str, Any], schema: Any) -> Any:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def extractor_problems(result: dict[str, Any]) -> list[dict[str, Any]]:
+def extractor_problems(batch: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     return [problem for text in result["problems"] for problem in json.loads(str(text))]
+
+
+UNIT_BOXES = 256  # boxes a unit holds at most (about 12 MB of ResNet-18 layer3 7×7 features): work spreads over workers
 
 
 def roi_job(settings: dict[str, Any], extractor: RoIExtractor | None, annotation_problems: list[dict[str, Any]],
@@ -118,7 +121,7 @@ def roi_job(settings: dict[str, Any], extractor: RoIExtractor | None, annotation
     return DatasetJob(
         command="roi", key="image", schema=roi_schema(extractor.ops, feature_size), metadata=extractor.metadata(),
         worker=RoIExtractor, worker_kwargs=kwargs, to_batch=image_batch, to_rows=box_rows,
-        row_bytes=4 * feature_size * len(extractor.ops), problems_of=extractor_problems,
+        row_bytes=4 * feature_size * len(extractor.ops), max_unit_rows=UNIT_BOXES, problems_of=extractor_problems,
         array_shapes={f"features_{op}": extractor.feature_shape for op in extractor.ops},
         actor_env=flat_heap_env(), early_problems=list(annotation_problems), local_worker=extractor,
     )

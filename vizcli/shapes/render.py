@@ -1,4 +1,4 @@
-"""Pure functions from collected data to renderables and text (tables, Markdown, Mermaid).
+"""Pure functions from collected data to renderables and text (tables, Markdown; Mermaid in ``mermaid``).
 
 Nothing here runs a model; the commands hand over what the core collected.
 """
@@ -302,92 +302,6 @@ def shapes_markdown(report: ShapesReport, depth: int) -> str:
     return "\n".join(lines)
 
 
-def _mermaid_id(record: LayerRecord) -> str:
-    node = diagram_node_for(record)
-    if node:
-        return node
-    base = record.name.replace(".", "_")
-    return base + (str(record.call + 1) if record.call else "")  # the notes' style: relu, relu2
-
-
-def shapes_mermaid(report: ShapesReport) -> str:
-    """A valid Mermaid ``flowchart TD`` of the measured run, in the notes' node style.
-
-    Every computation is a node (both blocks of every stage); skip paths are labelled edges
-    (identity, or the 1x1 downsample); adds are ``{Add}`` diamonds.
-    """
-    run = report.tables()[0][0]
-    records = run.trace.records
-    by_node = {record.node: record for record in records}
-    ids: dict[str, str] = {}
-    used: set[str] = set()
-    for record in records:
-        candidate = _mermaid_id(record)
-        while candidate in used:  # the notes' ids are reserved for layerN.0; keep ids unique
-            candidate += "_x"
-        used.add(candidate)
-        ids[record.node] = candidate
-    lines = [
-        "---",
-        f"title: {report.model_name} measured by vizcli (input {torch_shape(run.trace.input_shape)})",
-        "---",
-        "flowchart TD",
-        f"    %% {report.weights_note}",
-        f'    input["Input Image {torch_shape(run.trace.input_shape[1:])}"]',
-    ]
-    stage = None
-    for record in records:
-        top = record.name.split(".")[0]
-        in_stage = top.startswith("layer")
-        if stage is not None and top != stage:
-            lines.append("    end")
-            stage = None
-        if in_stage and stage is None:
-            lines.append(f"    subgraph {top}")
-            stage = top
-        size = diagram_shape(record.shape)
-        node_id = ids[record.node]
-        if record.kind == "add":
-            lines.append(f'    {node_id}{{"Add {size}"}}')
-        else:
-            lines.append(f'    {node_id}["{record.op} → {size}"]')
-    if stage is not None:
-        lines.append("    end")
-    last_output = records[-1] if records else None
-    lines.append('    output["Output: ' + (diagram_shape(last_output.shape) if last_output else "?") + ' logits (not probabilities)"]')
-    previous = None
-    for record in records:
-        node_id = ids[record.node]
-        sources = [by_node[name] for name in record.inputs if name in by_node]
-        if not sources:  # reads only the model's input
-            lines.append(f"    input --> {node_id}")
-        for source in sources:
-            label = _edge_label(source, record, previous)
-            arrow = f'-->|"{label}"|' if label else "-->"
-            lines.append(f"    {ids[source.node]} {arrow} {node_id}")
-        previous = record
-    if last_output is not None:
-        lines.append(f"    {ids[last_output.node]} --> output")
-    return "\n".join(lines) + "\n"
-
-
-def _block_of(name: str) -> str:
-    parts = name.split(".")
-    return ".".join(parts[:2]) if parts[0].startswith("layer") and len(parts) > 2 else name
-
-
-def _edge_label(source: LayerRecord, target: LayerRecord, previous: LayerRecord | None) -> str:
-    if previous is not None and source.node == previous.node:
-        return ""
-    if _block_of(source.name) == _block_of(target.name):
-        return ""
-    if target.kind == "add":
-        return f"identity {diagram_shape(source.shape)}"
-    if ".downsample." in target.name:
-        return "downsample path"
-    return "skip"
-
-
 def print_shapes(report: ShapesReport, depth: int, output_format: str, check: DiagramCheck | None, output: str | None) -> None:
     """Write the report in ``output_format`` (table, json, csv, markdown, mermaid) to stdout or ``output``."""
     if output_format == "table":
@@ -407,4 +321,6 @@ def print_shapes(report: ShapesReport, depth: int, output_format: str, check: Di
         elif output_format == "markdown":
             stream.write(shapes_markdown(report, depth))
         elif output_format == "mermaid":
+            from vizcli.shapes.mermaid import shapes_mermaid
+
             stream.write(shapes_mermaid(report))

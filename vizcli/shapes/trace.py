@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from vizcli.shapes.wording import describe_module
+
 FLATTEN_FUNCTIONS = {"flatten"}
 ADD_FUNCTIONS = {operator.add, operator.iadd}
 
@@ -258,11 +260,12 @@ def _failure(graph_module, records, error) -> tuple[str, str]:
     for node in graph_module.graph.nodes:
         if node.op in ("call_module", "call_function", "call_method") and node.name not in done:
             name = node.target if node.op == "call_module" else node.name
-            return str(name), _error_text(error)
-    return "output", _error_text(error)
+            return str(name), trace_error_text(error)
+    return "output", trace_error_text(error)
 
 
-def _error_text(error: BaseException) -> str:
+def trace_error_text(error: BaseException) -> str:
+    """The error a traced forward raised, on one line, without fx's "While executing" tail."""
     # fx appends "While executing %node ..." and a traceback hint; keep the first part only.
     text = str(error).split("While executing")[0]
     text = re.sub(r"Proxy\((\w+)\)", r"\1", text)  # fx internals name values Proxy(getitem_2); show the name
@@ -374,44 +377,8 @@ def _trace_with_hooks(model, example, counter) -> Trace:
         _keep_functional_macs()
     except Exception as error:
         trace.failed_at = current["running"] or "forward"
-        trace.error = _error_text(error)
+        trace.error = trace_error_text(error)
     finally:
         for handle in handles:
             handle.remove()
     return trace
-
-
-# ---------------------------------------------------------------- wording and counting
-
-
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
-def describe_module(module) -> str:
-    """The notes' wording for a module: ``Conv2d 3x3, 128, stride=2``, ``Linear 512->1000``."""
-    import torch.nn as nn
-
-    if isinstance(module, nn.Conv2d):
-        kh, kw = _pair(module.kernel_size)
-        text = f"Conv2d {kh}x{kw}, {module.out_channels}"
-        stride = _pair(module.stride)
-        if stride != (1, 1):
-            text += f", stride={stride[0]}" if stride[0] == stride[1] else f", stride={stride}"
-        if module.groups > 1:
-            text += ", depthwise" if module.groups == module.in_channels else f", groups={module.groups}"
-        return text
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return f"{type(module).__name__} {module.num_features}"
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        kh, kw = _pair(module.kernel_size)
-        stride = _pair(module.stride)
-        return f"{type(module).__name__} {kh}x{kw}, stride={stride[0]}"
-    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        oh, ow = _pair(module.output_size)
-        return f"{type(module).__name__} →{oh}x{ow}"
-    if isinstance(module, nn.Linear):
-        return f"Linear {module.in_features}->{module.out_features}"
-    if isinstance(module, nn.Dropout):
-        return f"Dropout p={module.p}"
-    return type(module).__name__

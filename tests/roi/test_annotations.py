@@ -1,0 +1,91 @@
+"""vizcli.roi.annotations: every value of an annotation file is checked before it is used."""
+
+import json
+import os
+
+import pytest
+
+from vizcli.common.errors import BadInput
+from vizcli.roi.annotations import read_annotations
+
+
+def _coco(tmp_path, images, annotations):
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "cat"}]}))
+    return str(path)
+
+
+IMAGE = {"id": 1, "file_name": "a.png", "width": 64, "height": 48}
+BOX = {"id": 7, "image_id": 1, "bbox": [1, 2, 10, 10], "category_id": 1}
+
+
+@pytest.mark.parametrize("images, annotations, fragment", [
+    ([{**IMAGE, "id": [1]}], [BOX], "images[0].id is [1]"),
+    ([{**IMAGE, "id": True}], [BOX], "images[0].id is True"),
+    ([{**IMAGE, "id": ""}], [BOX], "images[0].id is ''"),
+    ([IMAGE, {**IMAGE, "file_name": "b.png"}], [BOX], "image id '1' appears twice"),
+    ([{**IMAGE, "file_name": "a\x00.png"}], [BOX], "NUL byte"),
+    ([{**IMAGE, "file_name": " "}], [BOX], "is not a file name"),
+    ([IMAGE], [BOX, {**BOX, "bbox": [2, 2, 5, 5]}], "annotation id '7' appears twice"),
+    ([IMAGE], [{**BOX, "id": {"x": 1}}], "annotations[0].id is {'x': 1}"),
+])
+def test_coco_values_that_cannot_be_ids_or_names_are_refused_naming_where(tmp_path, images, annotations, fragment):
+    with pytest.raises(BadInput) as refused:
+        read_annotations(_coco(tmp_path, images, annotations))
+    assert fragment in str(refused.value) and refused.value.parameter == "annotations"
+
+
+def test_coco_flags_are_read_as_coco_writes_them_and_others_become_problems(tmp_path):
+    crowds = [0, 1, "0", "1", True, "maybe", 2]
+    annotations = [{**BOX, "id": number, "iscrowd": crowd} for number, crowd in enumerate(crowds)]
+    read = read_annotations(_coco(tmp_path, [IMAGE], annotations))
+    assert [a.iscrowd for a in read.images[0].annotations] == [False, True, False, True, True]
+    assert [(p["annotation_id"], p["problem"]) for p in read.problems] == [
+        ("5", "iscrowd 'maybe' is not 0 or 1"), ("6", "iscrowd 2 is not 0 or 1")]
+
+
+def test_coco_string_ids_name_their_image(tmp_path):
+    read = read_annotations(_coco(tmp_path, [{**IMAGE, "id": "x1"}], [{**BOX, "image_id": "x1"}]))
+    assert [(i.image_id, [a.annotation_id for a in i.annotations]) for i in read.images] == [("x1", ["7"])]
+
+
+def test_a_list_image_id_in_an_annotation_is_refused(tmp_path):
+    with pytest.raises(BadInput, match=r"annotations\[1\].image_id is \[1\]"):
+        read_annotations(_coco(tmp_path, [IMAGE], [BOX, {**BOX, "id": 8, "image_id": [1]}]))
+
+
+def test_yolo_and_voc_folders_report_entries_that_are_not_files(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (labels / "b.txt").mkdir()
+    os.symlink(tmp_path / "nowhere.txt", labels / "c.txt")
+    read = read_annotations(str(labels))
+    assert sorted(read.by_key) == ["a"] and len(read.problems) == 2
+    assert all("not a readable file" in p["problem"] or "No such file" in p["problem"] for p in read.problems)
+    voc = tmp_path / "voc"
+    voc.mkdir()
+    (voc / "a.xml").write_text("<annotation><filename>a.png</filename><object><name>c</name><bndbox><xmin>1</xmin>"
+                               "<ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
+    (voc / "b.xml").mkdir()
+    os.symlink(tmp_path / "nowhere.xml", voc / "c.xml")
+    read = read_annotations(str(voc))
+    assert [image.image_id for image in read.images] == ["a"]
+    assert sorted(p["annotations_file"].rsplit("/", 1)[1] for p in read.problems) == ["b.xml", "c.xml"]
+
+
+def test_a_classes_file_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (labels / "classes.txt").write_bytes(b"dog\ncaf\xe9\n")
+    with pytest.raises(BadInput, match=r"classes.txt is not UTF-8 text \(line 2\)"):
+        read_annotations(str(labels))
+
+
+def test_a_csv_quote_never_closed_is_an_error_not_a_swallowed_file(tmp_path):
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text('image,x1,y1,x2,y2,label\na.png,1,1,10,10,"cat\nb.png,2,2,20,20,dog\n')
+    with pytest.raises(BadInput) as refused:
+        read_annotations(str(boxes))
+    assert refused.value.parameter == "annotations" and "unexpected end of data" in str(refused.value)
