@@ -11,6 +11,7 @@ from tests.conftest import ROOT, run_vizcli
 HEAVY = ("torch", "torchvision", "transformers", "PIL", "numpy", "ray", "pyarrow")
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("command", [[], ["shapes"], ["roi"], ["embed"], ["approx"]])
 def test_help_does_not_import_heavy_modules(command):
     code = (
@@ -58,12 +59,14 @@ def test_unknown_command_is_one_line_exit_2(invoke):
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
 
 
+@pytest.mark.process
 def test_python_dash_m_works():
     result = run_vizcli("--version")
     assert result.returncode == 0
     assert result.stdout.decode().startswith("vizcli ")
 
 
+@pytest.mark.process
 def test_error_boundary_maps_exit_codes_and_debug():
     from vizcli.common.errors import BadInput, RunFailure
 
@@ -87,6 +90,7 @@ def test_error_boundary_maps_exit_codes_and_debug():
         assert "Traceback" in debug.stderr
 
 
+@pytest.mark.process
 def test_unknown_exception_keeps_traceback():
     source = (
         "import sys\nfrom vizcli import cli\n"
@@ -98,6 +102,7 @@ def test_unknown_exception_keeps_traceback():
     assert "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
 
 
+@pytest.mark.process
 def test_closed_pipe_ends_quietly():
     source = (
         "import sys\nfrom vizcli import cli\n"
@@ -115,6 +120,7 @@ def test_closed_pipe_ends_quietly():
     assert stderr.decode() == ""
 
 
+@pytest.mark.process
 def test_shell_completion_offers_commands_choices_and_models():
     import subprocess
 

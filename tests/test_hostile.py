@@ -225,6 +225,7 @@ def test_writing_to_dev_full_is_exit_1(invoke):
         _check_form(result.stderr)
 
 
+@pytest.mark.process
 def test_stdout_to_dev_full_is_exit_1():
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
@@ -246,6 +247,7 @@ def test_unwritable_output_is_exit_2_before_model_work(invoke, tmp_path, monkeyp
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.process
 def test_two_processes_writing_the_same_file(tmp_path):
     target = tmp_path / "same.jsonl"
     texts = [[f"sentence {i} from writer {w}" for i in range(300)] for w in (0, 1)]
@@ -313,6 +315,7 @@ def test_signal_during_roi_leaves_no_file(tmp_path, signal_number, code):
     assert os.listdir(out) == []
 
 
+@pytest.mark.process
 def test_pipe_closed_by_head_is_quiet():
     result = subprocess.run(f"{sys.executable} -m vizcli shapes --format csv | head -1", shell=True, cwd=ROOT,
                             capture_output=True, text=True, timeout=120)

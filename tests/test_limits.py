@@ -69,6 +69,7 @@ def test_a_line_without_newline_is_refused_at_the_limit(invoke, tmp_path):
     assert "line 2" in _one_error_line(invoke("embed", "--file", csv_file, "--column", "text", "--max-line-bytes", "1000"))
 
 
+@pytest.mark.process
 def test_dev_zero_stops_at_the_line_limit_with_little_memory():
     result = subprocess.run([sys.executable, "-m", "vizcli", "embed", "--file", "/dev/zero", "--quiet"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -187,6 +188,7 @@ def test_dev_null_takes_every_format(invoke, fmt):
     assert not os.path.exists("/dev/null.json")
 
 
+@pytest.mark.process
 def test_fifo_output_gets_a_readable_npz(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -244,6 +246,7 @@ def test_the_extension_chooses_the_format_when_none_is_given(invoke, tmp_path):
 # ---------------------------------------------------------------- 4. terminals of every kind
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("columns", ["", "abc", "0", "-5", "20"])
 def test_odd_columns_still_give_a_readable_table(columns):
     result = subprocess.run([sys.executable, "-m", "vizcli", "shapes", "--depth", "1"], capture_output=True, text=True,
@@ -252,6 +255,7 @@ def test_odd_columns_still_give_a_readable_table(columns):
     assert "layer4" in result.stdout and "conv1" in result.stdout
 
 
+@pytest.mark.process
 def test_ascii_stdout_gets_output_not_unicode_errors():
     env = dict(os.environ, PYTHONIOENCODING="ascii")
     for args in (["shapes", "--depth", "1"], ["roi", "--explain-notes"], ["embed", "café ☕", "-p", "mean"]):
@@ -272,6 +276,7 @@ def test_control_sequences_in_user_strings_are_escaped(invoke, tmp_path):
 # ---------------------------------------------------------------- 5. signals and pipes
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("number", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
 def test_every_signal_leaves_nothing_behind(tmp_path, number):
     target = tmp_path / "out.npy"
@@ -286,6 +291,7 @@ def test_every_signal_leaves_nothing_behind(tmp_path, number):
     assert stderr.decode().startswith("Error: interrupted by") and os.listdir(tmp_path) == []
 
 
+@pytest.mark.process
 def test_sigterm_stops_a_huge_line_read_within_seconds(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "vizcli", "embed", "--file", "/dev/zero", "--max-line-bytes", "3000000000",
                                 "--quiet"], cwd=ROOT, stderr=subprocess.PIPE)
@@ -371,6 +377,7 @@ def test_roi_metadata_records_the_exif_orientation(invoke, tmp_path):
     assert meta["exif_orientation"] == 6 and meta["size"] == [40, 80]
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("fmt", ["pt", "npy", "npz", "safetensors"])
 def test_roi_features_go_to_a_pipe_in_every_format(fmt):
     result = subprocess.run([sys.executable, "-m", "vizcli", "roi", str(CHELSEA), "--boxes", "1,1,50,50", "-o", "/dev/stdout",

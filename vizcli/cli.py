@@ -19,7 +19,7 @@ from vizcli import __version__
 from vizcli.approx import cli as approx_cli
 from vizcli.common import console, signals
 from vizcli.common.console import tolerate_narrow_encodings
-from vizcli.common.errors import VizcliError, one_line
+from vizcli.common.errors import Interrupted, VizcliError, one_line
 from vizcli.common.files import OS_WRITE_ERRORS
 from vizcli.common.usage import click_errors, usage_message
 from vizcli.embed import cli as embed_cli
@@ -69,7 +69,7 @@ class _ErrorBoundary(TyperGroup):
         except typer.Abort:
             _print_error("interrupted by SIGINT; no output file was written")
             code = 130
-        except VizcliError as error:
+        except (VizcliError, Interrupted) as error:
             if _state["debug"]:
                 raise
             _print_error(error.for_command_line(self._flags()))

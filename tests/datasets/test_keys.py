@@ -17,6 +17,7 @@ def colliding(monkeypatch):
     monkeypatch.setattr(keys_module, "key_hashes", lambda keys: np.full(len(keys), 42, dtype=np.int64))
 
 
+@pytest.mark.process
 def test_hashes_are_the_same_in_every_process():
     # the driver builds KeyIndex; Ray's read tasks, in other processes, look ids up in it
     here = key_hashes(["doc-1", "ünïcode", ""]).tolist()

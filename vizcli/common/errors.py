@@ -73,16 +73,27 @@ class RunFailure(VizcliError):
     exit_code = 1
 
 
-class Interrupted(VizcliError):
-    """SIGINT / SIGTERM / SIGHUP arrived; exit code follows the shell convention 128 + signal."""
+class Interrupted(BaseException):
+    """SIGINT / SIGTERM / SIGHUP arrived; exit code follows the shell convention 128 + signal.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is: a library's ``except Exception`` (Ray Data logs
+    a traceback for every exception it sees pass) lets it through untouched; every ``finally`` runs.
+    """
+
+    parameter: str | None = None
+    value: Any = _UNSET
 
     def __init__(self, signal_number: int, outcome: str = "no output file was written"):
         import signal
 
         self.signal_number = signal_number
         name = signal.Signals(signal_number).name
-        super().__init__(f"interrupted by {name}; {outcome}")
+        self.detail = f"interrupted by {name}; {outcome}"
+        super().__init__(self.detail)
         self.exit_code = 128 + signal_number
+
+    def for_command_line(self, flags: Mapping[str, str]) -> str:
+        return self.detail
 
 
 def flag_for(parameter: str, flags: Mapping[str, str]) -> str:

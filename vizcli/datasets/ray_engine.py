@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vizcli.common.errors import BadInput, Interrupted, RunFailure, VizcliError
+from vizcli.common.errors import _UNSET, BadInput, Interrupted, RunFailure, VizcliError
 from vizcli.datasets.run import (
     DatasetJob,
     DatasetSettings,
@@ -85,11 +85,11 @@ def ray_session(address: str | None, cpus: int, quiet: bool = False, timeout: fl
     else:
         options["address"] = address
         probe_address(address, timeout)
+        _probe_gcs(address, timeout)
     where = "a new local Ray" if address is None else f"Ray at {address!r}"
     ours = signal.getsignal(signal.SIGTERM)
     try:
-        with _deadline(timeout if address is not None else None, where):
-            ray.init(**options)
+        ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         ray.shutdown()
         raise RunFailure(f"could not start or join {where}: {str(error).splitlines()[0] if str(error) else type(error).__name__}; "
@@ -136,36 +136,39 @@ def probe_address(address: str, timeout: float) -> None:
                          "ray start --head, check the address with ray status, or drop ray_address= to start a local Ray") from None
 
 
-class _ConnectTimeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float | None, where: str) -> Iterator[None]:
-    """``RunFailure`` if the block runs past ``seconds`` (SIGALRM: main thread only; None: no limit)."""
-    import signal
+def _probe_gcs(address: str, timeout: float) -> None:
+    """Connect to the cluster's GCS in a thread and wait at most ``timeout`` seconds: ray.init blocks
+    inside Ray's C++ client (no signal handler runs there) for minutes when a port is open but is not
+    Ray's. The thread releases the GIL while it waits, so SIGTERM still stops vizcli at once."""
     import threading
+    import time
 
-    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
+    if address.startswith("ray://"):
+        return  # Ray Client: the TCP probe is all that is checked before ray.init
+    result: dict[str, Any] = {}
 
-    def expire(signal_number: int, frame: Any) -> None:
-        raise _ConnectTimeout
+    def connect() -> None:
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+            from ray._raylet import GcsClient  # type: ignore[attr-defined]
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except _ConnectTimeout:
-        import ray
+            target = canonicalize_bootstrap_address(address) or address
+            result["cluster"] = GcsClient(address=target).cluster_id
+        except ImportError:
+            result["cluster"] = None  # another Ray version: leave it to ray.init
+        except Exception as error:  # the client's own errors
+            result["error"] = " ".join(str(error).split())[:200] or type(error).__name__
 
-        ray.shutdown()
-        raise RunFailure(f"could not join {where} within {seconds:g} s (ray_timeout=); check that the cluster is up "
-                         "(ray status on the head node)") from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    thread = threading.Thread(target=connect, name="vizcli-ray-probe", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(0.1)  # short waits: a signal's handler runs between them
+    if thread.is_alive():
+        raise RunFailure(f"could not join Ray at {address!r} within {timeout:g} s (raise ray_timeout=SECONDS): something listens there "
+                         "but it is not a Ray head's GCS; check the address with ray status on the head node")
+    if "error" in result:
+        raise RunFailure(f"could not join Ray at {address!r}: {result['error']}; check the address (ray status on the head node)")
 
 
 def _quiet_ray_logs(quiet: bool) -> None:
@@ -298,6 +301,8 @@ def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, 
                 skipped = int(summary.pop("skipped", 0))
                 counts["skipped"] += skipped if count_skipped else 0
                 counts["builds"] += int(summary.pop("builds", 0))
+                if "error" in summary:
+                    raise error_from_record(summary["error"])
                 yield summary
     finally:
         close = getattr(batches, "close", None)
@@ -335,14 +340,35 @@ class _UnitActor:
     def __call__(self, batch: Any) -> dict[str, list[str]]:
         summaries = []
         for data, skipped in zip(batch["unit"], batch["skipped"]):
-            if not data:
-                summary: dict[str, Any] = {"entry": None, "keys": [], "problems": [], "position": -1}
-            else:
-                summary = self.task.run(decode_unit(bytes(data)))
+            summary: dict[str, Any] = {"entry": None, "keys": [], "problems": [], "position": -1}
+            if data:
+                try:
+                    summary = self.task.run(decode_unit(bytes(data)))
+                except VizcliError as error:  # sent back as data: Ray's wrappers drop an exception's cause
+                    summary["error"] = error_record(error)
             summary["skipped"], summary["builds"] = int(skipped), self.builds
             self.builds = 0  # counted once, with this actor's first unit
             summaries.append(json.dumps(summary, ensure_ascii=False))
         return {"summary": summaries}
+
+
+def error_record(error: VizcliError) -> dict[str, Any]:
+    """A vizcli error as JSON-safe data (``error_from_record`` raises it again on the driver)."""
+    value = getattr(error, "value", None)
+    has_value = value is not _UNSET
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        value = str(value)
+    return {"kind": "BadInput" if isinstance(error, BadInput) else "RunFailure", "detail": error.detail,
+            "parameter": error.parameter, "value": value if has_value else None, "has_value": has_value}
+
+
+def error_from_record(record: dict[str, Any]) -> VizcliError:
+    kind = BadInput if record.get("kind") == "BadInput" else RunFailure
+    if record.get("has_value"):
+        return kind(record["detail"], parameter=record.get("parameter"), value=record.get("value"))
+    return kind(record["detail"], parameter=record.get("parameter"))
 
 
 def _vizcli_error(error: BaseException) -> VizcliError | None:

@@ -302,9 +302,12 @@ def run_dataset(job: DatasetJob, pieces: Sequence[Piece], settings: DatasetSetti
                       progress, tally)
         signals.raise_if_interrupted()  # a signal whose raise the engine swallowed still stops the run
     except Interrupted as stop:
-        kept = f"{len(sink.units)} finished units are kept in {sink.folder}; rerun with --resume to finish"
         _drop_empty(sink, before, problems_file, had_problems_file, counts)
-        raise Interrupted(stop.signal_number, kept) from None
+        units = len(sink.units) if sink.folder.exists() else 0
+        if not units:
+            raise Interrupted(stop.signal_number, "no rows were finished; nothing was written") from None
+        finished = "1 finished unit is" if units == 1 else f"{units:,} finished units are"
+        raise Interrupted(stop.signal_number, f"{finished} kept in {sink.folder}; rerun with --resume to finish") from None
     except BadInput:
         sink.discard(before)  # a refused input: nothing of this run stays behind
         _remove_new_problems(problems_file, had_problems_file, settings.resume)

@@ -155,7 +155,9 @@ class Embedder:
         ids = batch.get("id")
         indices = batch.get("index")
         items = [
-            InputText(int(indices[row]) if indices is not None else row, text, f"row {row + 1}",
+            InputText(int(indices[row]) if indices is not None else row, text,
+                      f"row {int(indices[row]) + 1 if indices is not None else row + 1}"
+                      + (f" (id {ids[row]})" if ids is not None and str(ids[row]) != str(indices[row] if indices is not None else row) else ""),
                       str(ids[row]) if ids is not None else "")
             for row, text in enumerate(texts)
         ]

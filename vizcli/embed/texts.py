@@ -277,6 +277,8 @@ def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str, i
             raise BadInput(f"is empty; it needs a header row with {column!r}", parameter="file", value=file) from None
         except UnicodeDecodeError:
             raise BadInput(f"file={str(file)!r} line 1: invalid UTF-8; fix it or pass encoding_errors='replace'") from None
+        except csv.Error as error:
+            raise BadInput(f"file={str(file)!r} line 1: {error} (the header row)") from None
         if column not in header:
             raise BadInput(f"no column {column!r}; the header has {', '.join(header)}", parameter="file", value=file)
         position = header.index(column)
@@ -293,7 +295,8 @@ def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str, i
             except UnicodeDecodeError:
                 raise BadInput(f"file={str(file)!r} line {line_number}: invalid UTF-8; fix it or pass encoding_errors='replace'") from None
             except csv.Error as error:
-                raise BadInput(f"file={str(file)!r} line {line_number}: {error}; raise max_line_bytes=N if the field is right") from None
+                hint = "raise max_line_bytes=N if the field is right" if "field larger" in str(error) else "close the quote"
+                raise BadInput(f"file={str(file)!r} line {line_number}: {error}; {hint}") from None
             text = row[position] if position < len(row) else ""
             identity = row[id_position] if id_position is not None and id_position < len(row) else ""
             if id_position is not None and not identity:

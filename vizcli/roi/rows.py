@@ -100,7 +100,17 @@ def box_rows(result: dict[str, Any], schema: Any) -> Any:
 
 
 def extractor_problems(batch: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
-    return [problem for text in result["problems"] for problem in json.loads(str(text))]
+    """The problems of a result batch; a box's ``annotation_id`` (its index among the image's boxes,
+    as ``RoIExtractor`` numbers them) becomes the dataset's id for that box."""
+    problems = []
+    for row, text in enumerate(result["problems"]):
+        ids = result["annotation_ids"][row] if "annotation_ids" in result else None
+        for problem in json.loads(str(text)):
+            index = problem.get("annotation_id")
+            if ids is not None and isinstance(index, str) and index.isdigit() and int(index) < len(ids):
+                problem["annotation_id"] = str(ids[int(index)])
+            problems.append(problem)
+    return problems
 
 
 UNIT_BOXES = 256  # boxes a unit holds at most (about 12 MB of ResNet-18 layer3 7×7 features): work spreads over workers
