@@ -77,6 +77,12 @@ class _ErrorBoundary(TyperGroup):
         except BrokenPipeError:
             signals.silence_stdout()
             code = 0
+        except ImportError as error:  # a library that cannot load (under ulimit -v, its shared objects cannot be mapped)
+            if _state["debug"]:
+                raise
+            _print_error(f"could not load {error.name or 'a library'} ({one_line(str(error))[:160]}); if memory is "
+                         "limited (ulimit -v), raise the limit; else reinstall vizcli (make setup)")
+            code = 1
         except MemoryError:
             if _state["debug"]:
                 raise

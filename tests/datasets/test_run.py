@@ -127,3 +127,32 @@ def test_a_sigkilled_run_resumes_to_every_row_exactly_once(tmp_path):
     summary = run_dataset(fake_job.job(), fake_job.pieces(400), fake_job.settings(str(out), 10, resume=True))
     assert summary.skipped == 10 * finished and summary.rows == 400 - 10 * finished
     _check_every_row_once(out, 400)
+
+
+def test_a_resumed_run_logs_each_problem_once(tmp_path):
+    """The row that raised is not on disk, so the resumed run meets it again: its problem is not logged twice."""
+    import signal as signals
+
+    from vizcli.common.errors import Interrupted
+
+    class StopsAt:
+        def __init__(self, items, stop):
+            self.values, self.stop = items, stop
+
+        def items(self):
+            for item in self.values:
+                if item.position == self.stop:
+                    raise Interrupted(signals.SIGTERM)
+                yield item
+
+    out = tmp_path / "out.parquet"
+    everything = [item for piece in fake_job.pieces(200) for item in piece.items()]
+    with pytest.raises(Interrupted):
+        run_dataset(fake_job.job(raise_on="k7"), [StopsAt(everything, 150)], fake_job.settings(str(out), 16))
+    problems = tmp_path / "out.problems.jsonl"
+    assert [json.loads(line)["id"] for line in problems.read_text().splitlines()] == ["k7"]
+    summary = run_dataset(fake_job.job(raise_on="k7"), fake_job.pieces(200), fake_job.settings(str(out), 16, resume=True))
+    assert summary.problems == 1
+    assert [json.loads(line)["id"] for line in problems.read_text().splitlines()] == ["k7"]
+    ids = pq.read_table(out).column("id").to_pylist()
+    assert len(ids) == 199 and "k7" not in ids and len(set(ids)) == 199

@@ -89,3 +89,29 @@ def test_a_csv_quote_never_closed_is_an_error_not_a_swallowed_file(tmp_path):
     with pytest.raises(BadInput) as refused:
         read_annotations(str(boxes))
     assert refused.value.parameter == "annotations" and "unexpected end of data" in str(refused.value)
+
+
+def test_a_coco_file_too_big_to_parse_here_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from vizcli.common import runtime
+
+    path = _coco(tmp_path, [IMAGE], [BOX])
+    size = os.path.getsize(path)
+    monkeypatch.setattr(runtime, "memory_budget", lambda: size * 10)  # less than the parser would take
+    with pytest.raises(BadInput, match="takes about .* GB to parse, and this process may use"):
+        read_annotations(path)
+    monkeypatch.setattr(runtime, "memory_budget", lambda: size * 100)
+    assert read_annotations(path).images[0].image_id == "1"
+
+
+def test_the_memory_budget_reads_the_address_space_limit():
+    import resource
+
+    from vizcli.common.runtime import memory_budget
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    budget = memory_budget()
+    assert budget is None or budget > 0
+    if soft == resource.RLIM_INFINITY and budget is not None:
+        with open("/proc/meminfo") as handle:
+            available = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:"))
+        assert abs(budget - available) < available * 0.2

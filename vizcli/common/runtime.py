@@ -143,3 +143,28 @@ def keep_heap_flat(uncached_kernels: bool = False) -> bool:
         return False
     m_mmap_threshold = -3  # from <malloc.h>
     return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD))
+
+
+def memory_budget() -> int | None:
+    """Bytes this process may still take: the lower of the address-space limit left (``ulimit -v``)
+    and the memory Linux says is available; None when neither can be read."""
+    limits = []
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm", encoding="ascii") as handle:
+                used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limits.append(max(0, soft - used))
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None

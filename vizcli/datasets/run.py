@@ -335,18 +335,35 @@ def _remove_new_problems(problems_file: Path, had_problems_file: bool, resume: b
         problems_file.unlink(missing_ok=True)
 
 
+def _logged_problems(problems_file: Path) -> set[str]:
+    """The lines already in ``problems.jsonl`` (as written: one JSON object a line)."""
+    try:
+        with open(problems_file, encoding="utf-8", errors="replace") as handle:
+            return {line.rstrip("\n") for line in handle if line.strip()}
+    except FileNotFoundError:
+        return set()
+    except OSError as error:
+        raise BadInput(f"{problems_file} cannot be read ({error.strerror}); move it away to start its log afresh",
+                       parameter="output", value=str(problems_file)) from None
+
+
 def _commit_units(job: DatasetJob, sink: TableSink, summaries: Iterator[dict[str, Any]], problems_file: Path,
                   settings: DatasetSettings, counts: dict[str, int], progress: Callable[[int], None] | None,
                   tally: dict[str, int]) -> None:
     seen = UniqueKeys()  # 8 bytes an id, not a set's ~90
     log = None
+    logged = _logged_problems(problems_file) if settings.resume else set()  # a resumed run meets them again
 
     def on_problem(problem: dict[str, Any]) -> None:
         nonlocal log
         counts["problems"] += 1
+        line = json.dumps(problem, ensure_ascii=False)
+        if line in logged:
+            return
+        logged.add(line)
         if log is None:
             log = open(problems_file, "a" if settings.resume else "w", encoding="utf-8")  # noqa: SIM115 (closed below)
-        log.write(json.dumps(problem, ensure_ascii=False) + "\n")
+        log.write(line + "\n")
         log.flush()
         if settings.on_error == "stop":
             where = problem.get(job.key) or problem.get("image") or problem.get("annotations_file")

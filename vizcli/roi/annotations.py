@@ -24,6 +24,7 @@ from vizcli.common.parsing import parse_json
 FORMATS = ("coco", "voc", "yolo", "csv", "json")
 MAX_ANNOTATION_BYTES = 4 << 30  # an annotations file larger than this is refused before it is read
 MAX_XML_BYTES = 16 << 20  # one VOC file
+COCO_PARSE_FACTOR = 14  # bytes of Python objects per byte of COCO JSON, about (13.3 measured at most, with a margin)
 YOLO_CLASS_FILES = ("classes.txt", "obj.names", "classes.names")
 COCO_IMAGES = re.compile(rb'"images"\s*:\s*\[\s*(\{|\])')  # COCO's images are objects; box lists hold numbers
 
@@ -116,6 +117,7 @@ def _read_coco(path: str) -> Annotations:
     size = checked_os_call(lambda: file.stat().st_size, "annotations", path)
     if size > MAX_ANNOTATION_BYTES:
         raise BadInput(f"{size:,} bytes; at most {MAX_ANNOTATION_BYTES:,}", parameter="annotations", value=path)
+    check_parse_memory(size, path)
     text = checked_os_call(lambda: file.read_text(encoding="utf-8-sig"), "annotations", path)
     data = parse_json(text, "annotations", path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("annotations"), list):
@@ -198,6 +200,20 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def check_parse_memory(size: int, path: str) -> None:
+    """Refuse, before reading it, a COCO file that Python's JSON parser could not hold here: parsing
+    takes about ``COCO_PARSE_FACTOR`` times the file's size (a 249 MB instances file took 2.6–3.3 GB),
+    measured against what this process may still use (``ulimit -v``, the memory available)."""
+    from vizcli.common.runtime import memory_budget
+
+    needed = size * COCO_PARSE_FACTOR
+    budget = memory_budget()
+    if budget is not None and needed > budget:
+        raise BadInput(f"{size / 1e6:,.0f} MB of JSON takes about {needed / 1e9:,.1f} GB to parse, and this process may use "
+                       f"{budget / 1e9:,.1f} GB more (ulimit -v, free memory); split it by image (one file per shard of "
+                       "images) or run where more memory is free", parameter="annotations", value=path)
 
 
 def _numbers(value: Any, count: int) -> bool:
