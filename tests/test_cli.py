@@ -143,3 +143,11 @@ def test_core_errors_speak_python_and_the_cli_speaks_flags():
     assert error.for_command_line(flags) == "--batch-size 0: must be at least 1; or use --on-overflow skip"
     spaced = BadInput("no such file", parameter="file", value="my notes.txt")
     assert spaced.for_command_line({"file": "--file"}) == "--file 'my notes.txt': no such file"
+
+
+@pytest.mark.process
+def test_a_real_command_into_head_exits_0():
+    """click turns a closed pipe into exit 1; vizcli's boundary makes it the success it is."""
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -m vizcli shapes examples/chelsea.png | head -1; "
+                                         "exit ${PIPESTATUS[0]}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("examples/chelsea.png") and "Error" not in done.stderr, done.stderr

@@ -7,6 +7,7 @@ level, so ``vizcli --help`` stays fast; everything heavy is imported inside comm
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import warnings
@@ -75,6 +76,12 @@ class _ErrorBoundary(TyperGroup):
             _print_error(error.for_command_line(self._flags()))
             code = error.exit_code
         except BrokenPipeError:
+            signals.silence_stdout()
+            code = 0
+        except SystemExit as done:  # click turns a closed pipe into sys.exit(1): `vizcli … | head -1` is a success
+            context = done.__context__
+            if not (isinstance(context, OSError) and context.errno == errno.EPIPE):
+                raise
             signals.silence_stdout()
             code = 0
         except ImportError as error:  # a library that cannot load (under ulimit -v, its shared objects cannot be mapped)

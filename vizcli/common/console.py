@@ -52,9 +52,21 @@ def stderr_console() -> Any:
     return _console("stderr")
 
 
+def _console_class() -> Any:
+    """rich's Console, except that a closed pipe raises ``BrokenPipeError`` (rich exits 1 itself);
+    the CLI's boundary ends quietly with 0 on it, as ``vizcli … | head -1`` should."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return PipeConsole
+
+
 def _console(which: str) -> Any:
     if which not in _consoles:
-        from rich.console import Console
+        Console = _console_class()
 
         stream = sys.stdout if which == "stdout" else sys.stderr
         no_color = bool(os.environ.get("NO_COLOR")) or not isatty(stream)
@@ -108,9 +120,7 @@ def print_renderables(renderables: list[Any], stream: IO[str]) -> None:
     if stream is sys.stdout:
         console = stdout_console()
     else:
-        from rich.console import Console
-
-        console = Console(file=stream, no_color=True, color_system=None, width=terminal_width())
+        console = _console_class()(file=stream, no_color=True, color_system=None, width=terminal_width())
     for renderable in renderables:
         console.print(renderable)
 
