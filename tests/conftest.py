@@ -70,3 +70,43 @@ def golden(request):
         assert text == path.read_text(encoding="utf-8"), f"golden {name} differs; rerun with --overwrite-golden if intended"
 
     return _check
+
+
+def wait_for(condition, timeout=240, what="the process to reach its phase"):
+    """Poll ``condition()`` until it holds (the event a signal test waits for); fail after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def has_loaded(pid, library):
+    """Whether process ``pid`` has mapped a shared library whose path contains ``library`` (e.g. libtorch)."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as handle:
+            return any(library in line for line in handle)
+    except OSError:
+        return False
+
+
+def is_reading(pid, fd=0):
+    """Whether the main thread of ``pid`` sits in ``read(fd, …)`` now (Linux's /proc/PID/syscall)."""
+    try:
+        with open(f"/proc/{pid}/syscall", encoding="ascii") as handle:
+            fields = handle.read().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == "0" and int(fields[1], 16) == fd
+
+
+def bytes_read(pid):
+    """Bytes process ``pid`` has read so far (``rchar`` of /proc/PID/io)."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith("rchar:"))
+    except (OSError, StopIteration):
+        return 0

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, bytes_read, has_loaded, wait_for
 from vizcli.common.errors import BadInput
 from vizcli.embed.texts import read_texts
 from vizcli.roi.boxes import load_boxes_file, parse_box_text
@@ -285,8 +285,7 @@ def test_signal_during_embed_leaves_no_file(tmp_path, signal_number, code):
     out.mkdir()
     process = subprocess.Popen([sys.executable, "-m", "vizcli", "embed", "--file", str(corpus), "-p", "mean", "-o",
                                 str(out / "vectors.npy"), "--quiet"], cwd=ROOT, stderr=subprocess.PIPE)
-    assert _wait_for_temp(out), "the run never started writing"
-    time.sleep(0.5)
+    assert _wait_for_temp(out), "the run never started writing"  # the event: a temporary output file exists
     process.send_signal(signal_number)
     stderr = process.communicate(timeout=60)[1].decode()
     assert process.returncode == code
@@ -307,7 +306,9 @@ def test_signal_during_roi_leaves_no_file(tmp_path, signal_number, code):
     process = subprocess.Popen([sys.executable, "-m", "vizcli", "roi", str(EXAMPLES / "chelsea.png"), "--boxes-file",
                                 str(tmp_path / "boxes.json"), "-o", str(out / "f.npy"), "--quiet", "--output-size", "3"],
                                cwd=ROOT, stderr=subprocess.PIPE)
-    time.sleep(6)
+    # the event: the boxes file is read and torch is loaded: the run is past its checks, into the work
+    size = (tmp_path / "boxes.json").stat().st_size
+    wait_for(lambda: bytes_read(process.pid) > size and has_loaded(process.pid, "libtorch"), what="the run to start")
     process.send_signal(signal_number)
     stderr = process.communicate(timeout=120)[1].decode()
     assert process.returncode == code, stderr

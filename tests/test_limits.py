@@ -11,13 +11,12 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
 from PIL import Image
 
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, bytes_read, has_loaded, is_reading, wait_for
 
 CHELSEA = EXAMPLES / "chelsea.png"
 LONG_NAME = "x" * 300  # past the 255-byte limit of a file name
@@ -284,7 +283,8 @@ def test_every_signal_leaves_nothing_behind(tmp_path, number):
                                cwd=ROOT, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdin.write(b"a sentence\n" * 50)
     process.stdin.flush()
-    time.sleep(8)  # the model is loaded and the first lines are waiting for more input
+    # the event: torch is loaded (the model loads right after it) and the main thread waits on stdin again
+    wait_for(lambda: has_loaded(process.pid, "libtorch") and is_reading(process.pid, 0), what="the model to load")
     process.send_signal(number)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + number, stderr
@@ -295,7 +295,7 @@ def test_every_signal_leaves_nothing_behind(tmp_path, number):
 def test_sigterm_stops_a_huge_line_read_within_seconds(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "vizcli", "embed", "--file", "/dev/zero", "--max-line-bytes", "3000000000",
                                 "--quiet"], cwd=ROOT, stderr=subprocess.PIPE)
-    time.sleep(3)
+    wait_for(lambda: bytes_read(process.pid) > 64 << 20, what="the line read to be under way")  # the event: 64 MB read
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)  # a hang guard: it stops at the next read
     assert process.returncode == 143, stderr
