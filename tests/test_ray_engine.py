@@ -253,3 +253,25 @@ def test_engine_options_are_checked_before_anything_starts(tmp_path, args, fragm
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], lines
+
+
+@pytest.mark.parametrize("case", ["overflow", "duplicate"])
+def test_bad_input_found_by_a_ray_worker_is_exit_2_naming_it_as_locally(tmp_path, case):
+    """The worker's error comes back as data (Ray's wrappers drop an exception's cause): one Error line, exit 2."""
+    if case == "overflow":
+        corpus = tmp_path / "c.txt"
+        corpus.write_text("a cat\n" + "word " * 80 + "\na dog\n")
+        args = ["--file", corpus, "--max-length", "8", "--on-overflow", "error"]
+        fragment = "row 2: 82 tokens, more than --max-length 8"
+    else:
+        corpus = tmp_path / "c.jsonl"
+        corpus.write_text("".join(json.dumps({"t": f"text {i}", "i": str(i % 50)}) + "\n" for i in range(60)))
+        args = ["--file", corpus, "--field", "t", "--id-column", "i", "--shard-size", "0.01"]
+        fragment = "id '0' appears twice"
+    result = run_vizcli("embed", *args, "-p", "mean", "-o", tmp_path / "o.parquet", "--engine", "ray", "--workers", "1",
+                        "--quiet", timeout=RAY_TIMEOUT)
+    stderr = result.stderr.decode()
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert result.returncode == 2 and len(errors) == 1 and fragment in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr and "retry" not in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == [corpus.name]
