@@ -82,3 +82,13 @@ def _too_deep_at(text: str) -> tuple[int, int]:
         elif char in "]}":
             depth -= 1
     return line, column
+
+
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: no lone surrogates (undecodable bytes of an
+    argument, or a ``\\ud800`` escape in JSON)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -17,7 +17,7 @@ from typing import IO, Any
 from vizcli.common.choices import EncodingErrors, values
 from vizcli.common.errors import BadInput
 from vizcli.common.files import checked_glob, checked_os_call, is_folder, require_file
-from vizcli.common.parsing import parse_json
+from vizcli.common.parsing import is_unicode, parse_json
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB: far beyond any model's 512 tokens, small enough to stop /dev/zero
 READ_CHUNK = 1 << 16
@@ -73,7 +73,7 @@ def read_texts(
     for item in items:
         if "\x00" in item.text:
             raise BadInput(f"{item.source}: contains a NUL byte; remove it (binary input is not text)")
-        if not _is_unicode(item.text) or not _is_unicode(item.id):
+        if not is_unicode(item.text) or not is_unicode(item.id):
             if encoding_errors != "replace":
                 raise BadInput(f"{item.source}: holds a lone surrogate (text that is not Unicode, e.g. undecodable bytes in "
                                "an argument or a \\ud800 escape in JSON); fix it, or pass encoding_errors='replace'")
@@ -81,14 +81,6 @@ def read_texts(
         if skip_empty and not item.text.strip():
             continue
         yield item
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _replace_surrogates(text: str) -> str:

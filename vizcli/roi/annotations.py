@@ -19,7 +19,7 @@ from typing import Any
 
 from vizcli.common.errors import BadInput
 from vizcli.common.files import checked_os_call, is_folder, require_file
-from vizcli.common.parsing import parse_json
+from vizcli.common.parsing import is_unicode, parse_json
 
 FORMATS = ("coco", "voc", "yolo", "csv", "json")
 MAX_ANNOTATION_BYTES = 4 << 30  # an annotations file larger than this is refused before it is read
@@ -135,7 +135,7 @@ def _read_coco(path: str) -> Annotations:
         if image_id in images:
             raise BadInput(f"{place}: image id {image_id!r} appears twice; every image needs its own id", parameter="annotations", value=path)
         name = item["file_name"]
-        if not name.strip() or "\x00" in name or not _encodable(name):
+        if not name.strip() or "\x00" in name or not is_unicode(name):
             raise BadInput(f"{place}.file_name {name!r} is not a file name (empty, a NUL byte or a lone surrogate)",
                            parameter="annotations", value=path)
         images[image_id] = AnnotatedImage(image_id=image_id, path=name)
@@ -180,7 +180,7 @@ def _coco_id(value: Any, where: str, path: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
         raise BadInput(f"{where} is {value!r}; COCO ids are integers (or non-empty strings)", parameter="annotations", value=path)
     text = str(value)
-    if "\x00" in text or not _encodable(text):
+    if "\x00" in text or not is_unicode(text):
         raise BadInput(f"{where} {text!r} holds a NUL byte or a lone surrogate", parameter="annotations", value=path)
     return text
 
@@ -192,14 +192,6 @@ def _coco_flag(value: Any) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("0", "1", "false", "true"):
         return value.strip().lower() in ("1", "true")
     return None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_parse_memory(size: int, path: str) -> None:
