@@ -6,6 +6,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VIZCLI_CACHE_DIR", os.path.join(__import__("tempfile").mkdtemp(prefix="vizcli-cache-"), "vizcli"))
 os.environ["COLUMNS"] = "160"  # golden tables are rendered at a fixed width
 
 ROOT = Path(__file__).resolve().parent.parent
