@@ -91,6 +91,13 @@ class ComputeDtype(Choice):
     bfloat16 = "bfloat16"
 
 
+class EmbedDtype(Choice):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    int8 = "int8"
+    auto = "auto"
+
+
 class Precision(Choice):
     float32 = "float32"
     float16 = "float16"

@@ -19,6 +19,7 @@ from vizcli.common.choices import (  # noqa: F401 (re-exported: the commands imp
     ApproxFormat,
     Choice,
     ComputeDtype,
+    EmbedDtype,
     EmbedFormat,
     EncodingErrors,
     Engine,

@@ -50,7 +50,7 @@ class _SelfAttention(nn.Module):
         self.query = nn.Linear(hidden, hidden)
         self.key = nn.Linear(hidden, hidden)
         self.value = nn.Linear(hidden, hidden)
-        self.fused: tuple[torch.Tensor, torch.Tensor] | None = None  # [3H, H] weight and [3H] bias, see fuse()
+        self.fused: tuple[torch.Tensor, torch.Tensor] | nn.Module | None = None  # [3H, H] weight and [3H] bias (fuse()), or int8
 
     def fuse(self) -> None:
         """Stack the query, key and value projections into one [3H, H] matrix, so each layer runs one
@@ -63,6 +63,9 @@ class _SelfAttention(nn.Module):
     def project(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.fused is None:
             return self.query(states), self.key(states), self.value(states)
+        if isinstance(self.fused, nn.Module):  # int8 (vizcli.embed.int8.quantize_linears)
+            query, key, value = self.fused(states).chunk(3, dim=-1)
+            return query, key, value
         weight, bias = self.fused
         if weight.dtype != states.dtype or weight.device != states.device:
             weight, bias = weight.to(states), bias.to(states)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from vizcli.common.options import (
-    ComputeDtype,
     DeviceOption,
+    EmbedDtype,
     EmbedFormat,
     EncodingErrors,
     Engine,
@@ -35,7 +35,8 @@ EPILOG = (
     "Examples:\n\n"
     "  printf 'a cat sits on the mat\\na dog lies on the rug\\n' | vizcli embed --pooling pooler,mean --similarity\n\n"
     '  vizcli embed "a cat" "a dog" --pooling mean --normalize --format csv\n\n'
-    "  vizcli embed --file notes.jsonl --field text -o vectors.npy --pooling mean --dtype bfloat16\n\n"
+    "  vizcli embed --file notes.jsonl --field text -o vectors.npy --pooling mean --dtype auto\n\n"
+    "  vizcli embed --file corpus.txt -o vectors.parquet --pooling mean --dtype int8 --calibration 500\n\n"
     "Corpora (one row per text, resumable, shardable):\n\n"
     "  vizcli embed --file corpus.parquet --column text --id-column id -o vectors.parquet --precision int8 --resume\n\n"
     "  vizcli embed --file docs/ --glob '**/*.md' -o vectors/ --pooling mean --normalize --prefix 'passage: '\n\n"
@@ -109,14 +110,18 @@ def embed(
         int, typer.Option("--batch-tokens", help="Most padded tokens (texts x the longest) per forward pass: short texts batch wide.")
     ] = 4096,
     dtype: Annotated[
-        ComputeDtype, typer.Option("--dtype", help="Compute dtype; bfloat16 is not faster on every CPU with AVX512-BF16: measure it (benchmarks).")
-    ] = ComputeDtype.float32,
+        EmbedDtype, typer.Option("--dtype", help="Compute dtype. auto: the faster of float32 and bfloat16 on this CPU, "
+                                 "measured once and cached (bfloat16 is slower on some CPUs with AVX512-BF16). int8: CPU, "
+                                 "int8 weights (per channel) and activations (per token); outputs record its cosine against "
+                                 "float32 on the first --calibration texts.")
+    ] = EmbedDtype.float32,
     prefix: Annotated[str, typer.Option("--prefix", help="Prepended to every text before tokenization (e.g. 'query: '); recorded.")] = "",
     precision: Annotated[
         Precision, typer.Option("--precision", help="Stored vectors (corpus outputs): float32, float16, bfloat16, int8, uint8, binary, ubinary.")
     ] = Precision.float32,
     calibration: Annotated[
-        int, typer.Option("--calibration", help="int8/uint8: the first N texts set each dimension's range.")
+        int, typer.Option("--calibration", help="--precision int8/uint8: the first N texts set each dimension's range; "
+                          "--dtype int8: the first N texts are also run in float32 for the quality receipt.")
     ] = 1000,
     ranges: Annotated[
         str | None, typer.Option("--ranges", help="int8/uint8: ranges saved by an earlier run (its .ranges.json).")
@@ -209,6 +214,16 @@ def embed(
 
         set_threads(threads, warn)
         encoder = load_bert(model, dtype=dtype.value, device=str(resolve_device(device)))
+    report_dtype(encoder, dtype.value, quiet)
+    receipt = None
+    if encoder.dtype == "int8" and not similarity and fmt not in ("jsonl", "csv", "tsv"):  # formats with metadata
+        from vizcli.embed.embedder import CorpusOptions, int8_receipt
+        from vizcli.embed.texts import peek_many
+
+        sample, items = peek_many(items, calibration)
+        receipt = int8_receipt(encoder, sample, CorpusOptions(poolings=poolings, normalize=normalize, prefix=prefix,
+                                                              batch_size=batch_size, batch_tokens=batch_tokens,
+                                                              max_length=max_length, on_overflow=on_overflow.value))
     progress = None if quiet else counter_progress("embedding texts")
     if prefix:
         from dataclasses import replace
@@ -221,6 +236,8 @@ def embed(
         writers.write_similarity(list(rows), poolings, fmt, output)
     else:
         meta = {**writers.metadata(encoder, poolings, normalize, max_length), "prefix": prefix}
+        if receipt is not None:
+            meta["int8_receipt"] = receipt
         writers.write_embeddings(rows, poolings, fmt, output, meta)
     if progress is not None:
         progress(0, done=True)
@@ -282,6 +299,8 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
                      "max_length": max_length, "on_overflow": on_overflow, "device": device}
     embedder = Embedder(**worker_kwargs)  # the local engine's worker; with --engine ray: the schema, metadata and calibration
     encoder = embedder.encoder
+    report_dtype(encoder, dtype, settings.quiet)
+    worker_kwargs["dtype"] = encoder.dtype  # auto is resolved here, once: every worker computes the same way
     dimensions = encoder.hidden_size
     if truncate_dim is not None:
         if not 1 <= truncate_dim <= dimensions:
@@ -297,6 +316,12 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
             raise BadInput("int8/uint8 from stdin or arguments need --ranges FILE (a calibration sample is read from --file)")
         found = calibrate(encoder, read_texts(texts, **read), options)
     options = replace(options, ranges=found)
+    pieces = text_pieces(read, texts)
+    receipt = None
+    if encoder.dtype == "int8":
+        from vizcli.embed.embedder import int8_receipt
+
+        receipt = int8_receipt(encoder, _first_texts(pieces, texts, read, calibration), options)
     embedder.options = replace(embedder.options, precision=precision, ranges=found)
     metadata = writers.metadata(encoder, poolings, normalize, max_length)
     metadata.pop("model_path")  # differs per machine; the weights' sha256 identifies the model
@@ -306,11 +331,13 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
                      "normalize": normalize, "prefix": prefix, "precision": precision, "truncate_dim": truncate_dim,
                      "dimensions": dimensions, "keep_text": keep_text, "id_column": read["id_column"],
                      "ranges": {name: value.tolist() for name, value in found.items()} if found and precision in NEEDS_RANGES else None})
+    if receipt is not None:
+        metadata["int8_receipt"] = receipt
     worker_kwargs.update({"precision": precision, "threads": settings.threads,
                           "ranges": metadata["ranges"]})
     job = embed_job(embedder, worker_kwargs, options, metadata, dimensions)
     progress = None if settings.quiet or settings.engine == "ray" else counter_progress("embedding texts")  # Ray shows its own
-    summary = run_dataset(job, text_pieces(read, texts), settings, progress=progress)
+    summary = run_dataset(job, pieces, settings, progress=progress)
     if progress is not None:
         progress(0, done=True)
     if found is not None and precision in NEEDS_RANGES and given is None:
@@ -333,6 +360,35 @@ def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool
     path, rows = merge_command(inputs, output, "embed", EMBED_DATASET_SCHEMA, ("id",), shard_format)
     if not quiet:
         info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")
+
+
+def report_dtype(encoder: Any, asked: str, quiet: bool) -> None:
+    """Say what ``--dtype auto`` picked, and warn when bfloat16 was asked for but measured slower."""
+    from vizcli.common.console import info, warn
+    from vizcli.embed.dtype_probe import MARGIN, describe
+
+    probe = encoder.probe
+    if asked == "auto" and not quiet:
+        if encoder.backend == "numpy":
+            info("--dtype auto: float32 in numpy (a few texts: no torch import, nothing to probe)")
+        elif probe is not None:
+            info(f"--dtype auto: {encoder.dtype} ({describe(probe)})")
+        else:
+            info(f"--dtype auto: {encoder.dtype}")
+    if asked == "bfloat16" and probe is not None and probe["seconds"]["bfloat16"] > MARGIN * probe["seconds"]["float32"]:
+        warn(f"--dtype bfloat16 is not faster here: {describe(probe)}; --dtype float32 or auto is")
+
+
+def _first_texts(pieces: list[Any], texts: list[str], read: dict[str, Any], count: int) -> list[Any]:
+    """The first ``count`` input texts (the int8 receipt's sample): from memory, or read again from --file."""
+    import itertools
+
+    from vizcli.datasets.run import ItemsPiece
+    from vizcli.embed.texts import read_texts
+
+    if pieces and isinstance(pieces[0], ItemsPiece):
+        return [item.value for item in pieces[0].values[:count]]
+    return list(itertools.islice(read_texts(texts, **read), count))
 
 
 SMALL_INPUT_BYTES = 8192  # texts up to this size (about 2,000 tokens) embed faster in numpy than torch's import takes

@@ -73,6 +73,21 @@ def calibrate(encoder: Encoder, items: Iterable[InputText], options: CorpusOptio
     return {name: ranges_of(np.stack([row.vectors[name] for row in rows])) for name in options.poolings}
 
 
+def int8_receipt(encoder: Encoder, sample: list[InputText], options: CorpusOptions) -> dict[str, Any]:
+    """What int8 lost on ``sample`` (the first ``--calibration`` texts): each pooling's min and mean
+    cosine against float32 vectors of the same texts, made the same way (``vizcli.embed.int8``)."""
+    import numpy as np
+
+    from vizcli.embed.int8 import quality_receipt
+    from vizcli.embed.loading import load_bert
+
+    reference = load_bert(str(encoder.path), dtype="float32", device="cpu")
+    rows = {"int8": list(vectors(encoder, sample, options)), "float32": list(vectors(reference, sample, options))}
+    stacked = {kind: {name: np.stack([row.vectors[name] for row in found]) if found else np.zeros((0, 1), np.float32)
+                      for name in options.poolings} for kind, found in rows.items()}
+    return quality_receipt(stacked["int8"], stacked["float32"])
+
+
 def embedding_columns(rows: list[Embedding], options: CorpusOptions, ranges: dict[str, Any] | None, width: int) -> dict[str, Any]:
     """The rows as a batch dict of numpy arrays: id, index, tokens, truncated, text, and one stored
     ``[N, D]`` array per pooling (quantized to ``options.precision``)."""

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vizcli.common.choices import ComputeDtype, OnOverflow, values
+from vizcli.common.choices import EmbedDtype, OnOverflow, values
 from vizcli.common.errors import BadInput
 from vizcli.embed.texts import InputText
 
 POOLING_NAMES = ("pooler", "cls", "mean", "max")
-DTYPES = values(ComputeDtype)
+DTYPES = values(EmbedDtype)
 OVERFLOW_POLICIES = values(OnOverflow)
 BATCH_SIZE = 256  # most texts a forward pass
 BATCH_TOKENS = 4096  # most padded tokens (texts × the longest) a forward pass: short texts batch wide, long ones narrow
@@ -68,7 +68,7 @@ def check_options(batch_size: int = BATCH_SIZE, dtype: str = "float32", on_overf
     if batch_tokens is not None and not 16 <= batch_tokens <= MAX_BATCH_TOKENS:
         raise BadInput(f"use 16..{MAX_BATCH_TOKENS} padded tokens a batch", parameter="batch_tokens", value=batch_tokens)
     if dtype not in DTYPES:
-        raise BadInput("use float32 or bfloat16", parameter="dtype", value=dtype)
+        raise BadInput(f"use one of {', '.join(DTYPES)}", parameter="dtype", value=dtype)
     if on_overflow not in OVERFLOW_POLICIES:
         raise BadInput("use warn, error or skip", parameter="on_overflow", value=on_overflow)
     if max_length is not None and max_length < 2:
@@ -274,6 +274,8 @@ class Encoder:
     device: str = "cpu"
     pad_id: int = 0
     backend: str = "torch"  # or "numpy" (vizcli.embed.numpy_bert: no torch import, for a few texts)
+    asked_dtype: str = ""  # what was asked for ("auto" resolves to ``dtype``)
+    probe: dict | None = None  # vizcli.embed.dtype_probe's figures, when auto or bfloat16 was asked for
 
     @property
     def hidden_size(self) -> int:

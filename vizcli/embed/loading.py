@@ -81,7 +81,11 @@ def _from_hub_cache(name: str) -> Path:
 
 
 def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cpu") -> Encoder:
-    """Load ``spec`` (None = the bundled model; a folder; or a cached hub name) for embedding."""
+    """Load ``spec`` (None = the bundled model; a folder; or a cached hub name) for embedding.
+
+    ``dtype``: ``float32``; ``bfloat16``; ``int8`` (CPU: ``vizcli.embed.int8``); ``auto`` (the
+    faster of float32 and bfloat16 on this machine, measured once: ``vizcli.embed.dtype_probe``).
+    """
     import torch
 
     if dtype not in DTYPES:
@@ -112,17 +116,33 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
     )
     model.load_state_dict(usable, strict=False)
     model.eval()
-    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-    model.to(device=device, dtype=torch_dtype)
+    model.to(device=device)
+    asked, probe = dtype, None
+    if dtype in ("auto", "bfloat16"):
+        from vizcli.embed.dtype_probe import probe as probe_dtypes
+
+        probe = probe_dtypes(model, config, str(device))  # measured once per CPU and model, then cached
+        dtype = probe["fastest"] if dtype == "auto" else dtype
+    if dtype == "int8":
+        if torch.device(device).type != "cpu":
+            raise BadInput("int8 runs on the CPU (torch's int8 GEMM); use device='cpu', or dtype='bfloat16' on a GPU",
+                           parameter="dtype", value=asked)
+    else:
+        model.to(dtype=torch.bfloat16 if dtype == "bfloat16" else torch.float32)
     if native:
         from vizcli.embed.bert import fuse_projections
 
         fuse_projections(model)  # one QKV GEMM per layer (measured in benchmarks/RESULTS.md)
+    if dtype == "int8":
+        from vizcli.embed.int8 import quantize_linears
+
+        quantize_linears(model)
     limit = _max_length(folder, config, name)
     return Encoder(
         name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=limit,
         has_pooler=has_pooler and hasattr(model, "pooler") and model.pooler is not None,
         native=native, dtype=dtype, device=str(device), pad_id=int(config.get("pad_token_id") or 0),
+        asked_dtype=asked, probe=probe,
     )
 
 
@@ -132,8 +152,8 @@ def numpy_path_fits(spec: str | None, dtype: str, device: str) -> bool:
     files only: nothing heavy is imported)."""
     from vizcli.embed.bert_config import supports_natively
 
-    if dtype != "float32" or device not in ("auto", "cpu"):
-        return False
+    if dtype not in ("float32", "auto") or device not in ("auto", "cpu"):
+        return False  # auto: for a handful of texts float32 in numpy starts fastest (no torch import, no probe)
     try:
         folder, name, _ = locate_model(spec)
         config = _read_json(folder / "config.json", name)

@@ -298,6 +298,15 @@ def _table_rows(file: Path, column: str, delimiter: str, encoding_errors: str, i
             index += 1
 
 
+def peek_many(items: Iterable[InputText], count: int) -> tuple[list[InputText], Iterator[InputText]]:
+    """The first ``count`` items and an iterator that still yields them."""
+    import itertools
+
+    iterator = iter(items)
+    head = list(itertools.islice(iterator, count))
+    return head, itertools.chain(head, iterator)
+
+
 def peek(items: Iterable[InputText]) -> tuple[InputText | None, Iterator[InputText]]:
     """The first item and an iterator that still yields it (to detect empty input early)."""
     iterator = iter(items)
