@@ -59,6 +59,7 @@ class Section:
     ratios: list[tuple[str, float]] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    table: list[str] = field(default_factory=list)  # an extra markdown table, after the notes
 
     def markdown(self) -> str:
         lines = [f"## {self.title}", "", self.about, "", "| command | runs | median s | min s | max s | peak RSS MiB |",
@@ -70,6 +71,8 @@ class Section:
         lines += [f"- ratio {name}: **{value:.3f}×**" for name, value in self.ratios]
         lines += [goal.line() for goal in self.goals]
         lines += [f"- {note}" for note in self.notes]
+        if self.table:
+            lines += ["", *self.table]
         return "\n".join(lines) + "\n"
 
 
@@ -260,15 +263,142 @@ def bench_embed(rounds: int, count: int, folder: Path) -> Section:
     return section
 
 
+def _quality(reference: Path, other: Path, neighbours: int = 10) -> tuple[float, float, float]:
+    """(min cosine, mean cosine, recall@10) of ``other``'s vectors against ``reference``'s: recall@10 is
+    the share of each text's 10 nearest neighbours (cosine, among all texts) that stay the same."""
+    import numpy as np
+
+    a, b = (np.load(path).astype(np.float64) for path in (reference, other))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    cosine = (a * b).sum(1)
+    near = []
+    for unit in (a, b):
+        similarity = unit @ unit.T
+        np.fill_diagonal(similarity, -np.inf)
+        near.append(np.argsort(-similarity, axis=1)[:, :neighbours])
+    recall = float(np.mean([len(set(x) & set(y)) / neighbours for x, y in zip(*near)]))
+    return float(cosine.min()), float(cosine.mean()), recall
+
+
+def _cpu_flags() -> str:
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimddp", "fphp")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return ", ".join(flag for flag in wanted if flag in have) or "none of " + ", ".join(wanted)
+    except OSError:
+        pass
+    return "unknown"
+
+
+RECEIPT_TEXTS = 200  # --dtype int8 runs these first texts in float32 too, for the receipt in the output's metadata
+
+
+def bench_embed_precision(rounds: int, count: int, folder: Path) -> Section:
+    """int8, bfloat16, auto and float32 against sentence-transformers' torch, onnx and onnx int8 backends."""
+    import json as json_module
+    import subprocess
+
+    from vizcli.embed.loading import bundled_model_path
+
+    corpus = folder / "precision.txt"
+    corpus.write_text("\n".join(sentences(count)) + "\n", encoding="utf-8")
+    model = folder / "minilm"
+    shutil.copytree(bundled_model_path(), model)
+    subprocess.run([PYTHON, str(SCRIPTS / "st_backends.py"), "prepare", str(model)], check=True, env=_env(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = {}
+    whole: dict[str, Measured] = {}
+    for dtype in ("float32", "bfloat16", "int8", "auto"):
+        out[dtype] = folder / f"vizcli-{dtype}.npy"
+        receipt = ["--calibration", str(RECEIPT_TEXTS)] if dtype == "int8" else []
+        whole[dtype] = Measured(f"`vizcli embed --dtype {dtype}{' ' + ' '.join(receipt) if receipt else ''}`",
+                                [*VIZCLI, "embed", "--file", str(corpus), "-p", "mean", "--dtype", dtype, *receipt,
+                                 "--threads", THREADS, "--quiet", "-o", str(out[dtype])])
+    for backend in ("torch", "onnx", "onnx-int8"):
+        out[backend] = folder / f"st-{backend}.npy"
+        whole[backend] = Measured(f"sentence-transformers `{backend}`", [PYTHON, str(SCRIPTS / "st_backends.py"), str(model), str(corpus),
+                                                                         str(out[backend]), THREADS, backend])
+    alternate(list(whole.values()), rounds, env=_env())
+    in_process = {}
+    for name in whole:
+        if name in ("torch", "onnx", "onnx-int8"):
+            argv = [PYTHON, str(SCRIPTS / "st_backends.py"), str(model), str(corpus), str(folder / "ip.npy"), THREADS, name, "--in-process"]
+        else:
+            argv = [PYTHON, str(SCRIPTS / "vizcli_inprocess.py"), str(corpus), str(folder / "ip.npy"), THREADS, name]
+        printed = subprocess.run(argv, check=True, env=_env(), capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        in_process[name] = json_module.loads(printed)
+    quality = {name: _quality(out["float32"], out[name]) for name in whole}
+    one = {
+        "vizcli": Measured('`vizcli embed "a cat" -p mean` (numpy, no torch)', [*VIZCLI, "embed", "a cat", "-p", "mean"]),
+        "vizcli-int8": Measured('`vizcli embed "a cat" -p mean --dtype int8`', [*VIZCLI, "embed", "a cat", "-p", "mean", "--dtype", "int8"]),
+        "st-torch": Measured("sentence-transformers `torch`, one sentence", [PYTHON, str(SCRIPTS / "st_backends.py"), str(model), "text:a cat",
+                                                                              str(folder / "one.npy"), THREADS, "torch"]),
+        "st-int8": Measured("sentence-transformers `onnx-int8`, one sentence", [PYTHON, str(SCRIPTS / "st_backends.py"), str(model), "text:a cat",
+                                                                                 str(folder / "one.npy"), THREADS, "onnx-int8"]),
+    }
+    alternate(list(one.values()), rounds, env=_env())
+    table = ["| path | in-process s | whole process s (median) | min cos | mean cos | recall@10 |", "|---|---:|---:|---:|---:|---:|"]
+    for name, measured in whole.items():
+        picked = f" → {in_process[name]['dtype']}" if name == "auto" else ""
+        minimum, mean, recall = quality[name]
+        table.append(f"| {measured.label}{picked} | {in_process[name]['seconds']:.2f} | {measured.median:.2f} | {minimum:.4f} | "
+                     f"{mean:.5f} | {recall:.3f} |")
+    ours, theirs = quality["int8"], quality["onnx-int8"]
+    return Section(
+        f"embed precision ({count} sentences and one)",
+        f"{count} distinct sentences from the standard library's docstrings (the embed corpus), mean pooling, {THREADS} threads, "
+        "each tool at its own default batch size (sentence-transformers 32 texts; vizcli 4,096 padded tokens), the bundled "
+        "all-MiniLM-L6-v2. sentence-transformers' ONNX and int8 files are made locally by its own `save_pretrained` and "
+        "`export_dynamic_quantized_onnx_model` (nothing downloaded). Quality is against vizcli float32's vectors of the same run. "
+        f"vizcli int8's whole process includes its quality receipt: the first {RECEIPT_TEXTS} texts again in float32 (`--calibration`). "
+        f"CPU flags: {_cpu_flags()}.",
+        [*whole.values(), *one.values()],
+        [("whole process vizcli int8 / sentence-transformers onnx int8", paired_ratio(whole["int8"], whole["onnx-int8"])),
+         ("in-process vizcli int8 / sentence-transformers onnx int8", in_process["int8"]["seconds"] / in_process["onnx-int8"]["seconds"]),
+         ("whole process vizcli auto / vizcli float32", paired_ratio(whole["auto"], whole["float32"])),
+         ("whole process vizcli bfloat16 / vizcli float32", paired_ratio(whole["bfloat16"], whole["float32"])),
+         ("one sentence vizcli / sentence-transformers torch", paired_ratio(one["vizcli"], one["st-torch"]))],
+        [Goal("int8 min cosine > sentence-transformers onnx int8's (" + f"{theirs[0]:.4f})", ours[0], theirs[0] + 1e-9, True),
+         Goal("int8 mean cosine > sentence-transformers onnx int8's (" + f"{theirs[1]:.5f})", ours[1], theirs[1] + 1e-9, True),
+         Goal("int8 recall@10 > sentence-transformers onnx int8's (" + f"{theirs[2]:.3f})", ours[2], theirs[2] + 1e-9, True),
+         Goal("int8 whole process ≤ sentence-transformers onnx int8's", paired_ratio(whole["int8"], whole["onnx-int8"]), 1.0),
+         Goal("int8 in-process ≤ sentence-transformers onnx int8's", in_process["int8"]["seconds"] / in_process["onnx-int8"]["seconds"], 1.0),
+         Goal("auto never slower than float32 (whole process, ≤ 1.02× for noise)", paired_ratio(whole["auto"], whole["float32"]), 1.02),
+         Goal("one sentence ≤ 0.6 s as a whole process (median)", one["vizcli"].median, 0.6)],
+        [f"--dtype auto picked {in_process['auto']['dtype']} on this CPU"],
+        table,
+    )
+
+
 def bench_cold(rounds: int, folder: Path) -> Section:
+    import subprocess
+
+    from vizcli.embed.loading import bundled_model_path
+
+    model = folder / "minilm-onnx"
+    shutil.copytree(bundled_model_path(), model)
+    subprocess.run([PYTHON, str(SCRIPTS / "st_backends.py"), "prepare", str(model)], check=True, env=_env(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     vizcli = Measured('`vizcli embed "a cat" -p mean`', [*VIZCLI, "embed", "a cat", "-p", "mean"])
+    numpy_script = Measured("vizcli's numpy encoder in a 5-line script (no CLI)", [PYTHON, str(SCRIPTS / "numpy_one.py"), "a cat",
+                                                                                  str(folder / "one-numpy.npy")])
+    ort_script = Measured("onnxruntime + tokenizers in a 12-line script (the ONNX route)",
+                          [PYTHON, str(SCRIPTS / "ort_one.py"), str(model), "a cat", str(folder / "one-ort.npy")])
     st = Measured("sentence-transformers: load and encode \"a cat\"", [PYTHON, str(SCRIPTS / "st_encode.py"), "text:a cat",
                                                                        str(folder / "one.npy"), THREADS, "32"])
-    alternate([vizcli, st], rounds, env=_env())
+    alternate([vizcli, numpy_script, ort_script, st], rounds, env=_env())
     ratio = paired_ratio(vizcli, st)
     return Section("embed one sentence, cold", "A whole process that embeds one sentence (imports, model load, sha256 "
-                   "check of the weights, forward).", [vizcli, st], [("vizcli / sentence-transformers", ratio)],
-                   [Goal("one-sentence call ≤ 0.8× sentence-transformers'", ratio, 0.8)])
+                   "check of the weights — remembered by file identity after the first run —, forward). The two scripts "
+                   "compare the torch-free routes on equal terms, without vizcli's CLI and checks: numpy (what vizcli runs) "
+                   "and ONNX Runtime on the same model exported by sentence-transformers.",
+                   [vizcli, numpy_script, ort_script, st],
+                   [("vizcli / sentence-transformers", ratio), ("numpy script / onnxruntime script", paired_ratio(numpy_script, ort_script))],
+                   [Goal("one-sentence call ≤ 0.8× sentence-transformers'", ratio, 0.8),
+                    Goal("one sentence ≤ 0.6 s (median, whole process)", vizcli.median, 0.6)])
 
 
 def bench_memory(small: int, large: int, folder: Path) -> Section:
@@ -395,10 +525,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, memory, ray")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, embed-precision, memory, ray")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "memory", "ray"])
+    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "embed-precision", "memory", "ray"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -411,6 +541,7 @@ def main(argv=None) -> int:
             ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
             ("embed-utilisation", lambda: bench_embed_utilisation(100 if args.quick else 2000)),
             ("cold", lambda: bench_cold(rounds, folder)),
+            ("embed-precision", lambda: bench_embed_precision(min(rounds, 3), 100 if args.quick else 2000, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 20_000, 4000 if args.quick else 200_000, folder)),
             ("ray", lambda: bench_ray(500 if args.quick else 20_000, 16 if args.quick else 1000, folder)),
         ]
