@@ -62,8 +62,9 @@ class Section:
     table: list[str] = field(default_factory=list)  # an extra markdown table, after the notes
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", "", self.about, "", "| command | runs | median s | min s | max s | peak RSS MiB |",
-                 "|---|---:|---:|---:|---:|---:|"]
+        lines = [f"## {self.title}", "", self.about, ""]
+        if self.measured:
+            lines += ["| command | runs | median s | min s | max s | peak RSS MiB |", "|---|---:|---:|---:|---:|---:|"]
         for m in self.measured:
             lines.append(f"| {m.label} | {len(m.seconds)} | {m.median:.3f} | {min(m.seconds):.3f} | {max(m.seconds):.3f} | "
                          f"{m.peak_rss / 2**20:.0f} |")
@@ -373,6 +374,24 @@ def bench_embed_precision(rounds: int, count: int, folder: Path) -> Section:
     )
 
 
+def bench_int8_choices(count: int, folder: Path) -> Section:
+    """vizcli's int8 against torch's stock dynamic quantization, in one process (see the script's docstring)."""
+    import json as json_module
+    import subprocess
+
+    corpus = folder / "int8.txt"
+    corpus.write_text("\n".join(sentences(count)) + "\n", encoding="utf-8")
+    printed = subprocess.run([PYTHON, str(SCRIPTS / "int8_choices.py"), str(corpus), THREADS], check=True, env=_env(),
+                             capture_output=True, text=True).stdout
+    rows = [json_module.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    table = ["| variant | in-process s | min cos | mean cos | recall@10 |", "|---|---:|---:|---:|---:|"]
+    table += [f"| {row['variant']} | {row['seconds']:.2f} | {row['min']:.4f} | {row['mean']:.5f} | {row['recall']:.3f} |" for row in rows]
+    return Section(f"embed int8 choices ({count} sentences)",
+                   f"The embed corpus, mean pooling, {THREADS} threads, one encode each after a warm-up, quality against float32 "
+                   "in the same process. Why vizcli quantizes activations per token: torch's stock dynamic quantization uses "
+                   "one scale per batch, which padding rows and outlier tokens coarsen.", [], table=table)
+
+
 def bench_cold(rounds: int, folder: Path) -> Section:
     import subprocess
 
@@ -525,10 +544,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, embed-precision, memory, ray")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, embed-int8-choices, embed-precision, memory, ray")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "embed-precision", "memory", "ray"])
+    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "embed-int8-choices", "embed-precision", "memory", "ray"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -541,6 +560,7 @@ def main(argv=None) -> int:
             ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
             ("embed-utilisation", lambda: bench_embed_utilisation(100 if args.quick else 2000)),
             ("cold", lambda: bench_cold(rounds, folder)),
+            ("embed-int8-choices", lambda: bench_int8_choices(100 if args.quick else 2000, folder)),
             ("embed-precision", lambda: bench_embed_precision(min(rounds, 3), 100 if args.quick else 2000, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 20_000, 4000 if args.quick else 200_000, folder)),
             ("ray", lambda: bench_ray(500 if args.quick else 20_000, 16 if args.quick else 1000, folder)),
