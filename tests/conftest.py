@@ -62,13 +62,25 @@ def golden(request):
     """Compare text with tests/golden/NAME, or rewrite it under --overwrite-golden."""
     overwrite = request.config.getoption("--overwrite-golden")
 
-    def _check(name: str, text: str):
+    def _check(name: str, text: str, rtol: float | None = None):
+        """``rtol``: numbers in e-notation (``1.23e-02``) may differ by this relative amount (CPUs
+        round differently); everything else, and every other number, must be equal."""
         path = ROOT / "tests" / "golden" / name
         if overwrite:
             path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
         assert path.exists(), f"golden {name} is missing; create it with --overwrite-golden"
-        assert text == path.read_text(encoding="utf-8"), f"golden {name} differs; rerun with --overwrite-golden if intended"
+        expected = path.read_text(encoding="utf-8")
+        if rtol is None:
+            assert text == expected, f"golden {name} differs; rerun with --overwrite-golden if intended"
+            return
+        import re
+
+        number = re.compile(r"-?\d\.\d+e[-+]\d+")
+        assert number.sub("N", text) == number.sub("N", expected), f"golden {name} differs beyond its numbers"
+        for got, want in zip(number.findall(text), number.findall(expected)):
+            a, b = float(got), float(want)
+            assert abs(a - b) <= rtol * max(abs(a), abs(b)) + 1e-12, f"golden {name}: {got} against {want} (rtol {rtol})"
 
     return _check
 

@@ -44,19 +44,22 @@ def test_bad_input(invoke, args, fragment):
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1 and fragment in result.stderr
 
 
+GOLDEN_RTOL = 0.2  # errors may move this much between CPUs; a doubled error fails
+
+
 def _rounded(text: str) -> str:
-    """Errors and timings to 1 significant digit: fits are deterministic, float noise is not."""
+    """Timings out, errors to 3 significant digits (compared within GOLDEN_RTOL)."""
     import re
 
     text = re.sub(r"\(\d+\.\d s\)", "(T s)", text)
-    return re.sub(r"\d\.\d+e[-+]\d+", lambda m: f"{float(m.group(0)):.0e}", text)
+    return re.sub(r"\d\.\d+e[-+]\d+", lambda m: f"{float(m.group(0)):.2e}", text)
 
 
 def test_sawtooth_matches_golden(invoke, golden):
     result = invoke("approx", "--sawtooth", "3")
     assert result.exit_code == 0, result.stderr
     assert "8 linear pieces (2^3 = 8)" in result.stdout
-    golden("approx_sawtooth_3.txt", _rounded(result.stdout))
+    golden("approx_sawtooth_3.txt", _rounded(result.stdout), rtol=GOLDEN_RTOL)
 
 
 @pytest.mark.slow
@@ -71,4 +74,4 @@ def test_claims_give_verdicts_with_numbers_and_match_golden(golden):
         assert claim.verdict in ("holds", "holds partly", "does not hold")
         assert any(char.isdigit() for item in claim.measured for char in item)
         assert claim.thresholds
-    golden("approx_claims.txt", _rounded("\n".join(claim_lines(claims)) + "\n"))
+    golden("approx_claims.txt", _rounded("\n".join(claim_lines(claims)) + "\n"), rtol=GOLDEN_RTOL)

@@ -332,7 +332,7 @@ BAD_INVOCATIONS = [
     ["shapes", "--check", "--model", "vgg11"], ["roi"], ["roi", str(EXAMPLES / "chelsea.png")],
     ["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "5,5,1,1"], ["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,9,9", "--layer", "fc"],
     ["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,9,9", "--explain", "x"], ["roi", str(EXAMPLES / "chelsea.png"), "--boxes-file", "nope.json"],
-    ["roi", "missing.png", "--boxes", "1,1,9,9"], ["embed", "--pooling", ""], ["embed", "--dtype", "int8", "a"],
+    ["roi", "missing.png", "--boxes", "1,1,9,9"], ["embed", "--pooling", ""], ["embed", "--dtype", "int4", "a"],
     ["embed", "--file", "missing.jsonl"], ["embed", "--model", "./no/such/dir", "a"], ["embed", "--max-length", "1", "a"],
     ["approx", "--target", "sin("], ["approx", "--domain", "a,b"], ["approx", "--width", "1,,x"], ["frobnicate"],
 ]

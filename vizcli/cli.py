@@ -40,6 +40,7 @@ PARAMETER_FLAGS = {
     "inputs": "",
     "images": "",
     "texts": "",
+    "image": "image",  # one positional image: "image PATH: …", as the decoding errors say it
 }
 
 class _ErrorBoundary(TyperGroup):

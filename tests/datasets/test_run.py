@@ -86,7 +86,7 @@ def test_a_row_that_raises_is_found_by_halving_and_the_rest_are_kept(tmp_path):
     assert "k77" not in ids and len(ids) == len(set(ids)) == 199
     (problem,) = [json.loads(line) for line in (tmp_path / "out.problems.jsonl").read_text().splitlines()]
     assert problem["id"] == "k77" and "cannot compute k77" in problem["problem"]
-    with pytest.raises(RunFailure, match="k77.*--on-error stop"):
+    with pytest.raises(RunFailure, match="k77.*on_error=stop"):
         run_dataset(fake_job.job(raise_on="k77"), fake_job.pieces(200), fake_job.settings(str(tmp_path / "stop.parquet"), 64,
                                                                                            on_error="stop"))
 

@@ -112,16 +112,22 @@ def shown_value(value: Any) -> str:
 
 
 _MENTION = re.compile(r"\b([a-z][a-z0-9_]*)=(?!=)")
+_SWITCH = re.compile(r"\b([a-z][a-z0-9_]*)=True\b")
 
 
 def mentions_as_flags(text: str, flags: Mapping[str, str]) -> str:
-    """``... or on_overflow='skip'`` → ``... or --on-overflow skip`` for known parameter names."""
+    """``... or on_overflow='skip'`` → ``... or --on-overflow skip``, ``resume=True`` → ``--resume``,
+    for known parameter names: the core names its parameters, the command line shows flags."""
+
+    def _switch(match: re.Match[str]) -> str:  # resume=True → --resume
+        name = match.group(1)
+        return flags[name] if flags.get(name) else match.group(0)
 
     def _replace(match: re.Match[str]) -> str:
         name = match.group(1)
         return f"{flags[name]} " if flags.get(name) else match.group(0)
 
-    replaced = _MENTION.sub(_replace, text)
+    replaced = _MENTION.sub(_replace, _SWITCH.sub(_switch, text))
     # a quoted simple value after a flag reads as the user types it: --on-overflow 'skip' → --on-overflow skip
     return re.sub(r"(--[a-z][a-z0-9-]* )'([A-Za-z0-9_.,:/|-]+)'", r"\1\2", replaced)
 

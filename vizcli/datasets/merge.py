@@ -52,7 +52,7 @@ def read_output(path: str, schema_name: str | None = None) -> tuple[Any, dict[st
             raise BadInput(f"a folder without {MANIFEST}; give finished outputs", parameter="inputs", value=path)
         manifest = read_manifest(manifest_path, "inputs", path)
         if not manifest.get("complete"):
-            raise BadInput("is incomplete (an interrupted run); finish it with --resume first", parameter="inputs", value=path)
+            raise BadInput("is incomplete (an interrupted run); finish it with resume=True first", parameter="inputs", value=path)
         units = []
         for shard in manifest["shards"]:
             unit = place / shard["file"]
@@ -67,16 +67,16 @@ def read_output(path: str, schema_name: str | None = None) -> tuple[Any, dict[st
         unlisted = sorted(on_disk - {unit.name for unit in units})
         if unlisted:
             raise BadInput(f"holds {unlisted[0]}, which {MANIFEST} does not list; the manifest lost an entry: rerun "
-                           "the folder's run with --resume", parameter="inputs", value=path)
+                           "the folder's run with resume=True", parameter="inputs", value=path)
         if sum(int(shard["rows"]) for shard in manifest["shards"]) != manifest.get("rows"):
-            raise BadInput(f"{MANIFEST}'s row total does not add up; rerun the folder's run with --resume", parameter="inputs", value=path)
+            raise BadInput(f"{MANIFEST}'s row total does not add up; rerun the folder's run with resume=True", parameter="inputs", value=path)
         metadata = dict(manifest.get("metadata", {}))
         _check_schema(metadata, schema_name, path)
         first = read_unit(units[0], path, "inputs") if units else None
         return (first.schema if first is not None else None), metadata, units
     if not place.is_file():
         parts = Path(path + PARTS_SUFFIX)
-        hint = "; it was interrupted: finish it with --resume" if parts.is_dir() else ""
+        hint = "; it was interrupted: finish it with resume=True" if parts.is_dir() else ""
         raise BadInput(f"no such output{hint}", parameter="inputs", value=path)
     import pyarrow as pa
     import pyarrow.parquet as pq

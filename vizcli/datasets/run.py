@@ -307,7 +307,7 @@ def run_dataset(job: DatasetJob, pieces: Sequence[Piece], settings: DatasetSetti
         if not units:
             raise Interrupted(stop.signal_number, "no rows were finished; nothing was written") from None
         finished = "1 finished unit is" if units == 1 else f"{units:,} finished units are"
-        raise Interrupted(stop.signal_number, f"{finished} kept in {sink.folder}; rerun with --resume to finish") from None
+        raise Interrupted(stop.signal_number, f"{finished} kept in {sink.folder}; rerun with resume=True to finish") from None
     except BadInput:
         sink.discard(before)  # a refused input: nothing of this run stays behind
         _remove_new_problems(problems_file, had_problems_file, settings.resume)
@@ -367,7 +367,7 @@ def _commit_units(job: DatasetJob, sink: TableSink, summaries: Iterator[dict[str
         log.flush()
         if settings.on_error == "stop":
             where = problem.get(job.key) or problem.get("image") or problem.get("annotations_file")
-            raise RunFailure(f"{where}: {problem['problem']} (--on-error stop; finished units are kept: rerun with --resume)")
+            raise RunFailure(f"{where}: {problem['problem']} (on_error=stop; finished units are kept: rerun with resume=True)")
 
     try:
         for problem in job.early_problems:
@@ -376,7 +376,7 @@ def _commit_units(job: DatasetJob, sink: TableSink, summaries: Iterator[dict[str
             signals.raise_if_interrupted()
             repeated = seen.add(summary["keys"], sink.keys)
             if repeated is not None:
-                raise BadInput(f"id {repeated!r} appears twice; ids must be unique (check --id-column)")
+                raise BadInput(f"id {repeated!r} appears twice; ids must be unique (check id_column=COLUMN)")
             for problem in summary["problems"]:
                 on_problem(problem)
             if summary["entry"] is not None:

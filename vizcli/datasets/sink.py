@@ -107,7 +107,7 @@ def _replace_durably(temporary: Path, target: Path) -> None:
 def write_failure(error: OSError, output: str) -> RunFailure:
     """An OS error while writing a dataset output, as one line naming it (the run's one mapping)."""
     where = f" ({error.filename})" if error.filename else ""
-    return RunFailure(f"could not write{where}: {os_error_reason(error)}; finished units are kept: rerun with --resume",
+    return RunFailure(f"could not write{where}: {os_error_reason(error)}; finished units are kept: rerun with resume=True",
                       parameter="output", value=output)
 
 
@@ -190,15 +190,15 @@ class TableSink:
         final = Path(self.output)
         if not resume:
             if existing:
-                raise BadInput(f"holds {len(existing)} finished units of an earlier run; add --resume to continue it, "
+                raise BadInput(f"holds {len(existing)} finished units of an earlier run; add resume=True to continue it, "
                                "or write elsewhere", parameter="output", value=self.output)
             if self.directory and final.is_dir() and self._other_format_units():
-                raise BadInput(f"holds shards in another format than --shard-format {self.shard_format}; use that "
+                raise BadInput(f"holds shards in another format than shard_format={self.shard_format!r}; use that "
                                "format, or write elsewhere", parameter="output", value=self.output)
             self._make_folder()
             return
         if self.directory and self._other_format_units():
-            raise BadInput(f"holds shards in another format than --shard-format {self.shard_format}; resume with "
+            raise BadInput(f"holds shards in another format than shard_format={self.shard_format!r}; resume with "
                            "the format it was written in", parameter="output", value=self.output)
         self._make_folder()
         for stale in self.folder.glob(".*.tmp"):  # a unit a SIGKILL caught half-written: never recorded, redone
@@ -213,7 +213,7 @@ class TableSink:
             entry = listed.get(unit.name)
             if entry is not None and sha256_of(unit) != entry.get("sha256"):
                 raise BadInput(f"{unit.name} does not match its sha256 in {MANIFEST}: it changed or is damaged; delete it "
-                               "and rerun with --resume to compute its rows again", parameter="output", value=self.output)
+                               "and rerun with resume=True to compute its rows again", parameter="output", value=self.output)
             self.entries[unit.name] = entry if entry is not None else self._entry_of(unit)
 
     def _make_folder(self) -> None:
@@ -372,7 +372,7 @@ def write_shard(table: Any, path: Path, shard_format: str, array_shapes: dict[st
 
 
 def _unreadable(path: Path, output: str, parameter: str = "output") -> BadInput:
-    return BadInput(f"{path.name} cannot be read (truncated or not written by vizcli); delete it and rerun with --resume "
+    return BadInput(f"{path.name} cannot be read (truncated or not written by vizcli); delete it and rerun with resume=True "
                     "to compute its rows again", parameter=parameter, value=output)
 
 
@@ -471,8 +471,8 @@ def read_manifest(path: Path, parameter: str, value: str) -> dict[str, Any]:
             isinstance(shard, dict) and isinstance(shard.get("file"), str) and isinstance(shard.get("sha256"), str)
             and isinstance(shard.get("rows"), int) for shard in shards):
         raise BadInput(f"{MANIFEST} is damaged (not a vizcli manifest: each shard needs file, rows and sha256); "
-                       "rerun the folder's run with --resume", parameter=parameter, value=value)
+                       "rerun the folder's run with resume=True", parameter=parameter, value=value)
     if not isinstance(manifest.get("metadata", {}), dict) or not isinstance(manifest.get("rows", 0), int):
-        raise BadInput(f"{MANIFEST} is damaged (metadata and rows); rerun the folder's run with --resume",
+        raise BadInput(f"{MANIFEST} is damaged (metadata and rows); rerun the folder's run with resume=True",
                        parameter=parameter, value=value)
     return manifest

@@ -51,7 +51,7 @@ def read_settings(folder: Path) -> ModelSettings:
             modes = tuple(name for key, name in POOLING_MODES.items() if config.get(key))
             if unsupported or len(modes) != 1:
                 wanted = ", ".join(unsupported) or ("several poolings concatenated" if modes else "no pooling")
-                raise BadInput(f"the model's pooling ({wanted}) is not one vizcli computes; name --pooling mean|cls|max|pooler",
+                raise BadInput(f"the model's pooling ({wanted}) is not one vizcli computes; name pooling=mean|cls|max|pooler",
                                parameter="pooling", value="auto")
             settings.poolings = modes
         elif kind.endswith(".Normalize"):
@@ -71,13 +71,13 @@ def resolve(pooling: str, normalize: bool | None, prompt: str | None, prefix: st
     if pooling == "auto":
         if not settings.poolings:
             raise BadInput(f"{folder} carries no sentence-transformers pooling (modules.json, 1_Pooling/config.json); "
-                           "name --pooling mean|cls|max|pooler", parameter="pooling", value="auto")
+                           "name pooling=mean|cls|max|pooler", parameter="pooling", value="auto")
         pooling = ",".join(settings.poolings)
         if normalize is None:
             normalize = settings.normalize
     if prompt is not None:
         if prefix:
-            raise BadInput("give --prompt NAME or --prefix TEXT, not both", parameter="prompt", value=prompt)
+            raise BadInput("give prompt=NAME or prefix=TEXT, not both", parameter="prompt", value=prompt)
         if prompt not in settings.prompts:
             known = ", ".join(sorted(settings.prompts)) or "none"
             raise BadInput(f"the model names no such prompt (its prompts: {known})", parameter="prompt", value=prompt)

@@ -51,7 +51,7 @@ def check_backbone(model: str, layer: str) -> None:
         raise BadInput(f"use one of {', '.join(STAGES)} or fpn", parameter="layer", value=layer)
     if model in FPN_DETECTORS:
         if layer != FPN:
-            raise BadInput(f"{model}'s backbone gives pyramid levels; use --layer fpn", parameter="layer", value=layer)
+            raise BadInput(f"{model}'s backbone gives pyramid levels; use layer='fpn'", parameter="layer", value=layer)
         return
     if not model.startswith(RESNET_PREFIXES):
         from vizcli.common.models import check_model_name
@@ -59,7 +59,7 @@ def check_backbone(model: str, layer: str) -> None:
         check_model_name(model, any_task=True)
         raise BadInput(
             f"pools from ResNet stages: use a torchvision ResNet, ResNeXt or Wide-ResNet, or one of {', '.join(FPN_DETECTORS)} "
-            "with --layer fpn", parameter="model", value=model,
+            "with layer='fpn'", parameter="model", value=model,
         )
 
 

@@ -26,7 +26,7 @@ def list_images(dataset: str, glob: str | None = None, images_root: str | None =
     if is_folder(root):
         found = [path for path in checked_glob(root, glob or "**/*") if glob is not None or path.suffix.lower() in IMAGE_SUFFIXES]
         if not found:
-            what = f"matching --glob {glob!r}" if glob else f"with an image extension ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            what = f"matching glob={glob!r}" if glob else f"with an image extension ({', '.join(sorted(IMAGE_SUFFIXES))})"
             raise BadInput(f"a folder with no files {what}", parameter="dataset", value=dataset)
         return [AnnotatedImage(image_id=path.relative_to(root).as_posix(), path=str(path)) for path in found]
     file = require_file(dataset, "dataset", "an image folder or a text file of image paths")
@@ -75,7 +75,7 @@ def load_dataset(
     if read is not None and read.images is not None:
         root = Path(images_root or dataset or Path(annotations or ".").parent)
         if dataset and not is_folder(dataset):
-            raise BadInput(f"{read.format} annotations name their images; give their folder (or --images-root), not a file",
+            raise BadInput(f"{read.format} annotations name their images; give their folder (or images_root=FOLDER), not a file",
                            parameter="dataset", value=dataset)
         images = [AnnotatedImage(image.image_id, str(root / image.path), image.annotations) for image in read.images]
     else:
@@ -91,5 +91,5 @@ def load_dataset(
             raise BadInput(f"image id {image.image_id!r} appears twice; every image must have its own id", parameter="dataset", value=dataset)
         seen.add(image.image_id)
         if len(image.annotations) > max_boxes:
-            raise BadInput(f"image {image.image_id!r} has {len(image.annotations):,} boxes, more than --max-boxes {max_boxes:,}")
+            raise BadInput(f"image {image.image_id!r} has {len(image.annotations):,} boxes, more than max_boxes={max_boxes}")
     return images, list(read.problems) if read is not None else []

@@ -120,9 +120,9 @@ def run_shapes(
     task = model_task(model_name)
     memory = (memory or MemoryOptions()).check()
     if memory.train and task == "detection":
-        raise BadInput("detection models need target boxes to train; drop --train", parameter="train", value=True)
+        raise BadInput("detection models need target boxes to train; drop train=True", parameter="train", value=True)
     if images and task == "video":
-        raise BadInput(f"{model_name} takes video clips; give --input-size CxTxHxW (e.g. 3x16x112x112) instead of images", parameter="images", value=images[0])
+        raise BadInput(f"{model_name} takes video clips; give input_size=CxTxHxW (e.g. 3x16x112x112) instead of images", parameter="images", value=images[0])
     documented = documented_input(model_name)
     input_size = input_size or "x".join(map(str, documented))  # the size torchvision's figures are for
     size = parse_input_size(input_size, video=task == "video")
