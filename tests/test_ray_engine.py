@@ -210,6 +210,10 @@ def test_the_python_api_under_ray_data_map_batches_equals_direct_calls(tmp_path)
             Embedder, fn_constructor_kwargs={"pooling": "mean", "normalize": True}, batch_size=16,
             compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
         ).take_all()
+        embedded_int8 = ray.data.from_items([{"id": str(i), "text": text} for i, text in enumerate(texts)]).map_batches(
+            Embedder, fn_constructor_kwargs={"pooling": "mean", "dtype": "int8", "device": "cpu"}, batch_size=16,
+            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
+        ).take_all()
         boxes = [[[10.0, 12.0, 90.0, 80.0], [40.0, 30.0, 140.0, 110.0]], [[0.0, 0.0, 50.0, 40.0]]]
         paths = [str(EXAMPLES / "chelsea.png"), str(EXAMPLES / "coffee.png")]
         pooled = ray.data.from_items([{"image": path, "boxes": box} for path, box in zip(paths, boxes)]).map_batches(
@@ -222,6 +226,9 @@ def test_the_python_api_under_ray_data_map_batches_equals_direct_calls(tmp_path)
     by_id = {row["id"]: row["mean"] for row in embedded}
     assert sorted(by_id, key=int) == direct["id"].tolist()
     assert max(np.abs(by_id[key] - vector).max() for key, vector in zip(direct["id"], direct["mean"])) <= 1e-6
+    direct_int8 = Embedder(pooling="mean", dtype="int8", device="cpu")({"id": [str(i) for i in range(40)], "text": texts})
+    by_id = {row["id"]: row["mean"] for row in embedded_int8}
+    assert max(np.abs(by_id[key] - vector).max() for key, vector in zip(direct_int8["id"], direct_int8["mean"])) <= 1e-3
     extractor = RoIExtractor(layer="layer3")
     for row in pooled:
         expected = extractor({"image": [row["image"]], "boxes": [row["boxes"].tolist()]})["features"][0]
