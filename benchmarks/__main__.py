@@ -489,7 +489,7 @@ def bench_ray(texts: int, images: int, folder: Path) -> Section:
     notes = [f"{name}: the driver used {cpu[name]['driver_cpu']:.1f} CPU s of the machine's {cpu[name]['machine_cpu']:.1f} "
              f"({shares[name]:.1%}); {cpu[name]['builds']} model builds on the workers" for name in ("embed ray", "roi ray")]
     notes.append("Ray's times include starting a local Ray and each actor loading the model; the rows equal the local "
-                 "engine's (tests/datasets/test_ray_engine.py, tests/test_ray_engine.py)")
+                 "engine's (tests/datasets/test_ray_engine.py)")
     return Section(
         "ray engine", f"{texts:,} distinct sentences (mean pooling) and {images:,} distinct {size[0]}×{size[1]} JPEGs with 4 boxes "
         "each (resnet18 layer3, RoIAlign 7×7), written to Parquet; one whole-process run each, in turn, on this 2-core machine.",

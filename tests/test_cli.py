@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, run_vizcli
+from tests.checks import check_form
+from tests.conftest import EXAMPLES, ROOT, run_vizcli
+from vizcli.common.errors import BadInput
 
 HEAVY = ("torch", "torchvision", "transformers", "PIL", "numpy", "ray", "pyarrow")
 
@@ -68,7 +70,7 @@ def test_python_dash_m_works():
 
 @pytest.mark.process
 def test_error_boundary_maps_exit_codes_and_debug():
-    from vizcli.common.errors import BadInput, RunFailure
+    from vizcli.common.errors import RunFailure
 
     code = (
         "import sys\n"
@@ -135,7 +137,6 @@ def test_shell_completion_offers_commands_choices_and_models():
 
 
 def test_core_errors_speak_python_and_the_cli_speaks_flags():
-    from vizcli.common.errors import BadInput
 
     error = BadInput("must be at least 1; or use on_overflow='skip'", parameter="batch_size", value=0)
     assert str(error) == "batch_size=0: must be at least 1; or use on_overflow='skip'"
@@ -151,3 +152,52 @@ def test_a_real_command_into_head_exits_0():
     done = subprocess.run(["bash", "-c", f"{sys.executable} -m vizcli shapes examples/chelsea.png | head -1; "
                                          "exit ${PIPESTATUS[0]}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("examples/chelsea.png") and "Error" not in done.stderr, done.stderr
+
+
+def test_writing_to_dev_full_is_exit_1(invoke):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    for args in (["embed", "a cat", "-o", "/dev/full"], ["shapes", "--format", "json", "-o", "/dev/full"]):
+        result = invoke(*args)
+        assert result.exit_code == 1, args
+        assert result.stderr.startswith("Error: writing /dev/full failed: No space left on device")
+        check_form(result.stderr)
+
+
+@pytest.mark.process
+def test_stdout_to_dev_full_is_exit_1():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "vizcli", "shapes", "--format", "csv"], cwd=ROOT, stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: writing output failed: No space left on device")
+
+
+@pytest.mark.process
+def test_pipe_closed_by_head_is_quiet():
+    result = subprocess.run(f"{sys.executable} -m vizcli shapes --format csv | head -1", shell=True, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("input,index,name")
+    assert result.stderr == "Warning: random weights (seed 0) — random weights: shapes and counts are exact; predictions are meaningless\n"
+
+
+BAD_INVOCATIONS = [
+    ["shapes", "--depth", "7"], ["shapes", "--format", "yaml"], ["shapes", "--input-size", "3x"], ["shapes", "--model", "resnet"],
+    ["shapes", "--device", "cuda:9"], ["shapes", "--threads", "0"], ["shapes", "--weights", "missing.pth"],
+    ["shapes", "--check", "--model", "vgg11"], ["roi"], ["roi", str(EXAMPLES / "chelsea.png")],
+    ["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "5,5,1,1"], ["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,9,9", "--layer", "fc"],
+    ["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,9,9", "--explain", "x"], ["roi", str(EXAMPLES / "chelsea.png"), "--boxes-file", "nope.json"],
+    ["roi", "missing.png", "--boxes", "1,1,9,9"], ["embed", "--pooling", ""], ["embed", "--dtype", "int4", "a"],
+    ["embed", "--file", "missing.jsonl"], ["embed", "--model", "./no/such/dir", "a"], ["embed", "--max-length", "1", "a"],
+    ["approx", "--target", "sin("], ["approx", "--domain", "a,b"], ["approx", "--width", "1,,x"], ["frobnicate"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_INVOCATIONS, ids=lambda args: " ".join(args)[:40])
+def test_bad_invocations_are_one_line_exit_2(invoke, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2, (args, result.stderr)
+    check_form(result.stderr)

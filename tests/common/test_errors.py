@@ -1,6 +1,6 @@
 """The core names its parameters; the command line shows them as the flags a user types."""
 
-from vizcli.common.errors import BadInput, mentions_as_flags, one_line, shown_value
+from vizcli.common.errors import BadInput, Interrupted, mentions_as_flags, one_line, shown_value
 
 FLAGS = {"resume": "--resume", "on_error": "--on-error", "shard_format": "--shard-format", "id_column": "--id-column",
          "output": "-o", "images": ""}
@@ -29,3 +29,11 @@ def test_an_error_names_its_flag_or_a_positional_value():
 def test_values_are_shown_as_typed_and_lines_stay_single():
     assert (shown_value(True), shown_value(None), shown_value("a b")) == ("true", "none", "'a b'")
     assert one_line("two\nlines\x1b[31m") == "two lines\\x1b[31m"
+
+
+def test_an_interruption_names_the_resume_flag():
+    import signal
+
+    stopped = Interrupted(signal.SIGTERM, "3 finished units are kept in out.parts; rerun with resume=True to finish")
+    assert stopped.exit_code == 143
+    assert stopped.for_command_line(FLAGS) == "interrupted by SIGTERM; 3 finished units are kept in out.parts; rerun with --resume to finish"

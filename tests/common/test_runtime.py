@@ -25,3 +25,9 @@ def test_flat_heap_sets_the_allocators_variables_for_the_run_only(monkeypatch):
     assert ONEDNN_CACHE not in os.environ and os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "jemalloc"
     with flat_heap():
         assert ONEDNN_CACHE not in os.environ  # roi keeps oneDNN's cache: its convolution kernels cost far more to build
+
+
+def test_threads_above_the_cores_warn_and_are_capped(invoke):
+    result = invoke("approx", "--width", "2", "--restarts", "1", "--threads", "10000")
+    assert result.exit_code == 0, result.stderr
+    assert "Warning: --threads 10000 is more than the" in result.stderr  # warnings name flags, as errors do

@@ -1,23 +1,32 @@
 """``engine="ray"`` on the fake job, on a real local Ray: one streaming plan, actors built once, every row once through faults.
 
 Each run is a process of its own (``python -m tests.datasets.fake_job``), as each ``vizcli`` run is: it starts
-its own local Ray and stops it at the end.
-"""
+its own local Ray and stops it at the end."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLES, ROOT, run_vizcli
 from tests.datasets import fake_job
 from tests.datasets.test_run import _check_every_row_once
 from vizcli.datasets.run import SKIPPED_ROWS_EXIT, run_dataset
 
 pytest.importorskip("ray")
+
+
 pytestmark = [pytest.mark.ray, pytest.mark.process]
+
+
 TIMEOUT = 600
 
 
@@ -73,3 +82,264 @@ def test_a_row_that_raises_on_ray_is_found_by_halving_like_locally(tmp_path):
     ids = pq.read_table(out).column("id").to_pylist()
     assert "k5" not in ids and len(ids) == 39
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet", "out.problems.jsonl"]
+
+
+RAY_TIMEOUT = 600
+
+
+def _vectors(table, column):
+    return np.stack(table[column].to_numpy(zero_copy_only=False)).astype(np.float64)
+
+
+def _same_rows(local, remote, keys, vector_columns, tolerance=1e-5):
+    # local runs 2 torch threads, each actor 1: sums reduce in another order (float32 noise, about 1e-6)
+    assert local.schema.equals(remote.schema)
+    assert local.num_rows == remote.num_rows
+    for key in keys:
+        assert local[key].to_pylist() == remote[key].to_pylist()
+    for column in vector_columns:
+        assert np.abs(_vectors(local, column) - _vectors(remote, column)).max() <= tolerance
+
+
+def _metadata(path):
+    return json.loads(pq.read_schema(path).metadata[b"vizcli"])
+
+
+def _texts(count):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.corpus import sentences
+
+    return sentences(count)
+
+
+def test_embed_on_ray_writes_what_the_local_engine_writes(tmp_path):
+    texts = _texts(400)
+    texts[7] = ""  # an empty text is a row like any other (--skip-empty drops it on both engines)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"key": f"doc-{i}", "body": text}) + "\n" for i, text in enumerate(texts)))
+    common = ["embed", "--file", corpus, "--field", "body", "--id-column", "key", "-p", "mean,pooler", "--keep-text",
+              "--batch-size", "8"]
+    local = run_vizcli(*common, "-o", tmp_path / "local.parquet", "--quiet")
+    assert local.returncode == 0, local.stderr.decode()
+    remote = run_vizcli(*common, "-o", tmp_path / "ray.parquet", "--engine", "ray", "--workers", "2", timeout=RAY_TIMEOUT)
+    stderr = remote.stderr.decode()
+    assert remote.returncode == 0, stderr
+    assert "MapBatches(_UnitActor)" in stderr  # Ray's progress, on stderr
+    assert remote.stdout == b""
+    a, b = pq.read_table(tmp_path / "local.parquet"), pq.read_table(tmp_path / "ray.parquet")
+    _same_rows(a, b, ["id", "index", "tokens", "truncated", "text"], ["mean", "pooler"])
+    assert b["id"].to_pylist() == [f"doc-{i}" for i in range(400)]
+    assert _metadata(tmp_path / "local.parquet") == _metadata(tmp_path / "ray.parquet")
+    # one merge for both engines' files: the same id twice is refused, so they are the same rows
+    merged = run_vizcli("embed", "merge", tmp_path / "local.parquet", tmp_path / "ray.parquet", "-o", tmp_path / "m.parquet")
+    assert merged.returncode == 2 and b"doc-0" in merged.stderr
+
+
+def _dataset(tmp_path):
+    """Five images of three sizes, boxes in a CSV, and one file that is not an image."""
+    images = tmp_path / "images"
+    images.mkdir()
+    chelsea = Image.open(EXAMPLES / "chelsea.png").convert("RGB")
+    coffee = Image.open(EXAMPLES / "coffee.png").convert("RGB")
+    pictures = {"a.png": chelsea, "b.png": coffee, "c.png": chelsea.resize((200, 150)), "d.png": coffee.resize((160, 120)),
+                "e.png": chelsea.transpose(Image.Transpose.FLIP_LEFT_RIGHT)}
+    for name, picture in pictures.items():
+        picture.save(images / name)
+    (images / "broken.png").write_bytes(b"this is not a PNG file")
+    rows = ["image,x1,y1,x2,y2,label"]
+    for name in [*pictures, "broken.png"]:
+        rows += [f"{name},10,12,90,80,cat", f"{name},40,30,140,110,ear", f"{name},0,0,30,25,corner"]
+    annotations = tmp_path / "boxes.csv"
+    annotations.write_text("\n".join(rows) + "\n")
+    return images, annotations
+
+
+def test_roi_on_ray_writes_what_the_local_engine_writes_and_records_bad_images(tmp_path):
+    images, annotations = _dataset(tmp_path)
+    common = ["roi", images, "--annotations", annotations, "--op", "both", "--batch-size", "2"]
+    local = run_vizcli(*common, "-o", tmp_path / "local.parquet", "--quiet")
+    assert local.returncode == SKIPPED_ROWS_EXIT, local.stderr.decode()
+    remote = run_vizcli(*common, "-o", tmp_path / "ray.parquet", "--engine", "ray", "--workers", "2", timeout=RAY_TIMEOUT)
+    assert remote.returncode == SKIPPED_ROWS_EXIT, remote.stderr.decode()
+    assert b"MapBatches(_UnitActor)" in remote.stderr
+    a, b = pq.read_table(tmp_path / "local.parquet"), pq.read_table(tmp_path / "ray.parquet")
+    _same_rows(a, b, ["image", "annotation_id", "label", "width", "height", "level"], ["box", "feature_box", "features_align", "features_pool"])
+    assert a.num_rows == 15  # five images × three boxes; broken.png is a problem, not a crash
+    assert _metadata(tmp_path / "local.parquet") == _metadata(tmp_path / "ray.parquet")
+    problems = [json.loads(line) for line in (tmp_path / "ray.problems.jsonl").read_text().splitlines()]
+    assert [problem["image"] for problem in problems] == ["broken.png"]
+    assert problems == [json.loads(line) for line in (tmp_path / "local.problems.jsonl").read_text().splitlines()]
+
+    stop = run_vizcli(*common, "-o", tmp_path / "stop.parquet", "--engine", "ray", "--workers", "1", "--on-error", "stop",
+                      "--quiet", timeout=RAY_TIMEOUT)
+    lines = stop.stderr.decode().strip().splitlines()
+    assert stop.returncode == 1
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: broken.png:") and "--on-error stop" in errors[0], lines
+    assert "Traceback" not in stop.stderr.decode()
+    assert not (tmp_path / "stop.parquet").exists()
+
+
+def _map_workers(name):
+    """PIDs of Ray actor processes whose title names ``name`` (Ray sets ``ray::MapWorker(MapBatches(X))``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"MapWorker(MapBatches({name}))" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
+    texts = _texts(1200)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    output = tmp_path / "ray.parquet"
+    argv = [sys.executable, "-m", "vizcli", "embed", "--file", str(corpus), "-p", "mean", "--batch-size", "16",
+            "-o", str(output), "--engine", "ray", "--workers", "1", "--shard-size", "0.2"]  # 136 rows a unit
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    parts = tmp_path / "ray.parquet.parts"
+    killed, deadline = None, time.monotonic() + RAY_TIMEOUT
+    try:
+        # the event: the actor has written its first unit, so it is mid-run with a model loaded
+        while killed is None and time.monotonic() < deadline and process.poll() is None:
+            workers = _map_workers("_UnitActor")
+            if workers and parts.is_dir() and list(parts.glob("part-*.parquet")):
+                os.kill(workers[0], signal.SIGKILL)
+                killed = workers[0]
+            time.sleep(0.05)
+        assert killed is not None, "the run ended before an actor could be killed"
+        stdout, stderr = process.communicate(timeout=RAY_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    table = pq.read_table(output)
+    ids = table["id"].to_pylist()
+    assert sorted(ids, key=int) == [str(i) for i in range(1200)] and len(set(ids)) == 1200
+    local = run_vizcli("embed", "--file", corpus, "-p", "mean", "--batch-size", "16", "-o", tmp_path / "local.parquet", "--quiet",
+                       "--shard-size", "0.2")
+    assert local.returncode == 0
+    _same_rows(pq.read_table(tmp_path / "local.parquet"), table, ["id", "tokens"], ["mean"])
+
+
+def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_texts(1200)) + "\n")
+    output = tmp_path / "ray.parquet"
+    argv = [sys.executable, "-m", "vizcli", "embed", "--file", str(corpus), "-p", "mean", "--batch-size", "16", "-o", str(output),
+            "--engine", "ray", "--workers", "1", "--shard-size", "0.05"]  # a unit every 34 rows
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    parts = tmp_path / "ray.parquet.parts"
+    deadline = time.monotonic() + RAY_TIMEOUT
+    while process.poll() is None and time.monotonic() < deadline and len(list(parts.glob("*.parquet")) if parts.exists() else []) < 2:
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr.decode()[-2000:]
+    # Ray's own log lines may still arrive after ours while it shuts down: find ours among them
+    errors = [line for line in stderr.decode().splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, stderr.decode()[-2000:]
+    assert errors[0].startswith("Error: interrupted by SIGTERM;") and "rerun with --resume" in errors[0], errors
+    assert not output.exists()
+    deadline = time.monotonic() + 30
+    while _map_workers("_UnitActor") and time.monotonic() < deadline:  # Ray's shutdown ends its actors
+        time.sleep(0.1)
+    assert _map_workers("_UnitActor") == []
+    resumed = run_vizcli(*argv[3:], "--resume", "--quiet", timeout=RAY_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    ids = pq.read_table(output)["id"].to_pylist()
+    assert sorted(ids, key=int) == [str(i) for i in range(1200)]
+
+
+def test_the_python_api_under_ray_data_map_batches_equals_direct_calls(tmp_path):
+    import ray
+
+    from vizcli.embed import Embedder
+    from vizcli.roi import RoIExtractor
+
+    texts = _texts(40)
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        embedded = ray.data.from_items([{"id": str(i), "text": text} for i, text in enumerate(texts)]).map_batches(
+            Embedder, fn_constructor_kwargs={"pooling": "mean", "normalize": True}, batch_size=16,
+            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
+        ).take_all()
+        embedded_int8 = ray.data.from_items([{"id": str(i), "text": text} for i, text in enumerate(texts)]).map_batches(
+            Embedder, fn_constructor_kwargs={"pooling": "mean", "dtype": "int8", "device": "cpu"}, batch_size=16,
+            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
+        ).take_all()
+        boxes = [[[10.0, 12.0, 90.0, 80.0], [40.0, 30.0, 140.0, 110.0]], [[0.0, 0.0, 50.0, 40.0]]]
+        paths = [str(EXAMPLES / "chelsea.png"), str(EXAMPLES / "coffee.png")]
+        pooled = ray.data.from_items([{"image": path, "boxes": box} for path, box in zip(paths, boxes)]).map_batches(
+            RoIExtractor, fn_constructor_kwargs={"layer": "layer3"}, batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
+        ).take_all()
+    finally:
+        ray.shutdown()
+    direct = Embedder(pooling="mean", normalize=True)({"id": [str(i) for i in range(40)], "text": texts})
+    by_id = {row["id"]: row["mean"] for row in embedded}
+    assert sorted(by_id, key=int) == direct["id"].tolist()
+    assert max(np.abs(by_id[key] - vector).max() for key, vector in zip(direct["id"], direct["mean"])) <= 1e-6
+    direct_int8 = Embedder(pooling="mean", dtype="int8", device="cpu")({"id": [str(i) for i in range(40)], "text": texts})
+    by_id = {row["id"]: row["mean"] for row in embedded_int8}
+    assert max(np.abs(by_id[key] - vector).max() for key, vector in zip(direct_int8["id"], direct_int8["mean"])) <= 1e-3
+    extractor = RoIExtractor(layer="layer3")
+    for row in pooled:
+        expected = extractor({"image": [row["image"]], "boxes": [row["boxes"].tolist()]})["features"][0]
+        assert row["features"].shape == expected.shape == (len(row["boxes"]), 256, 7, 7)
+        assert np.abs(row["features"] - expected).max() <= 1e-6
+
+
+def test_engine_ray_without_ray_names_the_install_command(tmp_path):
+    fake = tmp_path / "site" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    result = run_vizcli("embed", "a cat", "-o", tmp_path / "out.parquet", "--engine", "ray",
+                        env={"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{ROOT}"})
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == ("Error: --engine ray needs Ray Data, which is not installed here; "
+                                              "install it with: pip install 'vizcli[ray]'")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["embed", "a cat", "--ray-address", "auto", "-o", "OUT"], "--ray-address auto: only for --engine ray"),
+    (["embed", "a cat", "--engine", "ray"], "--engine is for corpus outputs"),
+    (["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,20,20", "--engine", "ray"], "--engine ray runs datasets"),
+    (["embed", "a cat", "--engine", "ray", "--workers", "0", "-o", "OUT"], "--workers 0: use 1..4096"),
+])
+def test_engine_options_are_checked_before_anything_starts(tmp_path, args, fragment):
+    args = [str(tmp_path / "out.parquet") if arg == "OUT" else arg for arg in args]
+    result = run_vizcli(*args)
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], lines
+
+
+@pytest.mark.parametrize("case", ["overflow", "duplicate"])
+def test_bad_input_found_by_a_ray_worker_is_exit_2_naming_it_as_locally(tmp_path, case):
+    """The worker's error comes back as data (Ray's wrappers drop an exception's cause): one Error line, exit 2."""
+    if case == "overflow":
+        corpus = tmp_path / "c.txt"
+        corpus.write_text("a cat\n" + "word " * 80 + "\na dog\n")
+        args = ["--file", corpus, "--max-length", "8", "--on-overflow", "error"]
+        fragment = "row 2: 82 tokens, more than --max-length 8"
+    else:
+        corpus = tmp_path / "c.jsonl"
+        corpus.write_text("".join(json.dumps({"t": f"text {i}", "i": str(i % 50)}) + "\n" for i in range(60)))
+        args = ["--file", corpus, "--field", "t", "--id-column", "i", "--shard-size", "0.01"]
+        fragment = "id '0' appears twice"
+    result = run_vizcli("embed", *args, "-p", "mean", "-o", tmp_path / "o.parquet", "--engine", "ray", "--workers", "1",
+                        "--quiet", timeout=RAY_TIMEOUT)
+    stderr = result.stderr.decode()
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert result.returncode == 2 and len(errors) == 1 and fragment in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr and "retry" not in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == [corpus.name]

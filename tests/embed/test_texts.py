@@ -2,11 +2,17 @@
 
 import io
 import json
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.checks import PROPERTY, either_value_or_bad_input, one_error_line
+from tests.conftest import ROOT
 from vizcli.common.errors import BadInput
 from vizcli.embed.texts import read_texts
 
@@ -60,3 +66,35 @@ def test_stdin_keeps_line_indices():
     items = list(read_texts([], stdin=io.BytesIO(b"a\n\nb\n"), skip_empty=True))
     assert [(item.index, item.text) for item in items] == [(0, "a"), (2, "b")]
     assert json.dumps([item.key for item in items]) == '["0", "2"]'
+
+
+@PROPERTY
+@given(st.binary(max_size=300), st.sampled_from([("t.jsonl", "text", None), ("t.csv", None, "text"), ("t.tsv", None, "text"), ("t.txt", None, None)]))
+def test_text_files_read_or_are_bad_input(tmp_path_factory, data, spec):
+    name, field, column = spec
+    path = tmp_path_factory.mktemp("texts") / name
+    path.write_bytes(data)
+    either_value_or_bad_input(lambda: list(read_texts([], str(path), field, column)))
+
+
+def test_a_line_without_newline_is_refused_at_the_limit(invoke, tmp_path):
+    endless = tmp_path / "endless.txt"
+    endless.write_bytes(b"a" * 5000)
+    message = one_error_line(invoke("embed", "--file", endless, "--max-line-bytes", "1000"))
+    assert "line 1: longer than 1,000 bytes" in message and "--max-line-bytes" in message
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("text\n" + "b" * 5000 + "\n")
+    assert "line 2" in one_error_line(invoke("embed", "--file", csv_file, "--column", "text", "--max-line-bytes", "1000"))
+
+
+@pytest.mark.process
+def test_dev_zero_stops_at_the_line_limit_with_little_memory():
+    result = subprocess.run([sys.executable, "-m", "vizcli", "embed", "--file", "/dev/zero", "--quiet"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2 and "longer than 1,048,576 bytes" in result.stderr, result.stderr
+
+
+def test_jsonl_with_a_huge_integer_names_the_line(invoke, tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "ok"}\n{"text": "x", "n": ' + "7" * 5000 + "}\n")
+    assert "line 2: a number of 5000 characters" in one_error_line(invoke("embed", "--file", path, "--field", "text"))

@@ -1,11 +1,19 @@
 """vizcli.roi.cli, dataset runs: options mean what they mean for single images, or are refused."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from PIL import Image
 
+from tests.checks import CHELSEA, one_error_line
+from tests.conftest import EXAMPLES, ROOT
 from vizcli.datasets.run import SKIPPED_ROWS_EXIT
 
 
@@ -60,3 +68,248 @@ def test_errors_about_the_images_argument_name_no_flag_that_does_not_exist(invok
     result = invoke("roi", listing, "--boxes", "1,1,5,5", "-o", tmp_path / "o.parquet")
     assert result.exit_code == 2 and result.stderr.startswith(f"Error: {listing}: line 1 is not UTF-8")
     assert "--dataset" not in result.stderr
+
+
+
+
+BOXES = ["--boxes", "140,80,210,150", "--boxes", "290,100,350,165"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Run the issue's example once per format; keep what it wrote."""
+    from typer.testing import CliRunner
+
+    from vizcli.cli import app
+
+    folder = tmp_path_factory.mktemp("roi")
+    results = {}
+    for ext in ("npz", "pt", "safetensors"):
+        args = [str(CHELSEA), *BOXES, "--op", "both", "-o", str(folder / f"feats.{ext}")]
+        if ext == "npz":
+            args += ["--plot", str(folder / "roi.png")]
+        results[ext] = CliRunner().invoke(app, ["roi", *args])
+    results["npy"] = CliRunner().invoke(app, ["roi", str(CHELSEA), *BOXES, "-o", str(folder / "feats.npy")])
+    return folder, results
+
+
+def test_done_when_run(saved):
+    folder, results = saved
+    result = results["npz"]
+    assert result.exit_code == 0, result.stderr
+    assert "spatial scale 0.0625 = 1/16, measured" in result.stdout
+    assert "+4 +0 +14 +10" in result.stdout  # RoIPool's edge shifts for box 1, in pixels
+    assert "random weights" in result.stdout
+    assert (folder / "roi.png").stat().st_size > 50_000
+    assert sorted(os.listdir(folder)) == ["feats.npy", "feats.npy.json", "feats.npz", "feats.pt", "feats.safetensors", "roi.png"]
+
+
+def test_metadata_round_trip_in_every_format(saved):
+    from safetensors import safe_open
+
+    folder, results = saved
+    with np.load(folder / "feats.npz") as data:
+        align, pool = data["roi_align"], data["roi_pool"]
+        meta = json.loads(str(data["metadata"]))
+    assert align.shape == pool.shape == (2, 256, 7, 7)
+    assert meta["boxes"][0]["box"] == [140.0, 80.0, 210.0, 150.0]
+    assert meta["boxes"][1]["feature_box"] == [290 / 16, 100 / 16, 350 / 16, 165 / 16]
+    assert meta["images"][0]["path"] == str(CHELSEA) and meta["images"][0]["size"] == [451, 300]
+    assert (meta["ops"], meta["output_size"], meta["spatial_scale"], meta["sampling_ratio"], meta["aligned"], meta["layer"]) == (
+        ["align", "pool"], [7, 7], 0.0625, 2, True, "layer3")
+    assert "random weights" in meta["weights"]
+    saved_pt = torch.load(folder / "feats.pt", weights_only=True)
+    assert saved_pt["metadata"] == meta
+    assert np.array_equal(saved_pt["tensors"]["roi_align"].numpy(), align)
+    with safe_open(str(folder / "feats.safetensors"), "np") as handle:
+        assert np.array_equal(handle.get_tensor("roi_pool"), pool)
+        assert json.loads(handle.metadata()["boxes"]) == meta["boxes"]
+        assert handle.metadata()["layer"] == "layer3"
+    npy = np.load(folder / "feats.npy")
+    assert np.array_equal(npy, align)
+    assert json.loads((folder / "feats.npy.json").read_text())["ops"] == ["align"]
+
+
+def test_explain_agrees_with_op_output(invoke):
+    result = invoke("roi", CHELSEA, *BOXES, "--op", "both", "--explain", "2:1,5", "--channel", "7")
+    assert result.exit_code == 0, result.stderr
+    assert "RoIAlign, box 2, bin (row 1, col 5), channel 7" in result.stdout
+    assert "RoIPool, box 2, bin (row 1, col 5), channel 7" in result.stdout
+    assert result.stdout.count(": agree (") == 2 and "DISAGREE" not in result.stdout
+    assert len(re.findall(r"point \d at", result.stdout)) == 4
+
+
+def test_one_image_on_a_pyramid_names_each_box_level_explains_it_and_draws_it(invoke, tmp_path):
+    picture = tmp_path / "fpn.png"
+    result = invoke("roi", CHELSEA, "--boxes", "140,80,210,150", "--boxes", "10,10,400,300", "--model", "resnet18",
+                    "--layer", "fpn", "--op", "both", "--explain", "2", "--format", "json", "--plot", picture)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [(row["level"], row["spatial_scale"]) for row in document["rows"]] == [("0", 0.25), ("2", 0.0625)]
+    assert document["rows"][1]["feature_box"] == [10 / 16, 10 / 16, 400 / 16, 300 / 16]
+    assert document["metadata"]["model"] == "resnet18" and document["metadata"]["layer"] == "fpn"
+    assert "seeded random" in result.stderr and picture.read_bytes()[:4] == b"\x89PNG"
+    table = invoke("roi", CHELSEA, "--boxes", "10,10,400,300", "--layer", "fpn", "--explain", "1")
+    assert "fpn level 2 feature map 256×20×30" in table.stdout and ": agree (" in table.stdout
+
+
+def test_explain_notes(invoke):
+    result = invoke("roi", "--explain-notes")
+    assert result.exit_code == 0
+    for weight in ("(3,5) weight 0.32", "(4,5) weight 0.48", "(3,6) weight 0.08", "(4,6) weight 0.12"):
+        assert weight in result.stdout
+    assert "every bin is 2×2 cells" in result.stdout and "DISAGREE" not in result.stdout
+
+
+def test_several_images_with_keyed_json(invoke, tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"chelsea.png": [{"box": [140, 80, 210, 150], "label": "eye"}], "coffee.png": [[100, 50, 400, 300]]}))
+    result = invoke("roi", CHELSEA, EXAMPLES / "coffee.png", "--boxes-file", boxes, "--format", "json", "--layer", "layer2")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [row["label"] for row in document["rows"]] == ["eye", ""]
+    assert document["metadata"]["spatial_scale"] == 0.125
+
+
+def test_max_size_scales_boxes(invoke):
+    result = invoke("roi", CHELSEA, "--boxes", "140,80,210,150", "--max-size", "226", "--format", "json")
+    row = json.loads(result.stdout)["rows"][0]
+    assert row["box"] == [140, 80, 210, 150]
+    assert row["input_box"] == pytest.approx([70.16, 40.09, 105.24, 75.17], abs=0.01)
+
+
+def test_partly_outside_is_clipped_with_warning(invoke):
+    result = invoke("roi", CHELSEA, "--boxes", "400,250,500,320")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("Warning: box 1 (400, 250, 500, 320): partly outside")
+    strict = invoke("roi", CHELSEA, "--boxes", "400,250,500,320", "--strict")
+    assert strict.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--boxes", "1,2,3"], "box 1 (--boxes 1,2,3): 4 numbers required"),
+        (["--boxes", "a,b,c,d"], "box 1"),
+        (["--boxes", "10,10,20,20", "--boxes", "50,10,20,20"], "box 2 (--boxes 50,10,20,20): x2 (20) must be greater than x1 (50)"),
+        (["--boxes", "10,30,20,20"], "y2 (20) must be greater than y1 (30)"),
+        (["--boxes", "nan,1,2,3"], "finite"),
+        ([], "no boxes given"),
+        (["--boxes", "1000,1000,1100,1100"], "box 1 (1000, 1000, 1100, 1100): entirely outside"),
+        (["--boxes", "1,1,9,9", "--layer", "layer9"], "--layer layer9"),
+        (["--boxes", "1,1,9,9", "--output-size", "0"], "--output-size 0"),
+        (["--boxes", "1,1,9,9", "--output-size", "1000"], "at most 256"),
+        (["--boxes", "1,1,9,9", "--output-size", "7x"], "--output-size"),
+        (["--boxes", "1,1,9,9", "--sampling-ratio", "-1"], "--sampling-ratio -1"),
+        (["--boxes", "1,1,9,9", "-o", "out.xyz"], "-o out.xyz"),
+        (["--boxes", "1,1,9,9", "--op", "both", "-o", "out.npy"], ".npy holds one array"),
+        (["--boxes", "1,1,9,9", "--op", "mean"], "--op mean"),
+        (["--boxes", "1,1,9,9", "--explain", "3"], "box 3 does not exist"),
+        (["--boxes", "1,1,9,9", "--explain", "1:7,0"], "outside the 7x7 output"),
+        (["--boxes", "1,1,9,9", "-o", "/no/such/folder/f.npz"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(invoke, tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("roi", CHELSEA, *args)
+    assert result.exit_code == 2, result.stdout
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert fragment in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_boxes_file(invoke, tmp_path):
+    path = tmp_path / "b.json"
+    path.write_text("{not json")
+    result = invoke("roi", CHELSEA, "--boxes-file", path)
+    assert result.exit_code == 2 and "invalid JSON at line 1" in result.stderr
+    path.write_text("[]")
+    result = invoke("roi", CHELSEA, "--boxes-file", path)
+    assert result.exit_code == 2 and "no boxes given" in result.stderr
+
+
+@pytest.mark.slow
+def test_ten_thousand_boxes(invoke, tmp_path):
+    generator = np.random.default_rng(0)
+    x1 = generator.uniform(0, 400, 10_000)
+    y1 = generator.uniform(0, 250, 10_000)
+    boxes = [[a, b, a + generator.uniform(8, 50), b + generator.uniform(8, 50)] for a, b in zip(x1, y1)]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(boxes))
+    result = invoke("roi", CHELSEA, "--boxes-file", path, "--output-size", "2", "--format", "json", "-o", tmp_path / "many.npy",
+                    "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert np.load(tmp_path / "many.npy", mmap_mode="r").shape == (10_000, 256, 2, 2)  # 41 MB, not the 500 MB of 7 × 7
+
+
+def _rounded(text: str) -> str:
+    """Numbers to 3 significant digits, and a by-hand/op difference below 1e-6 as ``< 1e-6`` (its digits are the
+    CPU's float noise: 8.6e-09 on one machine, 1.1e-08 on another), so golden files hold across machines."""
+    import re
+
+    def noise(match: re.Match) -> str:
+        return "|difference| < 1e-6" if float(match.group(1)) < 1e-6 else match.group(0)
+
+    text = re.sub(r"\|difference\| (\S+?)\)", lambda m: noise(m) + ")", text)
+    return re.sub(r"-?\d+\.\d{3,}(e[-+]\d+)?", lambda m: f"{float(m.group(0)):.3g}", text)
+
+
+def test_roi_tables_and_explain_match_golden(invoke, golden):
+    result = invoke("roi", CHELSEA, *BOXES, "--op", "both", "--explain", "1:3,3", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    golden("roi_chelsea_both_explain.txt", _rounded(result.stdout.replace(str(CHELSEA), "CHELSEA")))
+
+
+def test_explain_notes_matches_golden(invoke, golden):
+    result = invoke("roi", "--explain-notes")
+    assert result.exit_code == 0, result.stderr
+    golden("roi_explain_notes.txt", _rounded(result.stdout))
+
+
+def test_quiet_with_output_file_prints_nothing_unless_asked(invoke, tmp_path):
+    target = tmp_path / "feats.npz"
+    silent = invoke("roi", CHELSEA, *BOXES, "-o", target, "--quiet")
+    assert silent.exit_code == 0, silent.stderr
+    assert silent.stdout == "" and silent.stderr == "" and target.exists()
+    asked = invoke("roi", CHELSEA, *BOXES, "-o", target, "--quiet", "--format", "json")
+    assert json.loads(asked.stdout)["metadata"]["ops"] == ["align"]
+    explained = invoke("roi", CHELSEA, *BOXES, "-o", target, "--quiet", "--explain", "1")
+    assert explained.stdout.startswith("RoIAlign, box 1") and "where each box lands" not in explained.stdout
+
+
+@pytest.mark.slow
+def test_hundred_thousand_boxes(invoke, tmp_path):
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 250, (100_000, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 50, (100_000, 2))], axis=1)
+    (tmp_path / "many.json").write_text(json.dumps(boxes.round(2).tolist()))
+    result = invoke("roi", EXAMPLES / "chelsea.png", "--boxes-file", tmp_path / "many.json", "--layer", "layer1",
+                    "--output-size", "2", "-o", tmp_path / "many.npy", "--quiet", "--format", "table")
+    assert result.exit_code == 0, result.stderr
+    assert np.load(tmp_path / "many.npy", mmap_mode="r").shape == (100_000, 64, 2, 2)
+    assert "… and 99,950 more boxes" in result.stdout
+
+
+def test_explain_channel_is_checked_before_anything_prints(invoke):
+    result = invoke("roi", CHELSEA, "--boxes", "140,80,210,150", "--explain", "1", "--channel", "999")
+    assert "--channel 999" in one_error_line(result) and result.stdout == ""
+
+
+def test_roi_metadata_records_the_exif_orientation(invoke, tmp_path):
+    image = Image.new("RGB", (80, 40), (10, 200, 10))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    result = invoke("roi", tmp_path / "rotated.jpg", "--boxes", "1,1,30,60", "--format", "json", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads(result.stdout)["metadata"]["images"][0]
+    assert meta["exif_orientation"] == 6 and meta["size"] == [40, 80]
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("fmt", ["pt", "npy", "npz", "safetensors"])
+def test_roi_features_go_to_a_pipe_in_every_format(fmt):
+    result = subprocess.run([sys.executable, "-m", "vizcli", "roi", str(CHELSEA), "--boxes", "1,1,50,50", "-o", "/dev/stdout",
+                             "--save-format", fmt, "--quiet"], capture_output=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert len(result.stdout) > 256 * 7 * 7 * 4  # one box of [256, 7, 7] float32, plus headers

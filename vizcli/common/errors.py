@@ -93,7 +93,7 @@ class Interrupted(BaseException):
         self.exit_code = 128 + signal_number
 
     def for_command_line(self, flags: Mapping[str, str]) -> str:
-        return self.detail
+        return mentions_as_flags(self.detail, flags)
 
 
 def flag_for(parameter: str, flags: Mapping[str, str]) -> str:

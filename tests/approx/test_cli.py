@@ -75,3 +75,8 @@ def test_claims_give_verdicts_with_numbers_and_match_golden(golden):
         assert any(char.isdigit() for item in claim.measured for char in item)
         assert claim.thresholds
     golden("approx_claims.txt", _rounded("\n".join(claim_lines(claims)) + "\n"), rtol=GOLDEN_RTOL)
+
+
+def test_a_pole_in_the_target_is_warned_about(invoke):
+    result = invoke("approx", "--target", "1/(x-0.00001)", "--width", "1", "--restarts", "1")
+    assert "a pole?" in result.stderr

@@ -1,6 +1,5 @@
 """approx core: fits, polynomials, linear pieces, the claims report."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -68,5 +67,3 @@ def test_target_not_finite_names_where():
         make_target("log(x)", "-1,1")
     with pytest.raises(BadInput, match="domain="):
         make_target("x", "1,-1")
-
-

@@ -8,7 +8,9 @@ import re
 import pytest
 import torch
 import torchvision
+from PIL import Image
 
+from tests.checks import CHELSEA, check_form, one_error_line
 from tests.conftest import EXAMPLES
 
 
@@ -161,3 +163,28 @@ def test_keep_size_tables_per_distinct_size(invoke):
     assert "input 1×3×300×451" in result.stdout and "input 1×3×400×600" in result.stdout
     same = invoke("shapes", EXAMPLES / "chelsea.png", EXAMPLES / "coffee.png", "--depth", "1")
     assert same.stdout.count("computations: 69") == 1
+
+
+def test_image_smaller_than_the_network_takes_is_a_clear_failure(invoke, tmp_path):
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", (8, 8)).save(path)
+    result = invoke("shapes", path, "--keep-size", "--model", "vgg16", "--depth", "1")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: forward pass of image {path} failed at features.") and result.stderr.count("\n") == 1
+    check_form(result.stderr)
+
+
+def test_input_size_with_channels_the_model_cannot_take(invoke):
+    assert "3-channel" in one_error_line(invoke("shapes", "--input-size", "1x224x224"))
+
+
+def test_nan_weights_are_flagged_not_printed_as_percentages(invoke, tmp_path):
+    import torch
+    import torchvision
+
+    state = {key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+             for key, value in torchvision.models.resnet18().state_dict().items()}
+    torch.save(state, tmp_path / "nan.pth")
+    result = invoke("shapes", CHELSEA, "--weights", tmp_path / "nan.pth", "--depth", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "NaN or infinite" in result.stdout and "nan%" not in result.stdout

@@ -3,8 +3,12 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
 from roi_reference import pool_quantisation_error, pool_rounded_box, round_half_away
 
+from tests.checks import CHELSEA, PROPERTY, either_value_or_bad_input, one_error_line
 from vizcli.common.errors import BadInput
 from vizcli.roi.boxes import Box, fit_boxes, load_boxes_file, parse_box_text
 
@@ -83,3 +87,71 @@ def test_vectorised_geometry_equals_the_scalar_rules():
             assert result.pool_cells == pool_rounded_box(scaled, 1 / 16)
             expected = tuple(v / factor for v in pool_quantisation_error(scaled, 1 / 16))
             assert result.pool_error_px == pytest.approx(expected, abs=1e-9)
+
+
+box_like = st.one_of(
+    st.text(max_size=40),
+    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6)), max_size=6).map(
+        lambda values: ",".join(map(str, values))),
+)
+
+
+@PROPERTY
+@given(box_like)
+def test_box_text_parses_or_is_bad_input(text):
+    message = either_value_or_bad_input(parse_box_text, text, 1)
+    if message is not None:
+        assert message.startswith("box 1 ")
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=5)),
+                           lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+                           max_leaves=20)
+
+
+@PROPERTY
+@given(st.one_of(json_values.map(json.dumps), st.text(max_size=200)), st.sampled_from(["b.json", "b.csv"]))
+def test_box_files_parse_or_are_bad_input(tmp_path_factory, content, name):
+    path = tmp_path_factory.mktemp("boxes") / name
+    path.write_text(content, encoding="utf-8")
+    either_value_or_bad_input(load_boxes_file, str(path), ["a.png"])
+
+
+def test_boxes_count_limit_from_the_command_line_and_from_files(invoke, tmp_path):
+    many = ["--boxes", "1,1,9,9"] * 3
+    assert "--max-boxes 2" in one_error_line(invoke("roi", CHELSEA, *many, "--max-boxes", "2"))
+    big = tmp_path / "boxes.json"
+    big.write_text(json.dumps([[1, 1, 9, 9]] * 50))
+    message = one_error_line(invoke("roi", CHELSEA, "--boxes-file", big, "--max-boxes", "2"))
+    assert "bytes is more than 2 boxes can take" in message and "--max-boxes" in message
+    rows = tmp_path / "boxes.csv"
+    rows.write_text("x1,y1,x2,y2\n" + "1,1,9,9\n" * 4)
+    assert "more than --max-boxes 3 boxes" in one_error_line(invoke("roi", CHELSEA, "--boxes-file", rows, "--max-boxes", "3"))
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("[" * 100_000, "nested too deeply at line 1 column 65"),
+    ("[[1,1,9," + "9" * 500 + "]]", "a number of 500 characters"),
+    ("[[1,1,9," + "9" * 5000 + "]]", "a number of 5000 characters"),
+    ("[[1,1,9,1" + "0" * 400 + ".5]]", "a number of"),
+    ("x1,y1,x2,y2\n1,1," + "9" * 400 + ",9\n", "finite"),
+    ("x1,y1,x2,y2\n1,1," + "9" * 5000 + ",9\n", "finite"),
+])
+def test_boxes_files_with_absurd_nesting_or_numbers(invoke, tmp_path, content, fragment):
+    path = tmp_path / ("boxes.json" if content[0] == "[" else "boxes.csv")
+    path.write_text(content)
+    assert fragment in one_error_line(invoke("roi", CHELSEA, "--boxes-file", path))
+
+
+def test_boxes_keyed_by_an_ambiguous_file_name(invoke, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (64, 64)).save(tmp_path / folder / "x.png")
+    first, second = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"x.png": [[1, 1, 9, 9]]}))
+    assert "matches 2 images" in one_error_line(invoke("roi", first, second, "--boxes-file", boxes))
+    boxes.write_text(json.dumps({str(first): [[1, 1, 9, 9]], str(second): [[2, 2, 9, 9]]}))
+    result = invoke("roi", first, second, "--boxes-file", boxes, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [row["box"][0] for row in json.loads(result.stdout)["rows"]] == [1, 2]

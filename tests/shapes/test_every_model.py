@@ -3,8 +3,7 @@
 Classification models are counted on the meta device (shapes only, no arithmetic), which is
 checked here to give the very counts of a real run; the slow sweep then covers all of them in
 under a minute. Segmentation and video models run on meta too; detectors run for real, because
-how many proposals survive decides how often their heads run.
-"""
+how many proposals survive decides how often their heads run."""
 
 import pytest
 import torch
@@ -56,8 +55,6 @@ def test_meta_device_counts_equal_a_real_run(name):
         (r.name, r.shape, r.params, r.macs) for r in real.records
     ]
     assert meta.operator_macs == real.operator_macs
-    # the no-MAC calls may differ: constants a model builds while running (Swin's attention mask)
-    # are copied onto the meta device by extra copy_/expand/view calls
 
 
 @pytest.mark.slow

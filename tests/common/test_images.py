@@ -8,9 +8,62 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.checks import CHELSEA, check_form, one_error_line
 from tests.conftest import EXAMPLES
 from vizcli.common.errors import BadInput
 from vizcli.common.images import imagenet_tensor, load_image
+
+
+def _noise_image(fmt, size=(64, 48)):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _png_declaring(width, height):
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+BROKEN = {
+    "empty.jpg": b"",
+    "random.jpg": bytes(np.random.default_rng(2).integers(0, 256, 4096, dtype=np.uint8)),
+    "random.png": bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)),
+    "text.png": b"this is not a picture\n",
+    "bomb.png": _png_declaring(100_000, 100_000),
+    **{f"cut{int(f * 100)}.{ext.lower()}": _noise_image(ext)[: int(len(_noise_image(ext)) * f)]
+       for ext in ("JPEG", "PNG", "WEBP") for f in (0.05, 0.3, 0.6, 0.95)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_images_exit_2_one_line(invoke, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(BROKEN[name])
+    result = invoke("shapes", path, "--depth", "1")
+    assert result.exit_code == 2, (name, result.stdout[-300:])
+    assert result.stderr.startswith(f"Error: image {path}") and result.stderr.count("\n") == 1
+    check_form(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [("many.gif", lambda p: Image.new("RGB", (8, 8)).save(p, save_all=True, append_images=[Image.new("RGB", (8, 8), (i % 255, 0, 0)) for i in range(300)])),
+     ("cmyk.jpg", lambda p: Image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(p)),
+     ("deep.png", lambda p: Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50).save(p)),
+     ("one.png", lambda p: Image.new("RGB", (1, 1), (9, 9, 9)).save(p))],
+)
+def test_unusual_but_valid_images_work(invoke, tmp_path, name, make):
+    path = tmp_path / name
+    make(path)
+    result = invoke("shapes", path, "--depth", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "computations: 69" in result.stdout
+    roi = invoke("roi", path, "--boxes", "0,0,1,1", "--quiet")
+    assert roi.exit_code == 0, roi.stderr
 
 
 def _save(tmp_path, image, name, **kwargs):
@@ -147,3 +200,17 @@ def test_imagenet_preprocessing_records_every_step():
     steps = " | ".join(loaded.record.steps)
     assert "451×300" in steps and "384×256" in steps and "224×224" in steps
     assert loaded.record.steps[-1].endswith("tensor 3×224×224 float32")
+
+
+@pytest.mark.parametrize("size, fragment", [((60000, 1), "resizing its shorter side to 256 gives"), ((20000, 10), "resizing")])
+def test_every_image_size_the_pipeline_makes_is_checked(invoke, tmp_path, size, fragment):
+    path = tmp_path / "thin.png"
+    Image.new("RGB", size, (200, 10, 10)).save(path)
+    message = one_error_line(invoke("shapes", path, "--depth", "1"))
+    assert fragment in message and "--max-pixels" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_max_pixels_must_be_positive(invoke, value):
+    message = one_error_line(invoke("shapes", CHELSEA, "--max-pixels", value))
+    assert f"--max-pixels {value}" in message

@@ -4,7 +4,10 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.checks import PROPERTY, either_value_or_bad_input
 from vizcli.approx.expr import parse_expression
 from vizcli.common.errors import BadInput
 
@@ -43,3 +46,16 @@ def test_smoothness_decides_taylor():
     assert parse_expression("sin(x)*exp(x)+x^3").smooth
     assert not parse_expression("abs(x)").smooth
     assert not parse_expression("x^0.5").smooth
+
+
+expression_alphabet = st.sampled_from(list("x+-*/^().0123456789e ") + ["pi", "sin", "cos", "exp", "log", "sqrt", "abs", "**", "__", "import", "os", ",", "[", "]"])
+
+
+@PROPERTY
+@given(st.one_of(st.text(max_size=40), st.lists(expression_alphabet, max_size=25).map("".join)))
+def test_expressions_parse_or_are_bad_input(text):
+    from vizcli.approx.fitting import make_target
+
+    message = either_value_or_bad_input(make_target, text, "-1,1")
+    if message is not None:
+        assert message.startswith("target=")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.checks import CHELSEA
 from vizcli.roi.explain import explain_align, explain_pool, notes_examples
 from vizcli.roi.pooling import PoolSpec, roi_features
 
@@ -188,7 +188,6 @@ def test_a_single_image_on_a_pyramid_equals_multiscale_roi_align_and_the_dataset
     assert sorted(meta["images"][0]["levels"]) == ["0", "1", "2", "3"] and "seeded random" in meta["notes"][0]
 
 
-CHELSEA = ROOT / "examples" / "chelsea.png"
 
 
 def image_tensor(path):
