@@ -91,12 +91,12 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
     if dtype not in DTYPES:
         raise BadInput(f"use one of {', '.join(DTYPES)}", parameter="dtype", value=dtype)
     folder, name, bundled = locate_model(spec)
-    config = _read_json(folder / "config.json", name)
-    tokenizer = _load_tokenizer(folder, name)
-    weights = _weights_file(folder, name)
+    config = read_json(folder / "config.json", name)
+    tokenizer = load_tokenizer(folder, name)
+    weights = weights_file(folder, name)
     if bundled:
         _check_bundled(weights)
-    state_dict = _read_weights(weights, name)
+    state_dict = read_weights(weights, name)
     from vizcli.embed.bert import build_encoder
     from vizcli.embed.bert_config import strip_prefix, supports_natively
 
@@ -105,7 +105,7 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
     if native:
         model = build_encoder(config)
     else:
-        model = _transformers_model(folder, name)
+        model = transformers_model(folder, name)
         prefix = getattr(model, "base_model_prefix", "")
         if prefix:
             state_dict = strip_prefix(state_dict, (prefix + ".",))
@@ -137,7 +137,7 @@ def load_bert(spec: str | None = None, dtype: str = "float32", device: str = "cp
         from vizcli.embed.int8 import quantize_linears
 
         quantize_linears(model)
-    limit = _max_length(folder, config, name)
+    limit = model_max_length(folder, config, name)
     return Encoder(
         name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=limit,
         has_pooler=has_pooler and hasattr(model, "pooler") and model.pooler is not None,
@@ -156,7 +156,7 @@ def numpy_path_fits(spec: str | None, dtype: str, device: str) -> bool:
         return False  # auto: for a handful of texts float32 in numpy starts fastest (no torch import, no probe)
     try:
         folder, name, _ = locate_model(spec)
-        config = _read_json(folder / "config.json", name)
+        config = read_json(folder / "config.json", name)
     except (BadInput, RunFailure):
         return False  # the torch path reports it
     return supports_natively(config) and (folder / "model.safetensors").exists()
@@ -170,8 +170,8 @@ def load_numpy_bert(spec: str | None = None) -> Encoder:
     from vizcli.embed.numpy_bert import NumpyBert
 
     folder, name, bundled = locate_model(spec)
-    config = _read_json(folder / "config.json", name)
-    tokenizer = _load_tokenizer(folder, name)
+    config = read_json(folder / "config.json", name)
+    tokenizer = load_tokenizer(folder, name)
     weights = folder / "model.safetensors"
     if bundled:
         _check_bundled(weights)
@@ -180,7 +180,7 @@ def load_numpy_bert(spec: str | None = None) -> Encoder:
     except Exception as error:
         raise BadInput(f"{weights.name} is not a valid safetensors file ({error})", parameter="model", value=name) from None
     model = NumpyBert(config, state_dict)
-    return Encoder(name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=_max_length(folder, config, name),
+    return Encoder(name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=model_max_length(folder, config, name),
                    has_pooler=model.has_pooler, native=True, dtype="float32", device="cpu",
                    pad_id=int(config.get("pad_token_id") or 0), backend="numpy")
 
@@ -196,17 +196,17 @@ def _check_bundled(weights: Path) -> None:
         )
 
 
-def _max_length(folder: Path, config: dict, name: str) -> int:
+def model_max_length(folder: Path, config: dict, name: str) -> int:
     limit = int(config.get("max_position_embeddings", DEFAULT_POSITIONS))
     if config.get("model_type") in POSITION_OFFSET_MODELS:
         limit -= 2
-    tokenizer_limit = _read_json(folder / "tokenizer_config.json", name, optional=True).get("model_max_length")
+    tokenizer_limit = read_json(folder / "tokenizer_config.json", name, optional=True).get("model_max_length")
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < limit:
         limit = tokenizer_limit
     return limit
 
 
-def _read_json(path: Path, what: str, optional: bool = False) -> dict:
+def read_json(path: Path, what: str, optional: bool = False) -> dict:
     if not path.exists():
         if optional:
             return {}
@@ -217,7 +217,7 @@ def _read_json(path: Path, what: str, optional: bool = False) -> dict:
         raise BadInput(f"{path} is not valid JSON ({error})", parameter="model", value=what) from None
 
 
-def _load_tokenizer(folder: Path, name: str):
+def load_tokenizer(folder: Path, name: str):
     from tokenizers import Tokenizer
 
     if (folder / "tokenizer.json").exists():
@@ -228,7 +228,7 @@ def _load_tokenizer(folder: Path, name: str):
     elif (folder / "vocab.txt").exists():
         from tokenizers import BertWordPieceTokenizer
 
-        settings = _read_json(folder / "tokenizer_config.json", name, optional=True)
+        settings = read_json(folder / "tokenizer_config.json", name, optional=True)
         tokenizer = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=settings.get("do_lower_case", True))
     else:
         raise BadInput(f"no tokenizer in {folder} (tokenizer.json or vocab.txt); copy the model's tokenizer files there", parameter="model", value=name)
@@ -239,17 +239,17 @@ def _load_tokenizer(folder: Path, name: str):
 
 def weights_sha256(encoder: Any) -> str:
     """The sha256 of the weights file ``encoder`` was loaded from (what a corpus output records)."""
-    return sha256_of(_weights_file(encoder.path, encoder.name))
+    return sha256_of(weights_file(encoder.path, encoder.name))
 
 
-def _weights_file(folder: Path, name: str) -> Path:
+def weights_file(folder: Path, name: str) -> Path:
     for candidate in ("model.safetensors", "pytorch_model.bin"):
         if (folder / candidate).exists():
             return folder / candidate
     raise BadInput(f"no weights in {folder} (model.safetensors or pytorch_model.bin)", parameter="model", value=name)
 
 
-def _read_weights(path: Path, name: str) -> dict:
+def read_weights(path: Path, name: str) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -265,7 +265,7 @@ def _read_weights(path: Path, name: str) -> dict:
         raise BadInput(error.detail, parameter="model", value=name) from None
 
 
-def _transformers_model(folder: Path, name: str):
+def transformers_model(folder: Path, name: str):
     from transformers import AutoConfig, AutoModel
 
     try:

@@ -30,6 +30,8 @@ EPILOG = (
     "  vizcli shapes --model resnet50 --depth 1\n\n"
     "  vizcli shapes --model fasterrcnn_resnet50_fpn_v2 --depth 1   # detectors run through forward hooks\n\n"
     "  vizcli shapes --model r3d_18 --input-size 3x16x112x112\n\n"
+    "  vizcli shapes --model my_net.py:build --model-arg width=64 --input-size 3x32x32   # runs my_net.py\n\n"
+    "  vizcli shapes --model minilm --text 'a cat sits on the mat' --depth 2\n\n"
     "Weights are seeded random unless --weights is given: shapes, parameter and MAC counts are "
     "exact either way; predictions are shown only with real weights."
 )
@@ -67,10 +69,17 @@ def shapes(
         typer.Option(
             "--model",
             help="Any torchvision classification, segmentation (fcn_*, deeplabv3_*, lraspp_*), detection "
-            "(fasterrcnn_*, retinanet_*, ssd*, fcos_*, maskrcnn_*, keypointrcnn_*) or video (r3d_18, mvit_*, swin3d_*, …) model.",
+            "(fasterrcnn_*, retinanet_*, ssd*, fcos_*, maskrcnn_*, keypointrcnn_*) or video (r3d_18, mvit_*, swin3d_*, …) model; "
+            "your own: path/to/file.py:factory or package.module:factory (this RUNS that code, as torchinfo does in your "
+            "script); or a Hugging Face BERT-family folder, or minilm (the bundled all-MiniLM-L6-v2).",
             autocompletion=complete_model_name,
         ),
     ] = "resnet18",
+    model_arg: Annotated[
+        list[str] | None, typer.Option("--model-arg", help="key=value for your factory (a Python literal, else a string); repeatable.")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Text models: the input, tokenized with the model's own tokenizer.")] = None,
+    seq_len: Annotated[int | None, typer.Option("--seq-len", help="Text models: N seeded random token ids (default 16).")] = None,
     weights: WeightsOption = None,
     seed: SeedOption = 0,
     dtype: Annotated[
@@ -103,7 +112,20 @@ def shapes(
 
     set_threads(threads, warn)
     memory = MemoryOptions(dtype.value, train, optimizer.value, batch_size)
-    report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels, memory)
+    from vizcli.shapes.any_model import is_any_model, parse_model_args
+
+    if is_any_model(model):
+        if weights is not None or keep_size:
+            raise BadInput(f"--{'weights' if weights is not None else 'keep-size'} is for torchvision models; your factory or "
+                           "model folder brings its own weights and input")
+        from vizcli.shapes.report import run_any_shapes
+
+        report = run_any_shapes(model, list(images or []), input_size, parse_model_args(model_arg or []), text, seq_len, seed,
+                                device, max_pixels, memory)
+    else:
+        if model_arg or text is not None or seq_len is not None:
+            raise BadInput("--model-arg, --text and --seq-len are for your own or text models (file.py:factory, a model folder, minilm)")
+        report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels, memory)
     diagram_check = check_diagram(report.runs[0].trace, report.model) if check else None
     print_shapes(report, depth, fmt, diagram_check, output)
     failed = [run for run in report.runs if run.trace.error is not None]

@@ -179,6 +179,85 @@ def run_shapes(
     return report
 
 
+def run_any_shapes(
+    spec: str,
+    images: list[str],
+    input_size: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    text: str | None = None,
+    seq_len: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    max_pixels: int | None = None,
+    memory: MemoryOptions | None = None,
+) -> ShapesReport:
+    """``run_shapes`` for a model torchvision does not have (``vizcli.shapes.any_model``): your own
+    factory on ``input_size`` or images, or a BERT-family text model on ``text`` / ``seq_len``."""
+    import torch
+
+    from vizcli.common.images import load_image, pixel_limit
+    from vizcli.common.runtime import resolve_device
+    from vizcli.shapes.any_model import FACTORY, load_factory, load_text_model
+
+    memory = (memory or MemoryOptions()).check()
+    target = resolve_device(device)
+    inputs: list[tuple[str, list[str], Any]] = []
+    if FACTORY.match(spec):
+        if text is not None or seq_len is not None:
+            raise BadInput("text and seq_len are for text models; give input_size=CxHxW for your own model", parameter="seq_len"
+                           if seq_len is not None else "text", value=seq_len if seq_len is not None else text)
+        source = load_factory(spec, model_args or {})
+        for path in images:
+            loaded = load_image(path, max_pixels=pixel_limit(max_pixels))
+            inputs.append((path, list(loaded.record.steps), _preprocess(loaded, "resnet18", "classification", False, (3, 224, 224))))
+        if not images:
+            size = _any_size(input_size or "3x224x224")
+            tensor = torch.randn(size, generator=torch.Generator().manual_seed(seed))
+            inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"], tensor))
+        task = "custom"
+    else:
+        if images or input_size is not None:
+            raise BadInput("a text model takes text=… or seq_len=N, not images or an input size", parameter="model", value=spec)
+        if model_args:
+            raise BadInput("model_arg is for factories (file.py:factory); a model folder carries its config", parameter="model", value=spec)
+        source = load_text_model(spec, text, seq_len, seed)
+        inputs.append(("text" if text is not None else "synthetic", list(source.steps), source.example[0]))
+        task = "text"
+    model = source.module.to(target)
+    runs = []
+    for label, steps, tensor in inputs:
+        example = tensor.unsqueeze(0).to(target)
+        trace = trace_shapes(model, example)
+        if trace.error is None:
+            trace.forward_seconds = time_forward(model, example, repeats=3)
+        run = ImageRun(label=label, steps=steps, trace=trace)
+        if trace.error is None and trace.output is not None:
+            run.nonfinite_outputs = _nonfinite(trace.output)
+        runs.append(run)
+    report = ShapesReport(
+        model_name=source.name, weights_note=source.note, pretrained=source.kind == "text", runs=runs,
+        parameters=sum(p.numel() for p in model.parameters()),
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        device=str(target), model=model, documented_gmacs=None, documented_input=(), task=task,
+        unused_parameters=_unused_parameter_groups(model, runs[0].trace.used_parameters),
+    )
+    if memory.train and task == "text":
+        raise BadInput("train=True sizes an image model's step; drop it for a text model", parameter="train", value=True)
+    report.memory = _memory(model, inputs[0][2].to(target), memory)
+    return report
+
+
+def _any_size(text: str) -> tuple[int, ...]:
+    """``"16"`` or ``"4x10"``: the per-sample input shape of your own model (no channel rule)."""
+    try:
+        size = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise BadInput("give sizes like 3x224x224 or 64 (the shape of one sample, batch excluded)", parameter="input_size", value=text) from None
+    if not size or min(size) < 1 or math.prod(size) > MAX_INPUT_VALUES:
+        raise BadInput("each size at least 1, and at most 3x4096x4096 values in all", parameter="input_size", value=text)
+    return size
+
+
 @dataclass(frozen=True)
 class MemoryOptions:
     """What ``shapes`` reports about memory: the storage dtype, and whether to size a training step."""

@@ -1,0 +1,107 @@
+"""shapes for any model: your own factory (file or module), the bundled BERT against analytic counts, bad specs."""
+
+import json
+
+import pytest
+
+from tests.checks import one_error_line
+from vizcli.shapes.any_model import is_any_model, parse_model_args
+from vizcli.shapes.report import run_any_shapes
+
+TINY_NET = '''
+import torch.nn as nn
+
+
+def build(width=8, classes=10):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, classes))
+
+
+def broken():
+    raise RuntimeError("no GPU here")
+
+
+def not_a_module():
+    return 42
+'''
+
+
+@pytest.fixture
+def tiny_net(tmp_path):
+    path = tmp_path / "tiny_net.py"
+    path.write_text(TINY_NET, encoding="utf-8")
+    return path
+
+
+def test_a_factory_in_a_file_is_counted_exactly(tiny_net):
+    report = run_any_shapes(f"{tiny_net}:build", [], "3x20x24", {"width": 16, "classes": 5}, device="cpu")
+    (run,) = report.runs
+    assert run.trace.error is None and report.task == "custom"
+    assert report.parameters == sum(p.numel() for p in report.model.parameters()) == 3 * 9 * 16 + 16 + 16 * 5 + 5
+    conv = 20 * 24 * 16 * 3 * 9  # output pixels × output channels × inputs per output
+    assert sum(record.macs for record in run.trace.records) == conv + 16 * 5
+    assert "build(width=16, classes=5)" in report.weights_note
+
+
+def test_a_module_factory_takes_model_args():
+    import torchvision
+
+    report = run_any_shapes("torchvision.models:resnet18", [], "3x64x64", {"num_classes": 7}, device="cpu")
+    expected = torchvision.models.resnet18(num_classes=7)
+    assert report.parameters == sum(p.numel() for p in expected.parameters())
+    assert report.runs[0].trace.output.shape == (1, 7)
+
+
+@pytest.mark.parametrize("length", [8, 64])
+def test_the_bundled_bert_counts_every_layer_analytically(length):
+    report = run_any_shapes("minilm", [], seq_len=length, device="cpu")
+    config = report.model.config
+    hidden, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    per_layer = length * (4 * hidden**2 + 2 * hidden * inner) + 2 * length**2 * hidden  # Q,K,V,O + FFN; QKᵀ and AV
+    records = report.runs[0].trace.records
+    for layer in range(layers):
+        assert sum(r.macs for r in records if r.name.startswith(f"encoder.layer.{layer}.")) == per_layer
+    assert sum(r.macs for r in records if r.name.startswith("pooler.")) == hidden**2  # tanh(W·h[CLS] + b)
+    assert sum(r.macs for r in records) == layers * per_layer + hidden**2
+    assert report.parameters == sum(p.numel() for p in report.model.parameters())
+
+
+def test_text_is_tokenized_by_the_models_tokenizer():
+    report = run_any_shapes("minilm", [], text="a cat sits on the mat", device="cpu")
+    assert report.runs[0].trace.input_shape == (1, 8)  # [CLS] a cat sits on the mat [SEP]
+    assert report.runs[0].steps == ["tokenized by the model's tokenizer: 8 tokens"]
+
+
+def test_spec_recognition_and_model_args(tmp_path):
+    assert is_any_model("minilm") and is_any_model("x.py:build") and is_any_model("pkg.mod:make")
+    assert not is_any_model("resnet18") and not is_any_model("vit_b_16")
+    (tmp_path / "config.json").write_text("{}")
+    assert is_any_model(str(tmp_path))
+    assert parse_model_args(["width=64", "name=tiny", "sizes=[1, 2]", "ratio=0.5"]) == {"width": 64, "name": "tiny", "sizes": [1, 2],
+                                                                                         "ratio": 0.5}
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--model", "{net}:missing", "--input-size", "3x8x8"], 2, "has no callable 'missing'"),
+    (["--model", "{net}:broken"], 1, "broken() raised RuntimeError: no GPU here"),
+    (["--model", "{net}:not_a_module"], 2, "returned int, not a torch.nn.Module"),
+    (["--model", "{net}:build", "--model-arg", "depth=3"], 2, "does not take these arguments"),
+    (["--model", "{net}:build", "--model-arg", "width"], 2, "--model-arg width: give key=value"),
+    (["--model", "{net}:build", "--seq-len", "8"], 2, "give --input-size CxHxW for your own model"),
+    (["--model", "nowhere.py:build"], 2, "no such file"),
+    (["--model", "no_such_package_x:build"], 2, "cannot import no_such_package_x"),
+    (["--model", "minilm", "--seq-len", "100000"], 2, "--seq-len 100000: use 2..512"),
+    (["--model", "minilm", "--input-size", "3x8x8"], 2, "a text model takes --text"),
+    (["--model", "resnet18", "--seq-len", "8"], 2, "are for your own or text models"),
+])
+def test_bad_specs_are_one_line(invoke, tiny_net, args, code, fragment):
+    result = invoke("shapes", *[arg.replace("{net}", str(tiny_net)) for arg in args])
+    assert fragment in one_error_line(result, code)
+
+
+def test_the_cli_prints_a_factory_model_as_json(invoke, tiny_net):
+    result = invoke("shapes", "--model", f"{tiny_net}:build", "--model-arg", "width=4", "--input-size", "3x8x8", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    totals = json.loads(result.stdout)["tables"][0]["totals"]
+    assert totals["parameters"] == 3 * 9 * 4 + 4 + 4 * 10 + 10
+    assert totals["macs"] == 8 * 8 * 4 * 3 * 9 + 4 * 10

@@ -1,0 +1,169 @@
+"""``vizcli shapes --model`` beyond torchvision: your own ``nn.Module``, and BERT-family text models.
+
+* ``path/to/file.py:factory`` or ``package.module:factory``: a callable that returns an
+  ``nn.Module``, called with ``--model-arg key=value`` (values read as Python literals, else as
+  strings). **This runs your code**, as ``torchinfo.summary(my_model, ...)`` does inside your
+  script: it happens only when ``--model`` names a file or module this way.
+* a Hugging Face model folder (``config.json``, weights, tokenizer), or ``minilm``: the bundled
+  all-MiniLM-L6-v2. Built with transformers' ``AutoModel`` and loaded from safetensors or a
+  weights-only checkpoint (never an arbitrary pickle). The input is ``--text "…"`` tokenized
+  with the model's own tokenizer, or ``--seq-len N`` seeded random token ids.
+
+Every operator is counted by ``vizcli.shapes.count`` (the attention matmuls of
+``scaled_dot_product_attention`` and of eager attention included), so a BERT layer counts
+``L·(4H² + 2HI) + 2L²H`` MACs at sequence length L, hidden size H and intermediate size I.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vizcli.common.errors import BadInput, RunFailure, error_text
+
+TEXT_SHORT_NAMES = {"minilm": None, "all-minilm-l6-v2": None}  # → the bundled model (vizcli.embed.loading)
+FACTORY = re.compile(r"^(?P<target>[^:]+\.py|[A-Za-z_][\w.]*):(?P<factory>[A-Za-z_]\w*)$")
+MAX_SEQ_LEN = 8192
+
+
+@dataclass
+class AnyModel:
+    """A model ``vizcli shapes`` did not find in torchvision: the module, its example input, and how it was made."""
+
+    module: Any
+    name: str
+    kind: str  # "factory" or "text"
+    example: Any = None  # the input tensor (text: token ids [1, L])
+    steps: tuple[str, ...] = ()
+    note: str = ""
+
+
+def is_any_model(spec: str) -> bool:
+    """Whether ``--model spec`` names a factory, a text model folder or a short text-model name."""
+    if spec.lower() in TEXT_SHORT_NAMES or FACTORY.match(spec):
+        return True
+    path = Path(spec).expanduser()
+    return path.is_dir() and (path / "config.json").exists()
+
+
+def parse_model_args(pairs: list[str]) -> dict[str, Any]:
+    """``["num_classes=10", "name=tiny"]`` → ``{"num_classes": 10, "name": "tiny"}`` (literals where they parse)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        key = key.strip()
+        if not equals or not key.isidentifier():
+            raise BadInput("give key=value (a Python identifier, '=', a value)", parameter="model_arg", value=pair)
+        try:
+            values[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            values[key] = text
+    return values
+
+
+def load_factory(spec: str, model_args: dict[str, Any]) -> AnyModel:
+    """Import ``file.py:factory`` or ``package.module:factory`` and call it (the user's own code)."""
+    import torch.nn as nn
+
+    match = FACTORY.match(spec)
+    if match is None:
+        raise BadInput("give path/to/file.py:factory or package.module:factory", parameter="model", value=spec)
+    target, name = match.group("target"), match.group("factory")
+    if target.endswith(".py"):
+        module = _import_file(Path(target).expanduser(), spec)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as error:
+            raise BadInput(f"cannot import {target} ({error_text(error, 120)}); check the module name or give a .py file",
+                           parameter="model", value=spec) from None
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise BadInput(f"{target} has no callable {name!r}; name the function that builds the model", parameter="model", value=spec)
+    try:
+        built = factory(**model_args)
+    except TypeError as error:
+        raise BadInput(f"{name}() does not take these arguments ({error_text(error, 120)}); check model_arg=KEY=VALUE",
+                       parameter="model", value=spec) from None
+    except Exception as error:
+        raise RunFailure(f"{name}() raised {type(error).__name__}: {error_text(error, 160)}", parameter="model", value=spec) from None
+    if not isinstance(built, nn.Module):
+        raise BadInput(f"{name}() returned {type(built).__name__}, not a torch.nn.Module", parameter="model", value=spec)
+    arguments = ", ".join(f"{key}={value!r}" for key, value in model_args.items())
+    return AnyModel(built.eval(), spec, "factory", note=f"built by {name}({arguments}): your code, its own weights")
+
+
+def _import_file(path: Path, spec: str) -> Any:
+    import importlib.util
+    import sys
+
+    if not path.is_file():
+        raise BadInput("no such file; give path/to/file.py:factory", parameter="model", value=spec)
+    module_spec = importlib.util.spec_from_file_location(f"vizcli_user_model_{abs(hash(str(path.resolve())))}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise BadInput("cannot be imported as Python", parameter="model", value=spec)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(path.resolve().parent))  # the file's own imports of its neighbours work, as `python file.py`
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise BadInput(f"{path.name} line {error.lineno}: {error.msg}", parameter="model", value=spec) from None
+    except Exception as error:
+        raise RunFailure(f"importing {path.name} raised {type(error).__name__}: {error_text(error, 160)}", parameter="model",
+                         value=spec) from None
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    return module
+
+
+def load_text_model(spec: str, text: str | None, seq_len: int | None, seed: int = 0) -> AnyModel:
+    """A BERT-family folder (or ``minilm``) with its example: ``text`` tokenized, or ``seq_len`` seeded ids."""
+    import torch
+
+    from vizcli.common.checkpoints import check_state_dict_fits
+    from vizcli.embed.bert_config import strip_prefix
+    from vizcli.embed.loading import (
+        load_tokenizer,
+        locate_model,
+        model_max_length,
+        read_json,
+        read_weights,
+        transformers_model,
+        weights_file,
+    )
+
+    folder, name, bundled = locate_model(None if spec.lower() in TEXT_SHORT_NAMES else spec)
+    config = read_json(folder / "config.json", name)
+    tokenizer = load_tokenizer(folder, name)
+    model = transformers_model(folder, name)
+    state_dict = strip_prefix(read_weights(weights_file(folder, name), name))
+    prefix = getattr(model, "base_model_prefix", "")
+    if prefix:
+        state_dict = strip_prefix(state_dict, (prefix + ".",))
+    usable = check_state_dict_fits(model.state_dict(), state_dict, parameter="model", value=name,
+                                   optional=lambda key: key.startswith("pooler.") or key.endswith("position_ids"), allow_unexpected=True)
+    model.load_state_dict(usable, strict=False)
+    limit = model_max_length(folder, config, name)
+    if text is not None and seq_len is not None:
+        raise BadInput("give text=… or seq_len=N, not both", parameter="seq_len", value=seq_len)
+    if text is not None:
+        ids = tokenizer.encode(text).ids
+        if len(ids) > limit:
+            raise BadInput(f"{len(ids)} tokens, more than the model's {limit}; shorten it", parameter="text", value=text[:40])
+        steps = (f"tokenized by the model's tokenizer: {len(ids)} tokens",)
+    else:
+        length = 16 if seq_len is None else seq_len
+        if not 2 <= length <= min(limit, MAX_SEQ_LEN):
+            raise BadInput(f"use 2..{min(limit, MAX_SEQ_LEN)} (the model's position limit)", parameter="seq_len", value=length)
+        generator = torch.Generator().manual_seed(seed)
+        vocabulary = int(config.get("vocab_size", 30522))
+        ids = torch.randint(1000 if vocabulary > 2000 else 0, vocabulary, (length,), generator=generator).tolist()
+        steps = (f"seq_len {length}: seeded random token ids",)
+    shown = "all-MiniLM-L6-v2 (bundled)" if bundled else name
+    # called with the ids alone: transformers' encoders then attend to every token (an all-ones mask)
+    return AnyModel(model.eval(), shown, "text", example=torch.tensor([ids], dtype=torch.long), steps=steps,
+                    note=f"{config.get('model_type', 'text')} model from {'the bundled package' if bundled else folder}, its trained weights")
