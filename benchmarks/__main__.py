@@ -381,11 +381,13 @@ def bench_int8_choices(count: int, folder: Path) -> Section:
 
     corpus = folder / "int8.txt"
     corpus.write_text("\n".join(sentences(count)) + "\n", encoding="utf-8")
-    printed = subprocess.run([PYTHON, str(SCRIPTS / "int8_choices.py"), str(corpus), THREADS], check=True, env=_env(),
+    printed = subprocess.run([PYTHON, str(SCRIPTS / "int8_choices.py"), str(corpus), THREADS, str(folder)], check=True, env=_env(),
                              capture_output=True, text=True).stdout
     rows = [json_module.loads(line) for line in printed.splitlines() if line.startswith("{")]
     table = ["| variant | in-process s | min cos | mean cos | recall@10 |", "|---|---:|---:|---:|---:|"]
-    table += [f"| {row['variant']} | {row['seconds']:.2f} | {row['min']:.4f} | {row['mean']:.5f} | {row['recall']:.3f} |" for row in rows]
+    for row in rows:
+        minimum, mean, recall = _quality(folder / "float32.npy", Path(row["vectors"]))
+        table.append(f"| {row['variant']} | {row['seconds']:.2f} | {minimum:.4f} | {mean:.5f} | {recall:.3f} |")
     return Section(f"embed int8 choices ({count} sentences)",
                    f"The embed corpus, mean pooling, {THREADS} threads, one encode each after a warm-up, quality against float32 "
                    "in the same process. Why vizcli quantizes activations per token: torch's stock dynamic quantization uses "
