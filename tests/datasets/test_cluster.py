@@ -32,6 +32,8 @@ def cluster(monkeypatch):
     made.wait_for_nodes()
     made.second = second
     yield made
+    if ray.is_initialized():  # a test that connected and failed before it let go
+        ray.shutdown()
     made.shutdown()
 
 
@@ -58,6 +60,17 @@ def test_vizcli_joins_a_two_node_cluster_and_writes_what_the_local_engine_writes
 
 
 def test_a_node_stopped_mid_run_loses_no_row_and_writes_none_twice(cluster, tmp_path):
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # the head keeps one CPU free, so at least one of the 2 actors is placed on the second node: its stop hits the run
+    class Holder:  # an actor that only holds CPUs on its node (defined here: Ray's workers receive it by value)
+        def ready(self) -> bool:
+            return True
+
+    ray.init(address=cluster.address)
+    holder = ray.remote(num_cpus=2)(Holder).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False)).remote()
+    ray.get(holder.ready.remote())
     out = tmp_path / "out.parquet"
     process = subprocess.Popen([sys.executable, "-m", "tests.datasets.fake_job", str(out), "600", "--rows-per-unit", "10",
                                 "--engine", "ray", "--workers", "2", "--ray-address", cluster.address, "--delay", "0.2"],
@@ -68,6 +81,8 @@ def test_a_node_stopped_mid_run_loses_no_row_and_writes_none_twice(cluster, tmp_
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
         time.sleep(0.05)
     cluster.remove_node(cluster.second)  # its raylet and every worker on it stop
+    ray.kill(holder)  # the head's CPUs free again: the lost actor is restarted there
+    ray.shutdown()
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     finally:

@@ -228,17 +228,25 @@ def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
     _same_rows(pq.read_table(tmp_path / "local.parquet"), table, ["id", "tokens"], ["mean"])
 
 
+def _committed_shards(folder):
+    """Shards the driver has committed: those its manifest lists (workers write units before that)."""
+    try:
+        return len(json.loads((folder / "manifest.json").read_text())["shards"])
+    except (OSError, ValueError, KeyError):  # not written yet, or replaced while being read
+        return 0
+
+
 def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(_texts(1200)) + "\n")
-    output = tmp_path / "ray.parquet"
-    argv = [sys.executable, "-m", "vizcli", "embed", "--file", str(corpus), "-p", "mean", "--batch-size", "16", "-o", str(output),
+    output = tmp_path / "shards"
+    argv = [sys.executable, "-m", "vizcli", "embed", "--file", str(corpus), "-p", "mean", "--batch-size", "16",
+            "-o", f"{output}/", "--shard-format", "npz",
             "--engine", "ray", "--workers", "1", "--shard-size", "0.05"]  # a unit every 34 rows
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-    parts = tmp_path / "ray.parquet.parts"
     deadline = time.monotonic() + RAY_TIMEOUT
-    while process.poll() is None and time.monotonic() < deadline and len(list(parts.glob("*.parquet")) if parts.exists() else []) < 2:
-        time.sleep(0.2)
+    while process.poll() is None and time.monotonic() < deadline and _committed_shards(output) < 2:  # the event: commits
+        time.sleep(0.1)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -247,14 +255,16 @@ def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
     errors = [line for line in stderr.decode().splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, stderr.decode()[-2000:]
     assert errors[0].startswith("Error: interrupted by SIGTERM;") and "rerun with --resume" in errors[0], errors
-    assert not output.exists()
+    assert json.loads((output / "manifest.json").read_text())["complete"] is False
     deadline = time.monotonic() + 30
     while _map_workers("_UnitActor") and time.monotonic() < deadline:  # Ray's shutdown ends its actors
         time.sleep(0.1)
     assert _map_workers("_UnitActor") == []
     resumed = run_vizcli(*argv[3:], "--resume", "--quiet", timeout=RAY_TIMEOUT)
     assert resumed.returncode == 0, resumed.stderr.decode()
-    ids = pq.read_table(output)["id"].to_pylist()
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["complete"] is True
+    ids = [str(value) for shard in manifest["shards"] for value in np.load(output / shard["file"])["id"]]
     assert sorted(ids, key=int) == [str(i) for i in range(1200)]
 
 
