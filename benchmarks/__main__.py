@@ -456,7 +456,6 @@ def bench_memory(small: int, large: int, folder: Path) -> Section:
 def bench_ray(texts: int, images: int, folder: Path) -> Section:
     """``--engine ray`` (2 actors) against ``--engine local``: whole processes, Ray's start-up included; the driver's
     share of the CPU and the model builds from ``scripts/driver_cpu.py``."""
-    import json as json_module
 
     size = (320, 256)
     corpus = folder / "ray_corpus.txt"
@@ -478,13 +477,7 @@ def bench_ray(texts: int, images: int, folder: Path) -> Section:
         "roi ray": Measured("… `--engine ray --workers 2`", [*driver, *roi, "--engine", "ray", "--workers", "2",
                                                               "-o", str(folder / "r2.parquet")]),
     }
-    cpu: dict[str, dict] = {}
-    for name, measured in runs.items():
-        record = folder / f"{name.replace(' ', '_')}.json"
-        seconds, rss = run_once(measured.argv, env=dict(_env(), VIZCLI_DRIVER_CPU=str(record)))
-        measured.seconds.append(seconds)
-        measured.peak_rss = rss
-        cpu[name] = json_module.loads(record.read_text())
+    cpu = _driver_runs(runs, folder)
     embed_ratio = runs["embed ray"].median / runs["embed local"].median
     roi_ratio = runs["roi ray"].median / runs["roi local"].median
     shares = {name: cpu[name]["driver_cpu"] / max(cpu[name]["machine_cpu"], 1e-9) for name in ("embed ray", "roi ray")}
@@ -504,6 +497,52 @@ def bench_ray(texts: int, images: int, folder: Path) -> Section:
          Goal("the driver's CPU ≤ 10% of the run's (embed)", shares["embed ray"], 0.10),
          Goal("the driver's CPU ≤ 10% of the run's (roi)", shares["roi ray"], 0.10)],
         notes,
+    )
+
+
+def _driver_runs(runs: dict[str, Measured], folder: Path) -> dict[str, dict]:
+    """Run each of ``runs`` once under ``scripts/driver_cpu.py``; its record (driver and machine CPU seconds, builds)."""
+    cpu: dict[str, dict] = {}
+    for name, measured in runs.items():
+        record = folder / f"{name.replace(' ', '_')}.json"
+        seconds, rss = run_once(measured.argv, env=dict(_env(), VIZCLI_DRIVER_CPU=str(record)))
+        measured.seconds.append(seconds)
+        measured.peak_rss = rss
+        cpu[name] = json.loads(record.read_text())
+    return cpu
+
+
+def bench_ray_large(texts: int, folder: Path) -> Section:
+    """``vizcli embed`` on ``texts`` distinct short lines (the memory section's: about 12 tokens each), Ray with
+    2 actors against the local engine: the large case, where the old driver-bound design fell behind."""
+    base = sentences(2000)
+    corpus = folder / f"ray_lines{texts}.txt"
+    with corpus.open("w", encoding="utf-8") as handle:
+        for index in range(texts):
+            handle.write(" ".join(base[index % len(base)].split()[:6]) + f" #{index}\n")
+    driver = [PYTHON, str(SCRIPTS / "driver_cpu.py")]
+    embed = ["embed", "--file", str(corpus), "-p", "mean", "--quiet"]
+    runs = {
+        "local": Measured(f"`vizcli embed` {texts:,} distinct short lines, local engine, 2 threads",
+                          [*driver, *embed, "--threads", THREADS, "-o", str(folder / "large_local.parquet")]),
+        "ray": Measured("… `--engine ray --workers 2` (2 actors, 1 thread each)",
+                        [*driver, *embed, "--engine", "ray", "--workers", "2", "-o", str(folder / "large_ray.parquet")]),
+    }
+    cpu = _driver_runs(runs, folder)
+    ratio = runs["ray"].median / runs["local"].median
+    share = cpu["ray"]["driver_cpu"] / max(cpu["ray"]["machine_cpu"], 1e-9)
+    rows = [cpu[name]["rows"] for name in ("local", "ray")]
+    return Section(
+        "ray engine, large corpus", f"{texts:,} distinct lines (six words of a docstring sentence and the line number, about "
+        "12 tokens each; mean pooling, float32) written to Parquet; one whole-process run each, in turn, on this 2-core machine.",
+        list(runs.values()),
+        [("embed: Ray (2 actors) / local time", ratio)],
+        [Goal(f"embed on Ray (2 workers) within 1.1× of the local engine, {texts:,} lines", ratio, 1.1),
+         Goal("model builds per Ray run = workers (embed, large)", float(cpu["ray"]["builds"]), 2.0),
+         Goal("the driver's CPU ≤ 10% of the run's (embed, large)", share, 0.10)],
+        [f"rows written: local {rows[0]:,}, Ray {rows[1]:,}",
+         f"the driver used {cpu['ray']['driver_cpu']:.1f} CPU s of the machine's {cpu['ray']['machine_cpu']:.1f} ({share:.1%}); "
+         f"{cpu['ray']['builds']} model builds on the workers"],
     )
 
 
@@ -546,10 +585,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, embed-int8-choices, embed-precision, memory, ray")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, embed-int8-choices, embed-precision, memory, ray, ray-large")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "embed-int8-choices", "embed-precision", "memory", "ray"])
+    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "embed-int8-choices", "embed-precision", "memory", "ray", "ray-large"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -566,6 +605,7 @@ def main(argv=None) -> int:
             ("embed-precision", lambda: bench_embed_precision(min(rounds, 3), 100 if args.quick else 2000, folder)),
             ("memory", lambda: bench_memory(1000 if args.quick else 20_000, 4000 if args.quick else 200_000, folder)),
             ("ray", lambda: bench_ray(500 if args.quick else 20_000, 16 if args.quick else 1000, folder)),
+            ("ray-large", lambda: bench_ray_large(2000 if args.quick else 200_000, folder)),
         ]
         for name, run in plan:
             if name in chosen:

@@ -40,3 +40,14 @@ def one_error_line(result, code=2):
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr
+
+
+def random_image(path, size, seed):
+    """A seeded random RGB image of ``size`` (width, height) saved at ``path`` (its folder made)."""
+    import numpy as np
+    from PIL import Image
+
+    generator = np.random.default_rng(seed)
+    array = generator.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)

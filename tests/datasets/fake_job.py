@@ -2,7 +2,8 @@
 
 Each item ``k<i>`` becomes the row ``(id, index, vector = [i·scale, i·scale + 1, i·scale + 2, i·scale + 3])``,
 so every value can be checked exactly. ``Squares`` can raise on one id (a poison row that raises),
-kill its process on one id (a poison row that crashes its worker), sleep per batch, and log its builds.
+kill its process on one id (a poison row that crashes its worker), sleep per batch, log its builds, and record
+the value ``ENV_NAME`` has in its process (``env_log``: the job's ``actor_env`` reaching the Ray workers).
 
 Run as ``python -m tests.datasets.fake_job OUT COUNT [--engine ray] …`` for the tests that signal a process.
 """
@@ -23,16 +24,21 @@ from vizcli.datasets.run import DatasetJob, DatasetSettings, Item, ItemsPiece, r
 
 SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("index", pa.int64()), pa.field("vector", pa.list_(pa.float32(), 4))])
 ROW_BYTES = 16
+ENV_NAME = "VIZCLI_FAKE_ACTOR_ENV"
 
 
 class Squares:
     def __init__(self, scale: float = 1.0, raise_on: str | None = None, crash_on: str | None = None,
-                 crash_once_marker: str | None = None, delay: float = 0.0, log: str | None = None) -> None:
+                 crash_once_marker: str | None = None, delay: float = 0.0, log: str | None = None,
+                 env_log: str | None = None) -> None:
         self.scale, self.raise_on, self.crash_on, self.delay = scale, raise_on, crash_on, delay
         self.crash_once_marker = crash_once_marker
         if log:
             with open(log, "a", encoding="utf-8") as handle:
                 handle.write(f"{os.getpid()}\n")
+        if env_log:
+            with open(env_log, "a", encoding="utf-8") as handle:
+                handle.write(f"{os.environ.get(ENV_NAME, '<unset>')}\n")
 
     def __call__(self, batch: dict) -> dict:
         ids = [str(key) for key in batch["id"]]
@@ -63,9 +69,9 @@ def to_rows(result: dict, schema: pa.Schema) -> pa.Table:
                                  pa.FixedSizeListArray.from_arrays(pa.array(flat), 4)], schema=schema)
 
 
-def job(**kwargs) -> DatasetJob:
+def job(actor_env: dict[str, str] | None = None, **kwargs) -> DatasetJob:
     return DatasetJob("fake", "id", SCHEMA, {"schema": "fake/1", "scale": kwargs.get("scale", 1.0)}, Squares, kwargs,
-                      to_batch, to_rows, row_bytes=ROW_BYTES)
+                      to_batch, to_rows, row_bytes=ROW_BYTES, actor_env=dict(actor_env or {}))
 
 
 def pieces(count: int, per_piece: int = 100, keys: list[str] | None = None) -> list[ItemsPiece]:
@@ -93,14 +99,17 @@ def main() -> None:
     parser.add_argument("--raise-on")
     parser.add_argument("--crash-on")
     parser.add_argument("--crash-once-marker")
+    parser.add_argument("--env-log")
+    parser.add_argument("--actor-env", help=f"the value the job asks for {ENV_NAME} in its workers")
     arguments = parser.parse_args()
     made = job(delay=arguments.delay, log=arguments.log, raise_on=arguments.raise_on, crash_on=arguments.crash_on,
-               crash_once_marker=arguments.crash_once_marker)
+               crash_once_marker=arguments.crash_once_marker, env_log=arguments.env_log,
+               actor_env={ENV_NAME: arguments.actor_env} if arguments.actor_env else None)
     summary = run_dataset(made, pieces(arguments.count),
                           settings(arguments.output, arguments.rows_per_unit, engine=arguments.engine, workers=arguments.workers,
                                    ray_address=arguments.ray_address, resume=arguments.resume,
                                    shard=Shard.parse(arguments.shard), quiet=True))
-    print(json.dumps({"rows": summary.rows, "skipped": summary.skipped, "builds": summary.builds, "problems": summary.problems,
+    print(json.dumps({"driver_env": os.environ.get(ENV_NAME), "rows": summary.rows, "skipped": summary.skipped, "builds": summary.builds, "problems": summary.problems,
                       "exit_code": summary.exit_code}), flush=True)
 
 

@@ -1,5 +1,6 @@
 """Row keys: the shard split, UniqueKeys (the compact repeated-id check) and KeyIndex, against plain sets."""
 
+import math
 import random
 import subprocess
 import sys
@@ -96,3 +97,11 @@ def test_key_index_compares_the_ids_when_hashes_collide(colliding):
     index = KeyIndex([["one", "two"], ["four"]])
     assert "two" in index and "four" in index
     assert "three" not in index  # same hash as all of them, other id
+
+
+def test_shard_parsing():
+    assert Shard.parse("1/4") == Shard(1, 4) and str(Shard.parse(None)) == "0/1"
+    for bad in ("4/4", "x", "-1/2", "1/0"):
+        with pytest.raises(Exception, match="K/N"):
+            Shard.parse(bad)
+    assert math.isclose(sum(shard_of(str(i), 4) == 0 for i in range(4000)) / 4000, 0.25, abs_tol=0.03)

@@ -53,6 +53,29 @@ def test_actors_are_built_once_for_a_run_of_200_units_and_write_what_the_local_e
     assert pq.read_table(local).equals(pq.read_table(out))  # the same rows, in the same order, as the local engine
 
 
+def test_the_jobs_actor_environment_reaches_every_worker_of_a_local_ray_and_of_a_callers_session(tmp_path, capsys):
+    env_log = tmp_path / "env.log"
+    summary = _run(tmp_path / "out.parquet", 40, "--rows-per-unit", "10", "--env-log", env_log, "--actor-env", "started-here")
+    assert env_log.read_text().splitlines() == ["started-here", "started-here"]  # inherited from the local Ray vizcli started
+    assert summary["driver_env"] is None  # and this process's environment is put back
+    import ray
+
+    ray.init(num_cpus=3, include_dashboard=False, logging_level="ERROR")  # the Python API in a caller's own session (2 actors + reads)
+    try:
+        caller_log = tmp_path / "caller.log"
+        made = fake_job.job(actor_env={fake_job.ENV_NAME: "runtime-env"}, env_log=str(caller_log))
+        run_dataset(made, fake_job.pieces(40), fake_job.settings(str(tmp_path / "caller.parquet"), 10, engine="ray", workers=2,
+                                                                 quiet=True))
+        assert caller_log.read_text().splitlines() == ["runtime-env", "runtime-env"]  # sent as the actors' runtime_env
+        from vizcli.datasets.ray_engine import _warn_if_too_few_cpus
+
+        _warn_if_too_few_cpus(ray, fake_job.settings("unused", 10, engine="ray", workers=3))  # 3 actors + reads > 3 CPUs
+        assert "the Ray cluster has 3 CPUs" in capsys.readouterr().err
+    finally:
+        ray.shutdown()
+    assert fake_job.ENV_NAME not in os.environ
+
+
 def test_a_worker_killed_mid_run_is_restarted_and_its_unit_retried(tmp_path):
     log = tmp_path / "builds.log"
     out = tmp_path / "out.parquet"
@@ -174,8 +197,8 @@ def test_roi_on_ray_writes_what_the_local_engine_writes_and_records_bad_images(t
                       "--quiet", timeout=RAY_TIMEOUT)
     lines = stop.stderr.decode().strip().splitlines()
     assert stop.returncode == 1
-    errors = [line for line in lines if line.startswith("Error:")]
-    assert len(errors) == 1 and errors[0].startswith("Error: broken.png:") and "--on-error stop" in errors[0], lines
+    assert len(lines) == 1, lines  # --quiet: the one Error: line, none of Ray's (its C++ core's included)
+    assert lines[0].startswith("Error: broken.png:") and "--on-error stop" in lines[0], lines
     assert "Traceback" not in stop.stderr.decode()
     assert not (tmp_path / "stop.parquet").exists()
 

@@ -156,3 +156,49 @@ def test_a_resumed_run_logs_each_problem_once(tmp_path):
     assert [json.loads(line)["id"] for line in problems.read_text().splitlines()] == ["k7"]
     ids = pq.read_table(out).column("id").to_pylist()
     assert len(ids) == 199 and "k7" not in ids and len(set(ids)) == 199
+
+
+class _Tampering(fake_job.Squares):
+    """Squares that does ``tamper()`` to the output just before its third unit: the output changes mid-run."""
+
+    def __init__(self, tamper) -> None:
+        super().__init__()
+        self.tamper, self.calls = tamper, 0
+
+    def __call__(self, batch: dict) -> dict:
+        self.calls += 1
+        if self.calls == 3:
+            self.tamper()
+        return super().__call__(batch)
+
+
+def _replace_with_file(folder):
+    import shutil
+
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+
+
+@pytest.mark.parametrize("change", ["deleted", "a file", "read-only"])
+@pytest.mark.parametrize("kind", ["parquet", "folder"])
+def test_an_output_folder_changed_mid_run_is_one_run_failure_naming_it(tmp_path, change, kind):
+    import shutil
+    from dataclasses import replace
+
+    if change == "read-only" and os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder: the read-only case runs as an ordinary user")
+    out = tmp_path / ("out.parquet" if kind == "parquet" else "out")
+    folder = tmp_path / "out.parquet.parts" if kind == "parquet" else out
+    tamper = {"deleted": lambda: shutil.rmtree(folder), "a file": lambda: _replace_with_file(folder),
+              "read-only": lambda: os.chmod(folder, 0o500)}[change]
+    job = replace(fake_job.job(), local_worker=_Tampering(tamper))
+    try:
+        with pytest.raises(RunFailure) as failed:
+            run_dataset(job, fake_job.pieces(100), fake_job.settings(str(out) + ("/" if kind == "folder" else ""), 10))
+    finally:
+        if folder.is_dir():
+            os.chmod(folder, 0o700)
+    text = str(failed.value)
+    assert "could not write" in text and "resume" in text and "\n" not in text, text
+    assert not (tmp_path / "out.parquet").is_file()  # no joined file from part of the rows
+    assert not [path for path in tmp_path.rglob("*") if path.name.endswith(".tmp")]  # nothing half-written

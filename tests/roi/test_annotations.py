@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from tests.checks import CHELSEA
 from vizcli.common.errors import BadInput
 from vizcli.roi.annotations import read_annotations
 
@@ -115,3 +116,49 @@ def test_the_memory_budget_reads_the_address_space_limit():
         with open("/proc/meminfo") as handle:
             available = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:"))
         assert abs(budget - available) < available * 0.2
+
+
+def test_coco_keeps_ids_labels_and_flags_and_records_boxes_without_area(coco):
+    images, annotations = coco
+    read = read_annotations(str(annotations))
+    assert read.format == "coco"
+    first = read.images[0]
+    assert (first.image_id, first.path) == ("1", "a.png")
+    assert [(a.annotation_id, a.label, a.iscrowd, a.box) for a in first.annotations] == [
+        ("10", "cat", False, (10.0, 8.0, 50.0, 38.0)), ("11", "ear", True, (50.0, 20.0, 80.0, 50.0)),
+    ]
+    assert [p["annotation_id"] for p in read.problems] == ["13"]
+
+
+def test_voc_folder_keeps_difficult_and_refuses_entity_expansion(tmp_path):
+    folder = tmp_path / "Annotations"
+    folder.mkdir()
+    (folder / "0001.xml").write_text(
+        "<annotation><filename>0001.jpg</filename><size><width>96</width><height>64</height></size>"
+        "<object><name>dog</name><difficult>1</difficult><bndbox><xmin>3</xmin><ymin>4</ymin><xmax>50</xmax><ymax>60</ymax></bndbox></object>"
+        "<object><name>cat</name><bndbox><xmin>9</xmin><ymin>4</ymin><xmax>5</xmax><ymax>60</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    (folder / "0002.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        "<annotation><filename>&lol2;</filename></annotation>"
+    )
+    read = read_annotations(str(folder))
+    assert read.format == "voc"
+    assert [(i.image_id, [(a.label, a.difficult, a.box, a.annotation_id) for a in i.annotations]) for i in read.images] == [
+        ("0001", [("dog", True, (3.0, 4.0, 50.0, 60.0), "0001#1")])
+    ]
+    problems = {p.get("annotation_id") or p["annotations_file"]: p["problem"] for p in read.problems}
+    assert "xmin < xmax" in problems["0001#2"]
+    assert any("Entities" in text or "DTD" in text for text in problems.values())  # refused, never expanded
+
+
+def test_headerless_csv_is_read_as_x1_y1_x2_y2_label(invoke, tmp_path):
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("53.7,211.9,208.4,256.1\n10,10,60,60,ear\n")
+    read = read_annotations(str(boxes))
+    assert read.format == "csv"
+    assert [(a.box, a.label) for a in read.every_image] == [((53.7, 211.9, 208.4, 256.1), ""), ((10.0, 10.0, 60.0, 60.0), "ear")]
+    result = invoke("roi", CHELSEA, "--boxes-file", boxes, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [box["label"] for box in json.loads(result.stdout)["metadata"]["boxes"]] == ["", "ear"]

@@ -105,3 +105,65 @@ def test_the_cli_prints_a_factory_model_as_json(invoke, tiny_net):
     totals = json.loads(result.stdout)["tables"][0]["totals"]
     assert totals["parameters"] == 3 * 9 * 4 + 4 + 4 * 10 + 10
     assert totals["macs"] == 8 * 8 * 4 * 3 * 9 + 4 * 10
+
+
+def test_bert_attention_gets_rows_of_its_own_with_named_axes():
+    from vizcli.shapes.render import shapes_rows
+
+    length = 16
+    report = run_any_shapes("minilm", [], seq_len=length, device="cpu")
+    config = report.model.config
+    hidden, heads, layers = config.hidden_size, config.num_attention_heads, config.num_hidden_layers
+    run = report.runs[0]
+    attention = [r for r in run.trace.records if r.kind == "attention"]
+    assert [r.name for r in attention] == [f"encoder.layer.{i}.attention.self.attention" for i in range(layers)]
+    assert all(r.macs == 2 * length**2 * hidden and r.params == 0 for r in attention)  # QKᵀ and ·V, nothing else
+    assert all(r.shape == (1, heads, length, hidden // heads) for r in attention)
+    rows = {row["name"]: row for row in shapes_rows(report, run, 3)}
+    assert rows["encoder.layer.0.attention.self.attention"]["axes"] == f"heads {heads} × seq {length} × head {hidden // heads}"
+    assert rows["encoder.layer.0.intermediate.dense"]["axes"] == f"seq {length} × hidden {config.intermediate_size}"
+    assert rows["pooler.activation"]["axes"] == f"hidden {hidden}"  # tanh(W·h[CLS] + b): the notes' pooler_output
+
+
+def test_eager_attention_shows_its_two_matmuls_and_the_softmax():
+    from transformers import BertConfig, BertModel
+
+    from vizcli.shapes.trace import text_axes, trace_shapes
+
+    config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                        vocab_size=100, attn_implementation="eager")
+    model = BertModel(config)
+    length = 10
+    import torch
+
+    trace = trace_shapes(model, torch.randint(0, 100, (1, length)), method="hooks")
+    assert trace.error is None
+    layer = [r for r in trace.records if r.name.startswith("encoder.layer.0.attention.self.") and r.kind in ("matmul", "softmax")]
+    assert [(r.kind, r.call, r.shape, r.macs) for r in layer] == [
+        ("matmul", 0, (1, 4, length, length), length * length * 64),  # QKᵀ: L·L·(H/heads) per head
+        ("softmax", 0, (1, 4, length, length), 0),
+        ("matmul", 1, (1, 4, length, 16), length * length * 64),  # ·V
+    ]
+    assert [text_axes(r.shape, length, r.kind, r.call) for r in layer] == [
+        f"heads 4 × seq {length} × seq {length}", f"heads 4 × seq {length} × seq {length}", f"heads 4 × seq {length} × head 16"]
+    per_layer = length * (4 * 64**2 + 2 * 64 * 128) + 2 * length**2 * 64
+    assert sum(r.macs for r in trace.records if r.name.startswith("encoder.layer.1.")) == per_layer
+
+
+def test_the_bert_mermaid_flow_runs_from_token_ids_to_pooler_output(invoke):
+    import re
+
+    result = invoke("shapes", "--model", "minilm", "--seq-len", "8", "--format", "mermaid")
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert text.splitlines()[3] == "flowchart TD"
+    defined = set(re.findall(r"^    (\w+)\[", text, flags=re.M))
+    edges = re.findall(r"^    (\w+) -->(?:\|\"([^\"]*)\"\|)? (\w+)$", text, flags=re.M)
+    assert edges and all(source in defined and target in defined for source, _, target in edges)
+    assert sum(label == "residual" for _, label, _ in edges) == 12  # two a layer, six layers
+    assert [label for source, label, target in edges if target == "encoder_layer_0_attention_self_attention"] == ["Q", "K", "V"]
+    assert ("embeddings_dropout", "", "encoder_layer_0_attention_self_query") in edges
+    assert ("encoder_layer_5_output_LayerNorm", "h[CLS]", "pooler_dense") in edges
+    assert ("pooler_activation", "", "output") in edges
+    assert 'output["pooler_output: hidden 384 = tanh(W·h[CLS] + b)"]' in text
+    assert text.count("subgraph encoder_layer_") == 6

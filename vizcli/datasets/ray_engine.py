@@ -62,13 +62,20 @@ def check_ray_installed() -> None:
 
 
 CONNECT_TIMEOUT = 60.0  # seconds to join a cluster (--ray-timeout)
+# Ray's C++ core reads its log level when ray.init starts it in this process: with quiet, only fatal lines
+# (else it logs, as an error, that Ray Data put the actors' constructor arguments in the object store:
+# ray-project/ray#53727, on every run); a level the user set wins. Setting it logs one line itself, while
+# ray.init runs, so with quiet ray.init's own writes to stderr go nowhere (its failures still raise)
+QUIET_CORE = {"RAY_BACKEND_LOG_LEVEL": "fatal"}
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, cpus: int, quiet: bool = False, timeout: float = CONNECT_TIMEOUT) -> Iterator[Any]:
+def ray_session(address: str | None, cpus: int, quiet: bool = False, timeout: float = CONNECT_TIMEOUT,
+                env: dict[str, str] | None = None) -> Iterator[Any]:
     """A connected Ray: a new local one with ``cpus`` CPUs (``address`` None), the cluster that
     ``RAY_ADDRESS`` names (``auto``), or the one at ``address``, joined within ``timeout`` seconds;
-    shut down again on exit."""
+    shut down again on exit. A new local Ray's processes, and so every worker it starts, get
+    ``env`` (they inherit the environment ``ray.init`` runs in; this process's is put back after)."""
     import logging
     import signal
 
@@ -89,7 +96,8 @@ def ray_session(address: str | None, cpus: int, quiet: bool = False, timeout: fl
     where = "a new local Ray" if address is None else f"Ray at {address!r}"
     ours = signal.getsignal(signal.SIGTERM)
     try:
-        ray.init(**options)
+        with _environment({**(env if address is None and env else {}), **(QUIET_CORE if quiet else {})}), _silenced_stderr(quiet):
+            ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         ray.shutdown()
         raise RunFailure(f"could not start or join {where}: {str(error).splitlines()[0] if str(error) else type(error).__name__}; "
@@ -114,6 +122,38 @@ def ray_session(address: str | None, cpus: int, quiet: bool = False, timeout: fl
         yield ray
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _silenced_stderr(silenced: bool) -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null while ``silenced`` (C++ code writes there directly)."""
+    if not silenced:
+        yield
+        return
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str] | None) -> Iterator[None]:
+    """``os.environ`` with ``env`` added (values already set win), put back on exit."""
+    added = {name: value for name, value in (env or {}).items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def probe_address(address: str, timeout: float) -> None:
@@ -185,9 +225,15 @@ def _quiet_ray_logs(quiet: bool) -> None:
 def ray_engine(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
                counts: dict[str, int]) -> Iterator[dict[str, Any]]:
     """The units of ``pieces`` computed on Ray (see the module's docstring), as the driver's summaries."""
+    import ray
+
+    # a local Ray started here passes the actors' environment to its workers itself, so the actors need no
+    # runtime_env and start on the workers Ray has already started (a runtime_env makes Ray start new ones)
+    inherited = settings.ray_address is None and not ray.is_initialized()
     # a local Ray gets one CPU more than the actors take: the read tasks run beside them
-    with ray_session(settings.ray_address, settings.workers * settings.threads + 1, settings.quiet, settings.ray_timeout):
-        yield from _rounds(job, pieces, plan, writer, settings, counts)
+    with ray_session(settings.ray_address, settings.workers * settings.threads + 1, settings.quiet, settings.ray_timeout,
+                     env=job.actor_env):
+        yield from _rounds(replace(job, actor_env={}) if inherited else job, pieces, plan, writer, settings, counts)
 
 
 def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
@@ -196,6 +242,7 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
 
     from vizcli.datasets.keys import KeyIndex
 
+    _warn_if_too_few_cpus(ray, settings)
     refs = [ray.put(piece) for piece in pieces]  # each read task fetches only its own piece
     folder = Path(writer.folder)
     kept = {path.name for path in folder.glob("part-*")}  # units on disk before this run, and those committed since
@@ -235,6 +282,24 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
         finished = KeyIndex(_unit_keys(folder, committed, writer.key)) if committed else None
         plan = replace(plan, split=tuple(split), poisoned=frozenset(poisoned), done=_both(plan.done, finished))
     raise RunFailure(f"workers kept dying after {MAX_SPLITS} rounds of splitting their units; see the Ray logs")
+
+
+READ_TASK_CPUS = 0.25  # what each read task asks for, beside the actors
+
+
+def _warn_if_too_few_cpus(ray: Any, settings: DatasetSettings) -> None:
+    """A warning when the cluster's CPUs cannot hold the actors and a read task at once: Ray would wait
+    (for an autoscaler, or for ever) instead of failing."""
+    needed = settings.workers * settings.threads + READ_TASK_CPUS
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+    except Exception:  # noqa: BLE001 (a client connection may not report resources: nothing to check)
+        return
+    if cpus < needed:
+        from vizcli.common.console import warn
+
+        warn(f"the Ray cluster has {cpus:g} CPUs; workers={settings.workers} × threads={settings.threads} and the read tasks "
+             f"need {needed:g}, so the run waits until the cluster grows: lower workers= or add nodes")
 
 
 def _unit_keys(folder: Path, names: list[str], key: str) -> Iterator[list[str]]:
@@ -291,7 +356,7 @@ def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, 
             batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=settings.workers, max_tasks_in_flight_per_actor=1),
             # one unit at a time an actor: a unit queued behind a busy actor would wait while another idles
             num_cpus=settings.threads, max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES,
-            runtime_env={"env_vars": env},
+            **({"runtime_env": {"env_vars": env}} if env else {}),
         )
     batches = iter(dataset.iter_batches(batch_size=None, batch_format="pandas"))
     try:

@@ -32,6 +32,7 @@ EPILOG = (
     "  vizcli shapes --model r3d_18 --input-size 3x16x112x112\n\n"
     "  vizcli shapes --model my_net.py:build --model-arg width=64 --input-size 3x32x32   # runs my_net.py\n\n"
     "  vizcli shapes --model minilm --text 'a cat sits on the mat' --depth 2\n\n"
+    "  vizcli shapes --model minilm --seq-len 16,64,256   # MACs against L: where the L² term begins to matter\n\n"
     "Weights are seeded random unless --weights is given: shapes, parameter and MAC counts are "
     "exact either way; predictions are shown only with real weights."
 )
@@ -79,7 +80,9 @@ def shapes(
         list[str] | None, typer.Option("--model-arg", help="key=value for your factory (a Python literal, else a string); repeatable.")
     ] = None,
     text: Annotated[str | None, typer.Option("--text", help="Text models: the input, tokenized with the model's own tokenizer.")] = None,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", help="Text models: N seeded random token ids (default 16).")] = None,
+    seq_len: Annotated[str | None, typer.Option(
+        "--seq-len", help="Text models: N seeded random token ids (default 16); three or more lengths (16,64,256) print MACs "
+        "as a function of L, fitted to c + a·L + b·L², with the attention share at each L.")] = None,
     weights: WeightsOption = None,
     seed: SeedOption = 0,
     dtype: Annotated[
@@ -113,15 +116,20 @@ def shapes(
     set_threads(threads, warn)
     memory = MemoryOptions(dtype.value, train, optimizer.value, batch_size)
     from vizcli.shapes.any_model import is_any_model, parse_model_args
+    from vizcli.shapes.sweep import parse_seq_lens
 
+    lengths = parse_seq_lens(seq_len)
+    if lengths is not None and len(lengths) > 1:
+        _sweep(model, lengths, images, input_size, text, model_arg, weights, check, seed, device, fmt, output)
+        return
     if is_any_model(model):
         if weights is not None or keep_size:
             raise BadInput(f"--{'weights' if weights is not None else 'keep-size'} is for torchvision models; your factory or "
                            "model folder brings its own weights and input")
         from vizcli.shapes.report import run_any_shapes
 
-        report = run_any_shapes(model, list(images or []), input_size, parse_model_args(model_arg or []), text, seq_len, seed,
-                                device, max_pixels, memory)
+        report = run_any_shapes(model, list(images or []), input_size, parse_model_args(model_arg or []), text,
+                                lengths[0] if lengths else None, seed, device, max_pixels, memory)
     else:
         if model_arg or text is not None or seq_len is not None:
             raise BadInput("--model-arg, --text and --seq-len are for your own or text models (file.py:factory, a model folder, minilm)")
@@ -137,3 +145,19 @@ def shapes(
             f"{len(diagram_check.differing)} sizes stated by the notes' diagram differ from the measured run "
             f"(first: {first.node.id} states {first.node.size}, measured {first.measured})"
         )
+
+
+def _sweep(model: str, lengths: list[int], images, input_size, text, model_arg, weights, check: bool, seed: int, device: str,
+           fmt: str, output: str | None) -> None:
+    """``--seq-len 16,64,256``: the sweep of a text model (see ``vizcli.shapes.sweep``)."""
+    from vizcli.common.errors import BadInput
+    from vizcli.shapes.any_model import FACTORY, is_any_model
+    from vizcli.shapes.render import print_sweep
+    from vizcli.shapes.sweep import sweep_seq_lens
+
+    if not is_any_model(model) or FACTORY.match(model):
+        raise BadInput("a --seq-len sweep is for text models (a BERT-family folder, minilm)", parameter="model", value=model)
+    if images or input_size or text is not None or model_arg or weights is not None or check:
+        raise BadInput("a --seq-len sweep takes the model and the lengths only; drop images, --input-size, --text, --model-arg, "
+                       "--weights and --check")
+    print_sweep(sweep_seq_lens(model, lengths, seed, device), fmt, output)

@@ -13,7 +13,7 @@ from vizcli.common.files import open_destination
 from vizcli.common.formats import SHAPES_SCHEMA, to_json, write_records
 from vizcli.shapes.diagram import DiagramCheck, diagram_node_for
 from vizcli.shapes.report import ImageRun, ShapesReport, group_records
-from vizcli.shapes.trace import LayerRecord, diagram_shape, torch_shape
+from vizcli.shapes.trace import LayerRecord, diagram_shape, text_axes, torch_shape
 
 
 def human_count(value: float, unit: str = "") -> str:
@@ -34,6 +34,17 @@ def human_bytes(value: float) -> str:
 # ---------------------------------------------------------------- shapes: data
 
 
+def shape_header(report: ShapesReport) -> str:
+    """The second shape column: the notes' H×W×C for images, named axes for a text model."""
+    return "seq × hidden" if report.task == "text" else "H×W×C"
+
+
+def shape_words(report: ShapesReport, run: ImageRun, shape: tuple[int, ...], kind: str = "", call: int = 0) -> str:
+    if report.task == "text":
+        return text_axes(shape, run.trace.input_shape[-1], kind, call)
+    return diagram_shape(shape)
+
+
 def _diagram_nodes(records: list[LayerRecord], model_name: str) -> dict[int, str]:
     if model_name != "resnet18":
         return {}
@@ -45,7 +56,9 @@ def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[st
     records = run.trace.records
     nodes = _diagram_nodes(records, report.model_name)
     if depth >= 3:
-        return [dict(record.as_dict(), diagram_node=nodes.get(record.index)) for record in records]
+        return [dict(record.as_dict(), diagram_node=nodes.get(record.index),
+                     **({"axes": shape_words(report, run, record.shape, record.kind, record.call)} if report.task == "text" else {}))
+                for record in records]
     return [
         {
             "index": position,
@@ -53,6 +66,7 @@ def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[st
             "op": group.op,
             "shape": list(group.shape),
             "diagram_shape": diagram_shape(group.shape),
+            **({"axes": shape_words(report, run, group.shape)} if report.task == "text" else {}),
             "params": group.params,
             "macs": group.macs,
             "computations": group.rows,
@@ -132,16 +146,16 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         table.add_column("name")
         table.add_column("operation")
         table.add_column("output (torch)", justify="right")
-        table.add_column("H×W×C", justify="right")
+        table.add_column(shape_header(report), justify="right")
         table.add_column("params", justify="right")
         table.add_column("MACs", justify="right")
         if nodes:
             table.add_column("diagram")
         if depth >= 3:
-            _add_computation_rows(table, records, nodes, report, bool(nodes))
+            _add_computation_rows(table, records, nodes, report, first, bool(nodes))
         else:
             for position, group in enumerate(group_records(first.trace, depth, nodes)):
-                cells = [str(position), group.name, group.op, torch_shape(group.shape), diagram_shape(group.shape),
+                cells = [str(position), group.name, group.op, torch_shape(group.shape), shape_words(report, first, group.shape),
                          f"{group.params:,}", human_count(group.macs) if group.macs else "—"]
                 if nodes:
                     cells.append(_node_summary(group.diagram_nodes))
@@ -166,7 +180,7 @@ def _node_summary(nodes: list[str]) -> str:
     return f"{len(nodes)} nodes"
 
 
-def _add_computation_rows(table, records, nodes, report, with_nodes: bool) -> None:
+def _add_computation_rows(table, records, nodes, report, run, with_nodes: bool) -> None:
     stage, subtotal_params, subtotal_macs, count = None, 0, 0, 0
 
     def _flush():
@@ -186,8 +200,8 @@ def _add_computation_rows(table, records, nodes, report, with_nodes: bool) -> No
         count += 1
         name = record.name + (f" (call {record.call + 1})" if record.call else "")
         params = f"{record.params:,}" if record.params or record.call == 0 else "shared"
-        cells = [str(record.index), name, record.op, torch_shape(record.shape), diagram_shape(record.shape),
-                 params, human_count(record.macs) if record.macs else "—"]
+        cells = [str(record.index), name, record.op, torch_shape(record.shape),
+                 shape_words(report, run, record.shape, record.kind, record.call), params, human_count(record.macs) if record.macs else "—"]
         if with_nodes:
             cells.append(nodes.get(record.index, ""))
         table.add_row(*cells)
@@ -211,6 +225,10 @@ def _calls_line(calls: dict[str, int]) -> str:
     return (shown or "—") + (f", and {more} more kinds (all in --format json)" if more > 0 else "")
 
 
+def _per_input(report: ShapesReport, run: ImageRun) -> str:
+    return f"sequence of {run.trace.input_shape[-1]} tokens" if report.task == "text" else "image"
+
+
 def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
     from rich.text import Text
 
@@ -222,7 +240,7 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
     lines = [
         f"computations: {len(run.trace.records)} (traced with {'torch.fx' if run.trace.method == 'fx' else 'forward hooks'})",
         f"parameters: {totals['parameters']:,} (trainable {totals['trainable_parameters']:,}{_unused_note(totals)})",
-        f"MACs: {human_count(totals['macs'])} (multiply-accumulates per image, counted per operator{documented})",
+        f"MACs: {human_count(totals['macs'])} (multiply-accumulates per {_per_input(report, run)}, counted per operator{documented})",
         f"FLOPs: {human_count(totals['flops'])} (= 2 × MACs)",
         "counted: " + (", ".join(f"{name} {human_count(macs)}" for name, macs in totals["operator_macs"].items()) or "—"),
         "ran without MACs: " + _calls_line(totals["operators_without_macs"]),
@@ -232,7 +250,8 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
         lines.append(f"forward time: {totals['forward_ms']:.1f} ms on {report.device} (best of 3, untraced)")
     if run.trace.method == "hooks":
         reason = run.trace.fallback_reason or "hooks requested"
-        lines.append(f"note: {reason}; traced with forward hooks instead, so functional operations (adds, flatten) are not shown")
+        lines.append(f"note: {reason}; traced with forward hooks instead, so functional operations get rows only when "
+                     "they carry MACs or are a softmax (attention's), not the adds and flattens")
     if report.task == "detection":
         lines.append("note: two-stage detectors run their box, mask or keypoint heads once per proposal or detection that "
                      "survives the thresholds, so their MACs vary with the weights and the image")
@@ -288,12 +307,12 @@ def shapes_markdown(report: ShapesReport, depth: int) -> str:
         first = runs[0]
         lines.append(f"**{report.model_name}**, input {torch_shape(first.trace.input_shape)}, {report.weights_note}\n")
         rows = shapes_rows(report, first, depth)
-        lines.append("| # | name | operation | output (torch) | H×W×C | params | MACs |")
+        lines.append(f"| # | name | operation | output (torch) | {shape_header(report)} | params | MACs |")
         lines.append("|---:|---|---|---:|---:|---:|---:|")
         for row in rows:
             lines.append(
                 f"| {row['index']} | `{row['name']}` | {row['op']} | {torch_shape(tuple(row['shape']))} | "
-                f"{row['diagram_shape']} | {row['params']:,} | {row['macs']:,} |"
+                f"{row.get('axes', row['diagram_shape'])} | {row['params']:,} | {row['macs']:,} |"
             )
         totals = report.totals(first)
         lines.append("")
@@ -324,3 +343,30 @@ def print_shapes(report: ShapesReport, depth: int, output_format: str, check: Di
             from vizcli.shapes.mermaid import shapes_mermaid
 
             stream.write(shapes_mermaid(report))
+
+
+def print_sweep(sweep: Any, output_format: str, output: str | None) -> None:
+    """A ``--seq-len`` sweep (``vizcli.shapes.sweep.Sweep``) as a table with its fit, as JSON or as CSV."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from vizcli.shapes.sweep import sweep_lines
+
+    if output_format not in ("table", "json", "csv"):
+        from vizcli.common.errors import BadInput
+
+        raise BadInput("a sequence-length sweep prints as table, json or csv", parameter="format", value=output_format)
+    with open_destination(output, binary=False) as stream:
+        if output_format == "json":
+            stream.write(to_json(sweep.as_dict()) + "\n")
+            return
+        if output_format == "csv":
+            write_records(sweep.as_dict()["points"], "csv", stream)
+            return
+        lines, rows = sweep_lines(sweep)
+        table = Table(title=f"{sweep.model_name} · MACs by sequence length", title_justify="left")
+        for header in ("seq len L", "MACs", "linear part a·L", "quadratic part b·L²", "attention share"):
+            table.add_column(header, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        print_renderables([table, *(Text(line) for line in lines), Text(sweep.weights_note)], stream)

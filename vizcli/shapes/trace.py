@@ -3,7 +3,9 @@
 ``trace_shapes`` uses ``torch.fx`` so that functional operations module hooks miss (the
 residual ``add``, ``flatten``) get rows of their own and a module called twice (a
 BasicBlock's ``relu``) gets two rows. Models fx cannot trace fall back to per-call forward
-hooks on leaf modules, and the trace says so.
+hooks on leaf modules, and the trace says so; there, the operators a parent's own code runs
+between its children that do the work (attention's matmuls and softmax, as in Hugging Face's
+BERT) get rows too, named after that parent (``encoder.layer.0.attention.self.attention``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from typing import Any
 from vizcli.shapes.wording import describe_module
 
 FLATTEN_FUNCTIONS = {"flatten"}
+# torch functions a container's own code calls that get rows when hooks trace (they carry MACs, or are a softmax):
+# the function's name → (row label, operation wording)
+FUNCTIONAL_ROWS = {
+    "scaled_dot_product_attention": ("attention", "softmax(QKᵀ/√d)·V"),
+    "matmul": ("matmul", "matmul"), "__matmul__": ("matmul", "matmul"), "bmm": ("matmul", "matmul"),
+    "baddbmm": ("matmul", "matmul"), "einsum": ("einsum", "einsum"), "linear": ("linear", "linear"),
+    "softmax": ("softmax", "softmax"), "_softmax": ("softmax", "softmax"),
+}
 ADD_FUNCTIONS = {operator.add, operator.iadd}
 
 
@@ -90,6 +100,23 @@ class Trace:
 def torch_shape(shape: tuple[int, ...]) -> str:
     """``(1, 128, 28, 28)`` → ``1×128×28×28``."""
     return "×".join(str(size) for size in shape)
+
+
+def text_axes(shape: tuple[int, ...], length: int, kind: str = "", call: int = 0) -> str:
+    """A text model's output with its axes named, batch dropped (``length``: the input's tokens):
+    ``(1, 8, 384)`` → ``seq 8 × hidden 384``; attention's per-head values ``(1, 12, 8, 32)`` →
+    ``heads 12 × seq 8 × head 32``, its scores ``(1, 12, 8, 8)`` → ``heads 12 × seq 8 × seq 8``."""
+    rest = tuple(shape[1:])
+    if len(rest) == 0:
+        return "—"
+    if len(rest) == 1:
+        return f"hidden {rest[0]}"  # the pooler's [CLS] vector
+    if len(rest) == 2 and rest[0] == length:
+        return f"seq {length} × hidden {rest[1]}"
+    if len(rest) == 3 and rest[1] == length:
+        scores = kind == "softmax" or (kind == "matmul" and call % 2 == 0)  # QKᵀ, then softmax; the second matmul is ·V
+        return f"heads {rest[0]} × seq {length} × {'seq' if scores else 'head'} {rest[2]}"
+    return "×".join(str(size) for size in rest)
 
 
 def diagram_shape(shape: tuple[int, ...]) -> str:
@@ -328,6 +355,22 @@ def _owner_path(node) -> str:
 # ---------------------------------------------------------------- hooks
 
 
+def _function_mode() -> Any:
+    from torch.overrides import TorchFunctionMode
+
+    class FunctionRows(TorchFunctionMode):
+        """Hands every torch function call to ``handle(func, args, kwargs)``."""
+
+        def __init__(self, handle) -> None:
+            super().__init__()
+            self.handle = handle
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return self.handle(func, args, kwargs or {})
+
+    return FunctionRows
+
+
 def _trace_with_hooks(model, example, counter) -> Trace:
     import torch
 
@@ -336,16 +379,51 @@ def _trace_with_hooks(model, example, counter) -> Trace:
     handles = []
     names = {module: name for name, module in model.named_modules()}
     current: dict[str, str | None] = {"running": None}
+    owners: list[str] = []  # the containers whose forward is running, innermost last
+    leaf: list[Any] = []  # the leaf module running, if any: what its code runs is its own row's
 
     def _pre(module, args):
         current["running"] = names[module]
         _keep_functional_macs()
+        leaf.append(module)
 
     def _keep_functional_macs():
-        # operators issued outside leaf modules (a parent's functional code) count with the row before them
+        # MACs outside leaf modules that no function row took count with the row before them
         macs = counter.take()
         if macs and records:
             records[-1].macs += macs
+
+    def _functional(func, args, kwargs):
+        # a torch function a container's own code calls (attention's matmuls and softmax): a row when it
+        # carries MACs or is a softmax, named after that container, with the shape the code sees
+        if leaf:
+            return func(*args, **kwargs)
+        _keep_functional_macs()
+        out = func(*args, **kwargs)
+        macs = counter.take()
+        function = getattr(func, "__name__", str(func))
+        label, op = FUNCTIONAL_ROWS.get(function, (function.strip("_"), function.strip("_")))
+        first = out[0] if isinstance(out, (tuple, list)) and out else out
+        if (macs or label == "softmax") and isinstance(first, torch.Tensor):
+            name = f"{owners[-1]}.{label}" if owners and owners[-1] else label
+            call = calls.get(name, 0)
+            calls[name] = call + 1
+            records.append(LayerRecord(index=len(records), name=name, op=op, kind=label, shape=tuple(first.shape),
+                                       dtype=str(first.dtype).replace("torch.", ""), params=0, macs=macs, call=call))
+        elif macs and records:
+            records[-1].macs += macs
+        return out
+
+    def _enter(module, args):
+        owners.append(names[module])
+
+    def _leave(module, args, result):
+        if owners:
+            owners.pop()
+
+    def _leaf_done(module, args, result):
+        if leaf:
+            leaf.pop()
 
     def _post(module, args, result):
         if not isinstance(result, torch.Tensor):
@@ -371,9 +449,14 @@ def _trace_with_hooks(model, example, counter) -> Trace:
         if not list(module.children()):
             handles.append(module.register_forward_pre_hook(_pre))
             handles.append(module.register_forward_hook(_post))
+            handles.append(module.register_forward_hook(_leaf_done, always_call=True))
+        else:
+            handles.append(module.register_forward_pre_hook(_enter))
+            handles.append(module.register_forward_hook(_leave, always_call=True))
     trace = Trace(records=records, method="hooks", input_shape=tuple(example.shape))
     try:
-        trace.output = model(example)
+        with _function_mode()(_functional):
+            trace.output = model(example)
         _keep_functional_macs()
     except Exception as error:
         trace.failed_at = current["running"] or "forward"

@@ -1,0 +1,188 @@
+"""vizcli.roi.rows: the roi dataset job end to end: rows equal the single-image path, shard folders, merge, bad images, resume after a kill."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.checks import random_image
+from tests.conftest import ROOT
+from vizcli.datasets.keys import shard_of
+from vizcli.datasets.run import SKIPPED_ROWS_EXIT
+
+
+def test_dataset_rows_equal_the_single_image_path(invoke, coco, tmp_path):
+    images, annotations = coco
+    out = tmp_path / "out.parquet"
+    result = invoke("roi", images, "--annotations", annotations, "-o", out, "--batch-size", "2")
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr
+    table = pq.read_table(out)
+    assert table.num_rows == 4 and table.column("annotation_id").to_pylist() == ["10", "11", "12", "14"]
+    meta = json.loads(table.schema.metadata[b"vizcli"])
+    assert meta["schema"] == "vizcli.roi/2" and meta["feature_shape"] == [256, 7, 7] and meta["ops"] == ["align"]
+    from vizcli.roi.boxes import Box
+    from vizcli.roi.pooling import run_roi
+
+    single = run_roi([str(images / "a.png")], {str(images / "a.png"): [Box(1, 10, 8, 50, 38), Box(2, 50, 20, 80, 50)]})
+    expected = single.images[0].outputs["align"].reshape(2, -1).numpy()
+    got = np.array(table.column("features_align").to_pylist()[:2], dtype=np.float32)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert table.column("feature_box").to_pylist()[0] == [10 / 16, 8 / 16, 50 / 16, 38 / 16]
+    problems = [json.loads(line) for line in (tmp_path / "out.problems.jsonl").read_text().splitlines()]
+    assert [p["annotation_id"] for p in problems] == ["13"]
+
+
+@pytest.mark.parametrize("shard_format", ["safetensors", "npz"])
+def test_shard_folder_has_a_manifest_with_sha256_and_reads_back(invoke, coco, tmp_path, shard_format):
+    import hashlib
+
+    images, annotations = coco
+    folder = tmp_path / "feats"
+    result = invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/", "--shard-format", shard_format,
+                    "--shard-size", "0.05", "--batch-size", "1")
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["rows"] == 4 and manifest["format"] == shard_format
+    assert len(manifest["shards"]) == 3  # 0.05 MB holds one 50 KB row: one image (two rows for a.png) a shard
+    for shard in manifest["shards"]:
+        assert hashlib.sha256((folder / shard["file"]).read_bytes()).hexdigest() == shard["sha256"]
+    first = folder / manifest["shards"][0]["file"]
+    if shard_format == "safetensors":
+        from safetensors.numpy import load_file
+
+        arrays = load_file(first)
+    else:
+        arrays = dict(np.load(first, allow_pickle=False))
+    assert arrays["features_align"].shape == (2, 256, 7, 7) and arrays["box"].shape == (2, 4)
+    merged = tmp_path / "merged.parquet"
+    assert invoke("roi", "merge", folder, "-o", merged).exit_code == 0
+    whole = tmp_path / "whole.parquet"
+    assert invoke("roi", images, "--annotations", annotations, "-o", whole).exit_code == SKIPPED_ROWS_EXIT
+    assert pq.read_table(merged).to_pydict() == pq.read_table(whole).to_pydict()
+
+
+def test_shards_split_the_images_and_merge_checks_what_it_joins(invoke, coco, tmp_path):
+    images, annotations = coco
+    outputs = []
+    for index in range(3):
+        out = tmp_path / f"part{index}.parquet"
+        result = invoke("roi", images, "--annotations", annotations, "-o", out, "--shard", f"{index}/3")
+        assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr
+        if out.exists():
+            outputs.append(out)
+    ids = [pq.read_table(out).column("image").to_pylist() for out in outputs]
+    assert sorted(set(i for part in ids for i in part)) == ["1", "2", "3"]
+    assert sum(len(set(part)) for part in ids) == 3  # each image in exactly one shard
+    assert all(shard_of(i, 3) == int(out.stem[-1]) for out, part in zip(outputs, ids) for i in part)
+    merged = tmp_path / "all.parquet"
+    result = invoke("roi", "merge", *outputs, "-o", merged)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(pq.read_table(merged).column("annotation_id").to_pylist()) == ["10", "11", "12", "14"]
+    fullest = max(outputs, key=lambda out: pq.read_table(out).num_rows)
+    twice = invoke("roi", "merge", fullest, fullest, "-o", tmp_path / "twice.parquet")
+    assert twice.exit_code == 2 and "more than one input" in twice.stderr
+    other = tmp_path / "other.parquet"
+    assert invoke("roi", images, "--annotations", annotations, "-o", other, "--output-size", "3").exit_code == SKIPPED_ROWS_EXIT
+    mixed = invoke("roi", "merge", fullest, other, "-o", tmp_path / "mixed.parquet")
+    assert mixed.exit_code == 2 and "feature_shape" in mixed.stderr and "output_size" in mixed.stderr
+    assert not (tmp_path / "mixed.parquet").exists()
+
+
+def test_merge_refuses_a_shard_that_does_not_match_its_manifest(invoke, coco, tmp_path):
+    images, annotations = coco
+    folder = tmp_path / "feats"
+    assert invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/").exit_code == SKIPPED_ROWS_EXIT
+    shard = next(folder.glob("part-*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    result = invoke("roi", "merge", folder, "-o", tmp_path / "m.parquet")
+    assert result.exit_code == 2 and "sha256" in result.stderr
+
+
+def test_bad_images_are_recorded_and_the_run_goes_on(invoke, tmp_path):
+    folder = tmp_path / "images"
+    random_image(folder / "good.png", (64, 64), 5)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("4,4,40,40\n")
+    out = tmp_path / "out.parquet"
+    result = invoke("roi", folder, "--annotations", boxes, "-o", out)
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr  # finished, with a row skipped: scripts can tell
+    assert "1 problem was recorded" in result.stderr and "exit status 3" in result.stderr
+    assert pq.read_table(out).column("image").to_pylist() == ["good.png"]
+    ignored = invoke("roi", folder, "--annotations", boxes, "-o", tmp_path / "ignored.parquet", "--on-error", "ignore")
+    assert ignored.exit_code == 0, ignored.stderr
+    assert pq.read_table(tmp_path / "ignored.parquet").column("image").to_pylist() == ["good.png"]
+    (problem,) = [json.loads(line) for line in (tmp_path / "out.problems.jsonl").read_text().splitlines()]
+    assert problem["image"] == "broken.png" and "not a readable image" in problem["problem"]
+    stop = invoke("roi", folder, "--annotations", boxes, "-o", tmp_path / "stop.parquet", "--on-error", "stop")
+    assert stop.exit_code == 1 and "broken.png" in stop.stderr and "--resume" in stop.stderr
+
+
+def test_a_second_run_without_resume_is_refused_and_bfloat16_stays_close(invoke, coco, tmp_path):
+    images, annotations = coco
+    folder = tmp_path / "feats"
+    assert invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/").exit_code == SKIPPED_ROWS_EXIT
+    again = invoke("roi", images, "--annotations", annotations, "-o", f"{folder}/")
+    assert again.exit_code == 2 and "--resume" in again.stderr
+    for dtype in ("float32", "bfloat16"):
+        assert invoke("roi", images, "--annotations", annotations, "-o", tmp_path / f"{dtype}.parquet", "--dtype", dtype).exit_code == SKIPPED_ROWS_EXIT
+    a = np.array(pq.read_table(tmp_path / "float32.parquet").column("features_align").to_pylist())
+    b = np.array(pq.read_table(tmp_path / "bfloat16.parquet").column("features_align").to_pylist())
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "stop"), [("parquet", signal.SIGKILL), ("folder", signal.SIGTERM)])
+def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind, stop):
+    folder = tmp_path / "images"
+    for index in range(24):
+        random_image(folder / f"{index:03d}.png", (64, 64), index)
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("4,4,40,40,a\n10,12,60,50,b\n")
+    reference = tmp_path / "reference.parquet"
+    common = [folder, "--annotations", boxes, "--shard-size", "0.05", "--batch-size", "1", "--workers", "1", "--threads", "1"]
+    subprocess.run([sys.executable, "-m", "vizcli", "roi", *map(str, common), "-o", str(reference)], cwd=ROOT, check=True,
+                   capture_output=True, timeout=600)
+    out = tmp_path / "out.parquet" if kind == "parquet" else tmp_path / "out"
+    target = str(out) + ("/" if kind == "folder" else "")
+    units = (tmp_path / "out.parquet.parts") if kind == "parquet" else out
+    process = subprocess.Popen([sys.executable, "-m", "vizcli", "roi", *map(str, common), "-o", target], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(units.glob("part-*"))) < 4:
+        time.sleep(0.05)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    finished = len(list(units.glob("part-*")))
+    assert 4 <= finished < 24, finished  # killed in the middle
+    if stop == signal.SIGTERM:  # (SIGKILL can leave the unit it was writing as a temporary; --resume removes it)
+        assert not [path for path in units.iterdir() if path.name.endswith(".tmp")]  # nothing half-written
+        assert process.returncode == 128 + signal.SIGTERM
+        assert "finished units are kept" in stderr and "--resume" in stderr
+    result = subprocess.run([sys.executable, "-m", "vizcli", "roi", *map(str, common), "-o", target, "--resume"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "already there" in result.stderr
+    assert not list(tmp_path.rglob("*.tmp"))
+    from vizcli.datasets.merge import read_output
+    from vizcli.datasets.sink import read_unit
+
+    _, _, parts = read_output(str(out))
+    table = pq.read_table(out) if kind == "parquet" else __import__("pyarrow").concat_tables([read_unit(p) for p in parts])
+    expected = pq.read_table(reference)
+    keys = list(zip(table.column("image").to_pylist(), table.column("annotation_id").to_pylist()))
+    assert len(keys) == len(set(keys)) == 48
+    order = sorted(range(len(keys)), key=lambda i: keys[i])
+    expected_keys = list(zip(expected.column("image").to_pylist(), expected.column("annotation_id").to_pylist()))
+    expected_order = sorted(range(len(expected_keys)), key=lambda i: expected_keys[i])
+    got = np.array(table.column("features_align").to_pylist())[order]
+    want = np.array(expected.column("features_align").to_pylist())[expected_order]
+    np.testing.assert_array_equal(got, want)
