@@ -9,9 +9,18 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo lint test test-fast test-slow test-all bench clean
+.PHONY: setup system-deps demo lint test test-fast test-slow test-all bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-deps
+
+# Graphviz's dot lays out `vizcli shapes --plot graph.svg`: Debian's package, installed once if missing
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-deps:
+	@command -v dot >/dev/null 2>&1 || { echo "installing Graphviz (dot) from the system packages"; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends graphviz >/dev/null 2>&1 || \
+	  { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends graphviz >/dev/null 2>&1; } || \
+	  echo "warning: could not install Graphviz; vizcli shapes --plot and its tests need it (apt install graphviz)"; }
 
 $(STAMP):  # the name carries pyproject.toml's hash: a changed file means a new stamp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +29,7 @@ $(STAMP):  # the name carries pyproject.toml's hash: a changed file means a new 
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	$(BIN)/vizcli shapes examples/chelsea.png --depth 2
 
 lint: $(STAMP)
@@ -29,16 +38,16 @@ lint: $(STAMP)
 
 # Tiers (markers in pyproject.toml): test-fast skips slow, ray and process tests; test (the README's command)
 # skips only the slow every-model sweep; test-slow is that sweep; test-all is everything.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m "not slow" --durations=25
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m "not slow and not ray and not process" --durations=10
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow --durations=10
 
-test-all: $(STAMP)
+test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q --durations=25
 
 bench: $(STAMP)

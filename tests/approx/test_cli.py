@@ -24,7 +24,7 @@ def test_sweep_table_json_csv_and_plot(invoke, tmp_path):
 def test_relu_pieces_and_runge(invoke):
     result = invoke("approx", "--target", "abs(x)", "--activation", "relu", "--width", "2", "--runge", "--format", "json")
     rows = json.loads(result.stdout)["rows"]
-    assert rows[0]["pieces"] in (2, 3)
+    assert 2 <= rows[0]["pieces"] <= 3  # |x| needs its kink; two ReLUs make at most width + 1 = 3 pieces
     runge = json.loads(invoke("approx", "--target", "1/(1+25*x^2)", "--runge", "--width", "1", "--restarts", "1", "--format", "json").stdout)["rows"]
     equispaced = {row["label"]: row["max_error"] for row in runge if row["kind"] == "interpolation"}
     assert equispaced["interpolation degree 20, equispaced nodes"] > 10 > equispaced["interpolation degree 20, chebyshev nodes"]

@@ -59,6 +59,19 @@ def expected_vectors(index: np.ndarray, scale: float = 1.0) -> np.ndarray:
     return (np.asarray(index)[:, None] * scale + np.arange(4)[None, :]).astype(np.float32)
 
 
+def check_every_row_once(path, count: int, scale: float = 1.0) -> None:
+    """The Parquet file at ``path`` holds ``k0 … k{count-1}`` once each, in input order, with their exact vectors."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    ids = table.column("id").to_pylist()
+    assert sorted(ids, key=lambda key: int(key[1:])) == [f"k{i}" for i in range(count)]
+    assert ids == sorted(ids, key=lambda key: int(key[1:]))  # joined in input order, whatever order units came in
+    index = np.array(table.column("index").to_pylist())
+    np.testing.assert_array_equal(np.array(table.column("vector").to_pylist(), dtype=np.float32),
+                                  expected_vectors(index, scale))
+
+
 def to_batch(values: list) -> dict:
     return {"id": [value[0] for value in values], "index": [value[1] for value in values]}
 

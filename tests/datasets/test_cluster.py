@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import ROOT, run_vizcli
-from tests.datasets.test_run import _check_every_row_once
+from tests.datasets import fake_job
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.process]
@@ -90,7 +90,7 @@ def test_a_node_stopped_mid_run_loses_no_row_and_writes_none_twice(cluster, tmp_
             process.send_signal(signal.SIGKILL)
     assert process.returncode == 0, stderr.decode()[-3000:]
     assert _units(parts) == 0 and out.exists()
-    _check_every_row_once(out, 600)
+    fake_job.check_every_row_once(out, 600)
     summary = json.loads(stdout.decode().strip().splitlines()[-1])  # Ray's log lines may come before it
     assert summary["rows"] == 600 and summary["problems"] == 0
     assert summary["builds"] >= 3  # the actor on the stopped node was replaced: the stop did hit the run

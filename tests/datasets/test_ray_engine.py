@@ -18,7 +18,6 @@ from PIL import Image
 
 from tests.conftest import EXAMPLES, ROOT, run_vizcli
 from tests.datasets import fake_job
-from tests.datasets.test_run import _check_every_row_once
 from vizcli.datasets.run import SKIPPED_ROWS_EXIT, run_dataset
 
 pytest.importorskip("ray")
@@ -47,7 +46,7 @@ def test_actors_are_built_once_for_a_run_of_200_units_and_write_what_the_local_e
     summary = _run(out, 2000, "--rows-per-unit", "10", "--log", log)
     assert summary["rows"] == 2000 and pq.ParquetFile(out).num_row_groups == 200
     assert _builds(log) == 2 and summary["builds"] == 2  # one per actor, for all 200 units
-    _check_every_row_once(out, 2000)
+    fake_job.check_every_row_once(out, 2000)
     local = tmp_path / "local.parquet"
     run_dataset(fake_job.job(), fake_job.pieces(2000), fake_job.settings(str(local), 10))
     assert pq.read_table(local).equals(pq.read_table(out))  # the same rows, in the same order, as the local engine
@@ -67,9 +66,9 @@ def test_the_jobs_actor_environment_reaches_every_worker_of_a_local_ray_and_of_a
         run_dataset(made, fake_job.pieces(40), fake_job.settings(str(tmp_path / "caller.parquet"), 10, engine="ray", workers=2,
                                                                  quiet=True))
         assert caller_log.read_text().splitlines() == ["runtime-env", "runtime-env"]  # sent as the actors' runtime_env
-        from vizcli.datasets.ray_engine import _warn_if_too_few_cpus
+        from vizcli.datasets.ray_engine import warn_if_too_few_cpus
 
-        _warn_if_too_few_cpus(ray, fake_job.settings("unused", 10, engine="ray", workers=3))  # 3 actors + reads > 3 CPUs
+        warn_if_too_few_cpus(ray, fake_job.settings("unused", 10, engine="ray", workers=3))  # 3 actors + reads > 3 CPUs
         assert "the Ray cluster has 3 CPUs" in capsys.readouterr().err
     finally:
         ray.shutdown()
@@ -83,7 +82,7 @@ def test_a_worker_killed_mid_run_is_restarted_and_its_unit_retried(tmp_path):
     assert (tmp_path / "crashed").exists()  # a worker process did die, on its first unit
     assert summary["rows"] == 300 and summary["problems"] == 0
     assert _builds(log) == 3  # two actors, and the one restarted after the crash
-    _check_every_row_once(out, 300)
+    fake_job.check_every_row_once(out, 300)
 
 
 @pytest.mark.slow  # about 100 s here: each round waits for Ray to restart the actor it killed

@@ -21,21 +21,11 @@ from vizcli.datasets.run import SKIPPED_ROWS_EXIT, run_dataset
 from vizcli.datasets.sink import read_unit
 
 
-def _check_every_row_once(path, count, scale=1.0):
-    table = pq.read_table(path)
-    ids = table.column("id").to_pylist()
-    assert sorted(ids, key=lambda key: int(key[1:])) == [f"k{i}" for i in range(count)]
-    assert ids == sorted(ids, key=lambda key: int(key[1:]))  # joined in input order, whatever order units came in
-    index = np.array(table.column("index").to_pylist())
-    np.testing.assert_array_equal(np.array(table.column("vector").to_pylist(), dtype=np.float32),
-                                  fake_job.expected_vectors(index, scale))
-
-
 def test_every_row_once_in_units_of_the_asked_size(tmp_path):
     out = tmp_path / "out.parquet"
     summary = run_dataset(fake_job.job(), fake_job.pieces(1000, per_piece=300), fake_job.settings(str(out), 64))
     assert (summary.items, summary.rows, summary.skipped, summary.problems, summary.exit_code) == (1000, 1000, 0, 0, 0)
-    _check_every_row_once(out, 1000)
+    fake_job.check_every_row_once(out, 1000)
     assert pq.ParquetFile(out).num_row_groups == math.ceil(1000 / 64)  # one row group per unit
     assert not (tmp_path / "out.parquet.parts").exists() and not (tmp_path / "out.problems.jsonl").exists()
 
@@ -99,7 +89,7 @@ def test_resume_refuses_other_settings_and_skips_what_is_done(tmp_path):
     assert not (tmp_path / "out.parquet.parts").exists()  # the refused resume copied nothing
     summary = run_dataset(fake_job.job(), fake_job.pieces(150), fake_job.settings(str(out), 30, resume=True))
     assert (summary.skipped, summary.rows) == (100, 50)
-    _check_every_row_once(out, 150)
+    fake_job.check_every_row_once(out, 150)
 
 
 def _wait_for_units(folder, count, process, timeout=120):
@@ -126,7 +116,7 @@ def test_a_sigkilled_run_resumes_to_every_row_exactly_once(tmp_path):
     assert 3 <= finished < 40
     summary = run_dataset(fake_job.job(), fake_job.pieces(400), fake_job.settings(str(out), 10, resume=True))
     assert summary.skipped == 10 * finished and summary.rows == 400 - 10 * finished
-    _check_every_row_once(out, 400)
+    fake_job.check_every_row_once(out, 400)
 
 
 def test_a_resumed_run_logs_each_problem_once(tmp_path):

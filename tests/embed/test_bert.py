@@ -84,17 +84,17 @@ def test_batch_size_and_window_do_not_change_results(encoder):
 
 
 def test_batches_keep_to_the_text_and_token_budgets():
-    from vizcli.embed.encode import _batches
+    from vizcli.embed.encode import token_batches
 
     lengths = [3, 3, 4, 5, 9, 9, 20, 30]  # sorted, as the window sorts them
     order = list(range(len(lengths)))
-    groups = list(_batches(order, lengths, batch_size=3, batch_tokens=18))
+    groups = list(token_batches(order, lengths, batch_size=3, batch_tokens=18))
     assert [index for group in groups for index in group] == order  # every text once, in order
     for group in groups:
         assert len(group) <= 3
         assert len(group) == 1 or len(group) * max(lengths[i] for i in group) <= 18
     assert groups[-1] == [7]  # a text longer than the budget still gets a batch of its own
-    assert [len(group) for group in _batches(order, lengths, batch_size=3, batch_tokens=None)] == [3, 3, 2]
+    assert [len(group) for group in token_batches(order, lengths, batch_size=3, batch_tokens=None)] == [3, 3, 2]
 
 
 def test_short_attention_path_equals_sdpa():

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from vizcli.embed.numpy_bert import _erf
+from vizcli.embed.numpy_bert import erf
 
 TEXTS = ["a cat sits on the mat", "rain", "the valley was full of fog when the train came through at dawn", ""]
 
 
 def test_erf_matches_the_standard_library_everywhere():
     x = np.linspace(-9, 9, 40001)
-    assert np.abs(_erf(x) - np.array([math.erf(v) for v in x])).max() < 1e-11
+    assert np.abs(erf(x) - np.array([math.erf(v) for v in x])).max() < 1e-11
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,8 @@ def test_bert_attention_gets_rows_of_its_own_with_named_axes():
 def test_eager_attention_shows_its_two_matmuls_and_the_softmax():
     from transformers import BertConfig, BertModel
 
-    from vizcli.shapes.trace import text_axes, trace_shapes
+    from vizcli.shapes.records import text_axes
+    from vizcli.shapes.trace import trace_shapes
 
     config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                         vocab_size=100, attn_implementation="eager")
@@ -167,3 +168,80 @@ def test_the_bert_mermaid_flow_runs_from_token_ids_to_pooler_output(invoke):
     assert ("pooler_activation", "", "output") in edges
     assert 'output["pooler_output: hidden 384 = tanh(W·h[CLS] + b)"]' in text
     assert text.count("subgraph encoder_layer_") == 6
+
+
+def _tiny_program(tmp_path):
+    import torch
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 5)).eval()
+    path = tmp_path / "tiny.pt2"
+    torch.export.save(torch.export.export(model, (torch.randn(1, 3, 16, 20),)), str(path))
+    return path, model
+
+
+def test_an_exported_program_is_counted_exactly_with_its_own_example(tmp_path):
+    path, model = _tiny_program(tmp_path)
+    report = run_any_shapes(str(path), [], device="cpu")
+    (run,) = report.runs
+    assert run.trace.error is None and run.trace.input_shape == (1, 3, 16, 20)
+    assert report.parameters == sum(p.numel() for p in model.parameters())
+    assert sum(r.macs for r in run.trace.records) == 16 * 20 * 8 * 3 * 9 + 8 * 5  # the convolution and the linear layer
+    assert [(r.name, r.kind) for r in run.trace.records][:3] == [("0.conv2d", "conv2d"), ("1.batch_norm", "batch_norm"),
+                                                                 ("2.relu", "relu")]  # ATen operators, named after their modules
+    assert run.trace.records[0].shape == (1, 8, 16, 20)
+    assert "weights_only=True" in report.weights_note
+
+
+def test_an_exported_program_with_pickled_code_is_refused_and_never_runs(invoke, tmp_path):
+    import os
+    import zipfile
+
+    import torch
+
+    path, _ = _tiny_program(tmp_path)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    poisoned = tmp_path / "poisoned.pt2"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(poisoned, "w") as target:
+        for entry in source.infolist():
+            data = source.read(entry.filename)
+            if entry.filename.endswith("sample_inputs/model.pt"):
+                import io
+
+                buffer = io.BytesIO()
+                torch.save(((Payload(),), {}), buffer)
+                data = buffer.getvalue()
+            target.writestr(entry, data)
+    message = one_error_line(invoke("shapes", "--model", poisoned), 2)
+    assert "refused" in message and "could run code" in message
+    assert not marker.exists()
+    (tmp_path / "junk.pt2").write_bytes(b"not a zip")
+    assert "a .pt2 is a zip archive" in one_error_line(invoke("shapes", "--model", tmp_path / "junk.pt2"), 2)
+
+
+def test_a_name_in_the_hugging_face_cache_is_a_text_model(tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    from vizcli.embed.loading import bundled_model_path
+
+    snapshot = tmp_path / "hub" / "models--vizcli-test--minilm-copy" / "snapshots" / "0123abcd"
+    shutil.copytree(bundled_model_path(), snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert is_any_model("vizcli-test/minilm-copy") and not is_any_model("./x/y")
+    cached = run_any_shapes("vizcli-test/minilm-copy", [], seq_len=8, device="cpu")
+    bundled = run_any_shapes("minilm", [], seq_len=8, device="cpu")
+    assert cached.model_name == "vizcli-test/minilm-copy"
+    assert sum(r.macs for r in cached.runs[0].trace.records) == sum(r.macs for r in bundled.runs[0].trace.records)
+    assert cached.parameters == bundled.parameters
+    with pytest.raises(Exception, match="not in the Hugging Face cache"):
+        run_any_shapes("vizcli-test/not-there", [], seq_len=8, device="cpu")

@@ -5,11 +5,12 @@ import torch
 import torchvision
 
 from vizcli.common.models import documented_macs
-from vizcli.shapes.trace import diagram_shape, torch_shape, trace_shapes
+from vizcli.shapes.records import diagram_shape, torch_shape
+from vizcli.shapes.trace import trace_shapes
 
 
 def test_fx_internals_never_reach_a_message():
-    from vizcli.shapes.trace import trace_error_text
+    from vizcli.shapes.records import trace_error_text
 
     assert trace_error_text(RuntimeError("size mismatch for Proxy(getitem_2) While executing %x")) == "size mismatch for getitem_2"
 

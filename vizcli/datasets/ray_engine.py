@@ -242,7 +242,7 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
 
     from vizcli.datasets.keys import KeyIndex
 
-    _warn_if_too_few_cpus(ray, settings)
+    warn_if_too_few_cpus(ray, settings)
     refs = [ray.put(piece) for piece in pieces]  # each read task fetches only its own piece
     folder = Path(writer.folder)
     kept = {path.name for path in folder.glob("part-*")}  # units on disk before this run, and those committed since
@@ -287,7 +287,7 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
 READ_TASK_CPUS = 0.25  # what each read task asks for, beside the actors
 
 
-def _warn_if_too_few_cpus(ray: Any, settings: DatasetSettings) -> None:
+def warn_if_too_few_cpus(ray: Any, settings: DatasetSettings) -> None:
     """A warning when the cluster's CPUs cannot hold the actors and a read task at once: Ray would wait
     (for an autoscaler, or for ever) instead of failing."""
     needed = settings.workers * settings.threads + READ_TASK_CPUS

@@ -170,7 +170,7 @@ def embed_texts(encoder: Encoder, items: Iterable[InputText], poolings: tuple[st
     return EmbeddingStream(encoder, items, poolings, **options)
 
 
-def _batches(order: list[int], lengths: list[int], batch_size: int, batch_tokens: int | None) -> Iterator[list[int]]:
+def token_batches(order: list[int], lengths: list[int], batch_size: int, batch_tokens: int | None) -> Iterator[list[int]]:
     """Consecutive groups of ``order`` (sorted by length, ascending): at most ``batch_size`` texts, and
     with ``batch_tokens`` at most that many padded tokens (rows × the longest), one text at least."""
     group: list[int] = []
@@ -237,7 +237,7 @@ def _embed_window(encoder, items, poolings, batch_size, limit, on_overflow, norm
     order = sorted(range(len(prepared)), key=lambda k: len(prepared[k][1]))
     results: dict[int, Embedding] = {}
     compute = _numpy_vectors if encoder.backend == "numpy" else _torch_vectors
-    for group in _batches(order, [len(prepared[k][1]) for k in order], batch_size, batch_tokens):
+    for group in token_batches(order, [len(prepared[k][1]) for k in order], batch_size, batch_tokens):
         batch = [prepared[k] for k in group]
         sizes = np.array([len(ids) for _, ids, _, _ in batch])
         padded = np.full((len(batch), int(sizes.max())), encoder.pad_id, dtype=np.int64)

@@ -19,7 +19,7 @@ import numpy as np
 SMALL_INPUT_TOKENS = 2048  # up to about this many tokens the numpy path wins (import time saved > slower GEMMs)
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
+def erf(x: np.ndarray) -> np.ndarray:
     """erf in float64 (Cody's rational approximations on |x| < 0.5, < 4, ≥ 4)."""
     x = x.astype(np.float64)
     sign = np.sign(x)
@@ -52,7 +52,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return (0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))).astype(np.float32)
+    return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
 
 
 def _gelu_tanh(x: np.ndarray) -> np.ndarray:

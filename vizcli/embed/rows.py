@@ -69,7 +69,7 @@ def overflow_problems(batch: dict[str, Any], result: dict[str, Any], limit: int 
     """The texts ``on_overflow="skip"`` dropped: in the batch, not in the result."""
     kept = {str(key) for key in result["id"]}
     where = f"{limit} tokens" if limit else "the model's token limit"
-    return [{"id": str(key), "index": int(index), "problem": f"longer than {where}: skipped (--on-overflow skip)"}
+    return [{"id": str(key), "index": int(index), "problem": f"longer than {where}: skipped (on_overflow=skip)"}
             for key, index in zip(batch["id"], batch["index"]) if str(key) not in kept]
 
 

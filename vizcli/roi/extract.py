@@ -146,7 +146,7 @@ class RoIExtractor:
                 continue
             if self.strict and clipped != (x1, y1, x2, y2):
                 problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
-                                 "problem": f"box {[x1, y1, x2, y2]} extends outside the {width}×{height} image (--strict: not clipped)"})
+                                 "problem": f"box {[x1, y1, x2, y2]} extends outside the {width}×{height} image (strict=True: not clipped)"})
                 continue
             boxes.append(clipped)
             kept.append(index)

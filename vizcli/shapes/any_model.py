@@ -4,7 +4,12 @@
   ``nn.Module``, called with ``--model-arg key=value`` (values read as Python literals, else as
   strings). **This runs your code**, as ``torchinfo.summary(my_model, ...)`` does inside your
   script: it happens only when ``--model`` names a file or module this way.
-* a Hugging Face model folder (``config.json``, weights, tokenizer), or ``minilm``: the bundled
+* a ``torch.export`` program (``model.pt2``, from ``torch.export.save``): its graph and weights,
+  with the example input it was exported with (or ``--input-size``). Every ``torch.load`` the
+  loader makes is forced to ``weights_only=True``, so a program that holds pickled objects
+  beyond tensors is refused rather than run.
+* a Hugging Face model folder (``config.json``, weights, tokenizer), a name already in the
+  Hugging Face cache (``ORG/NAME``: nothing is downloaded), or ``minilm``: the bundled
   all-MiniLM-L6-v2. Built with transformers' ``AutoModel`` and loaded from safetensors or a
   weights-only checkpoint (never an arbitrary pickle). The input is ``--text "…"`` tokenized
   with the model's own tokenizer, or ``--seq-len N`` seeded random token ids.
@@ -17,8 +22,10 @@ Every operator is counted by ``vizcli.shapes.count`` (the attention matmuls of
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,18 +43,79 @@ class AnyModel:
 
     module: Any
     name: str
-    kind: str  # "factory" or "text"
+    kind: str  # "factory", "exported" or "text"
     example: Any = None  # the input tensor (text: token ids [1, L])
     steps: tuple[str, ...] = ()
     note: str = ""
 
 
 def is_any_model(spec: str) -> bool:
-    """Whether ``--model spec`` names a factory, a text model folder or a short text-model name."""
-    if spec.lower() in TEXT_SHORT_NAMES or FACTORY.match(spec):
+    """Whether ``--model spec`` names a factory, an exported program, a text model folder, a Hugging Face
+    ``ORG/NAME`` or a short text-model name (torchvision's names have no ``/``)."""
+    if spec.lower() in TEXT_SHORT_NAMES or FACTORY.match(spec) or is_exported_program(spec):
         return True
     path = Path(spec).expanduser()
-    return path.is_dir() and (path / "config.json").exists()
+    if path.is_dir() and (path / "config.json").exists():
+        return True
+    from vizcli.embed.loading import HUB_REPO_ID
+
+    return spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and HUB_REPO_ID.fullmatch(spec) is not None
+
+
+def is_exported_program(spec: str) -> bool:
+    return spec.lower().endswith(".pt2")
+
+
+def load_exported(spec: str) -> AnyModel:
+    """A ``torch.export`` program saved with ``torch.export.save``: its module and example input."""
+    import pickle
+    import zipfile
+
+    from vizcli.common.files import require_file
+
+    path = require_file(spec, "model", "a .pt2 file saved by torch.export.save")
+    if not zipfile.is_zipfile(path):
+        raise BadInput("not a torch.export program (a .pt2 is a zip archive); save one with torch.export.save",
+                       parameter="model", value=spec)
+    import torch
+
+    try:
+        with _weights_only_loads():
+            program = torch.export.load(str(path))
+    except pickle.UnpicklingError as error:
+        raise BadInput(f"refused: it holds pickled objects beyond tensors ({error_text(error, 100)}); loading them could "
+                       "run code", parameter="model", value=spec) from None
+    except Exception as error:  # the archive's own checks: version, missing entries, bad JSON
+        raise BadInput(f"cannot be loaded as a torch.export program ({type(error).__name__}: {error_text(error, 120)})",
+                       parameter="model", value=spec) from None
+    example = None
+    inputs = getattr(program, "example_inputs", None)
+    if inputs:
+        args, kwargs = inputs
+        if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor):
+            example = args[0]
+    return AnyModel(program.module(), path.name, "exported", example=example,
+                    steps=(f"the program's example input {'×'.join(map(str, example.shape))}",) if example is not None else (),
+                    note="a torch.export program: its own graph and weights (loaded with weights_only=True)")
+
+
+@contextlib.contextmanager
+def _weights_only_loads() -> Iterator[None]:
+    """``torch.load`` with ``weights_only=True`` whatever its caller asks (``torch.export.load`` falls back to
+    ``weights_only=False`` for the example inputs and for pickled payloads)."""
+    import torch
+
+    original = torch.load
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
 
 
 def parse_model_args(pairs: list[str]) -> dict[str, Any]:

@@ -27,6 +27,8 @@ EPILOG = (
     "  vizcli shapes --check                     # verdict per node of the notes' diagram\n\n"
     "  vizcli shapes --input-size 3x320x320 --check\n\n"
     "  vizcli shapes --format mermaid > resnet18.md\n\n"
+    "  vizcli shapes --plot resnet18.svg              # the traced graph, repeated blocks rolled (×N)\n\n"
+    "  vizcli shapes --model vit_b_16 --compare       # torchinfo's and FlopCounterMode's counts beside vizcli's, and why\n\n"
     "  vizcli shapes --model resnet50 --depth 1\n\n"
     "  vizcli shapes --model fasterrcnn_resnet50_fpn_v2 --depth 1   # detectors run through forward hooks\n\n"
     "  vizcli shapes --model r3d_18 --input-size 3x16x112x112\n\n"
@@ -94,6 +96,14 @@ def shapes(
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="The optimizer --train sizes (SGD with momentum).")] = Optimizer.adam,
     batch_size: Annotated[int, typer.Option("--batch-size", help="The batch --train sizes.")] = 1,
     output: OutputOption = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Add what torchinfo and torch's FlopCounterMode count, per row and in total, and "
+                           "say why each differing row differs (torchinfo from the test extra).")
+    ] = False,
+    plot: Annotated[
+        str | None, typer.Option("--plot", help="Draw the traced graph into this .svg or .png (Graphviz), repeated blocks rolled "
+                                 "into one marked ×N.")
+    ] = None,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
     max_pixels: MaxPixelsOption = None,
@@ -105,6 +115,12 @@ def shapes(
     fmt = choose_format(output, output_format.value if output_format else None, FORMAT_BY_EXTENSION, "table")
     check_writable(output)
     check_not_an_input(output, [*(images or []), weights])
+    if plot is not None:
+        from vizcli.shapes.graph import check_plot_path
+
+        check_plot_path(plot, output)
+        check_writable(plot, parameter="plot")
+        check_not_an_input(plot, [*(images or []), weights], parameter="plot")
     if check and model != "resnet18":
         raise BadInput(f"--check compares with the notes' ResNet18 diagram; drop --model {model} or --check")
     from vizcli.common.console import warn
@@ -120,6 +136,8 @@ def shapes(
 
     lengths = parse_seq_lens(seq_len)
     if lengths is not None and len(lengths) > 1:
+        if plot is not None or compare:
+            raise BadInput(f"--{'plot' if plot is not None else 'compare'} is for one traced run; give one --seq-len")
         _sweep(model, lengths, images, input_size, text, model_arg, weights, check, seed, device, fmt, output)
         return
     if is_any_model(model):
@@ -134,8 +152,18 @@ def shapes(
         if model_arg or text is not None or seq_len is not None:
             raise BadInput("--model-arg, --text and --seq-len are for your own or text models (file.py:factory, a model folder, minilm)")
         report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels, memory)
+    if compare and report.runs[0].trace.error is None:
+        from vizcli.shapes.compare import compare_counts
+
+        report.comparison = compare_counts(report.model, report.runs[0].example, report.runs[0].trace)
     diagram_check = check_diagram(report.runs[0].trace, report.model) if check else None
     print_shapes(report, depth, fmt, diagram_check, output)
+    if plot is not None and report.runs[0].trace.records:
+        from vizcli.shapes.graph import write_graph
+
+        traced = report.runs[0].trace
+        write_graph(traced.records, traced.input_shape, f"{report.model_name} · input {'×'.join(map(str, traced.input_shape))}",
+                    report.task == "text", plot)
     failed = [run for run in report.runs if run.trace.error is not None]
     if failed:
         raise RunFailure(failed[0].failure_message())

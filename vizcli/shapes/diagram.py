@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vizcli.shapes.trace import LayerRecord, Trace, diagram_shape
+from vizcli.shapes.records import LayerRecord, Trace, diagram_shape
 
 
 @dataclass(frozen=True)

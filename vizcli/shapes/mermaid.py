@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from vizcli.shapes.diagram import diagram_node_for
+from vizcli.shapes.flow import INPUT, flow_edges
+from vizcli.shapes.records import LayerRecord, diagram_shape, text_axes, torch_shape
 from vizcli.shapes.report import ShapesReport
-from vizcli.shapes.trace import LayerRecord, diagram_shape, text_axes, torch_shape
 
 
 def _mermaid_id(record: LayerRecord) -> str:
@@ -131,46 +132,10 @@ def text_mermaid(report: ShapesReport) -> str:
         lines.append("    end")
     pooled = records[-1] if records and records[-1].name.startswith("pooler.") else None
     lines.append(f'    output["pooler_output: {text_axes(pooled.shape, length) if pooled else "?"} = tanh(W·h[CLS] + b)"]')
-    layer_input, attention_out, previous = "input", None, "input"
-    summed: list[str] = []  # the three embeddings, added before their LayerNorm
-    projections: dict[str, str] = {}  # query, key, value of the layer running
-
-    def edge(source: str, target: str, label: str = "") -> None:
-        lines.append(f'    {source} -->|"{label}"| {target}' if label else f"    {source} --> {target}")
-
-    for position, record in enumerate(records):
-        node_id, name, last = ids[position], record.name, record.name.rsplit(".", 1)[-1]
-        if name.startswith("embeddings.") and last.endswith("_embeddings"):
-            edge("input", node_id)
-            summed.append(node_id)
-        elif name == "embeddings.LayerNorm" and summed:
-            for source in summed:
-                edge(source, node_id, "+")
-        elif ".attention.self." in name and last in ("query", "key", "value"):
-            edge(layer_input, node_id)
-            projections[last] = node_id
-        elif record.kind == "attention" and projections:  # scaled_dot_product_attention(q, k, v)
-            for source in ("query", "key", "value"):
-                edge(projections.get(source, previous), node_id, source[0].upper())
-        elif record.kind == "matmul" and projections and record.call % 2 == 0:  # eager attention: QKᵀ …
-            edge(projections.get("query", previous), node_id, "Q")
-            edge(projections.get("key", previous), node_id, "Kᵀ")
-        elif record.kind == "matmul" and projections:  # … softmax, then ·V
-            edge(previous, node_id)
-            edge(projections.get("value", previous), node_id, "V")
-        elif name == "pooler.dense":
-            edge(previous, node_id, "h[CLS]")
-        else:
-            edge(previous, node_id)
-        if name.endswith(".attention.output.LayerNorm"):  # LayerNorm(dense(attention) + the layer's input)
-            edge(layer_input, node_id, "residual")
-            attention_out = node_id
-        elif name.startswith("encoder.layer.") and name.endswith(".output.LayerNorm"):
-            edge(attention_out or layer_input, node_id, "residual")
-            layer_input, projections = node_id, {}
-        elif name in ("embeddings.LayerNorm", "embeddings.dropout"):  # what the first layer reads
-            layer_input = node_id
-        previous = node_id
+    for edge in flow_edges(records, text=True):
+        source = "input" if edge.source == INPUT else ids[edge.source]
+        arrow = f'-->|"{edge.label}"|' if edge.label else "-->"
+        lines.append(f"    {source} {arrow} {ids[edge.target]}")
     if pooled is not None:
         lines.append(f"    {ids[-1]} --> output")
     return "\n".join(lines) + "\n"

@@ -12,8 +12,8 @@ from vizcli.common.errors import printable
 from vizcli.common.files import open_destination
 from vizcli.common.formats import SHAPES_SCHEMA, to_json, write_records
 from vizcli.shapes.diagram import DiagramCheck, diagram_node_for
+from vizcli.shapes.records import LayerRecord, diagram_shape, text_axes, torch_shape
 from vizcli.shapes.report import ImageRun, ShapesReport, group_records
-from vizcli.shapes.trace import LayerRecord, diagram_shape, text_axes, torch_shape
 
 
 def human_count(value: float, unit: str = "") -> str:
@@ -109,6 +109,7 @@ def shapes_document(report: ShapesReport, depth: int, check: DiagramCheck | None
                     if run.predictions
                 },
                 "nonfinite_outputs": {run.label: run.nonfinite_outputs for run in runs if run.nonfinite_outputs},
+                **({"comparison": report.comparison.as_dict()} if run_is_compared(report, first) else {}),
             }
         )
     document = {
@@ -151,8 +152,12 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         table.add_column("MACs", justify="right")
         if nodes:
             table.add_column("diagram")
+        compared = report.comparison if depth >= 3 and run_is_compared(report, first) else None
+        if compared is not None:
+            table.add_column("torchinfo", justify="right")
+            table.add_column("FlopCounter ÷2", justify="right")
         if depth >= 3:
-            _add_computation_rows(table, records, nodes, report, first, bool(nodes))
+            _add_computation_rows(table, records, nodes, report, first, bool(nodes), compared)
         else:
             for position, group in enumerate(group_records(first.trace, depth, nodes)):
                 cells = [str(position), group.name, group.op, torch_shape(group.shape), shape_words(report, first, group.shape),
@@ -162,6 +167,8 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
                 table.add_row(*cells)
         out.append(table)
         out.extend(_totals_lines(report, first))
+        if run_is_compared(report, first):
+            out.extend(Text(line) for line in comparison_lines(report))
         for run in runs:
             if run.nonfinite_outputs:
                 out.append(Text(f"warning: the output for {run.label} has {run.nonfinite_outputs:,} NaN or infinite "
@@ -180,7 +187,7 @@ def _node_summary(nodes: list[str]) -> str:
     return f"{len(nodes)} nodes"
 
 
-def _add_computation_rows(table, records, nodes, report, run, with_nodes: bool) -> None:
+def _add_computation_rows(table, records, nodes, report, run, with_nodes: bool, compared: Any = None) -> None:
     stage, subtotal_params, subtotal_macs, count = None, 0, 0, 0
 
     def _flush():
@@ -188,6 +195,8 @@ def _add_computation_rows(table, records, nodes, report, run, with_nodes: bool) 
             cells = ["", f"{stage} subtotal", "", "", "", f"{subtotal_params:,}", human_count(subtotal_macs) if subtotal_macs else "—"]
             if with_nodes:
                 cells.append("")
+            if compared is not None:
+                cells += ["", ""]
             table.add_row(*cells, style="dim", end_section=True)
 
     for record in records:
@@ -204,8 +213,41 @@ def _add_computation_rows(table, records, nodes, report, run, with_nodes: bool) 
                  shape_words(report, run, record.shape, record.kind, record.call), params, human_count(record.macs) if record.macs else "—"]
         if with_nodes:
             cells.append(nodes.get(record.index, ""))
+        if compared is not None:
+            other = compared.rows[record.index]
+            cells += [_other(other.torchinfo, record.macs), _other(other.flop_counter, record.macs)]
         table.add_row(*cells)
     _flush()
+
+
+def _other(value: int | None, ours: int) -> str:
+    """Another counter's MACs for a row: "—" for no row there, "=" marked when equal to vizcli's."""
+    if value is None:
+        return "no row"
+    text = human_count(value) if value else "0"
+    return text if value != ours else f"{text} ="
+
+
+def run_is_compared(report: ShapesReport, run: ImageRun) -> bool:
+    return report.comparison is not None and run is report.runs[0]
+
+
+def comparison_lines(report: ShapesReport) -> list[str]:
+    """The totals of each counter, and one line per row that differs saying why."""
+    comparison = report.comparison
+    records = report.runs[0].trace.records
+    totals = comparison.totals
+    tools = ", ".join(f"{name}: {version}" for name, version in comparison.tools.items())
+    lines = [f"compared ({tools}); FlopCounterMode counts FLOPs, shown as MACs (÷ 2)",
+             "total MACs: vizcli " + human_count(totals["vizcli"]) + " · torchinfo "
+             + (human_count(totals["torchinfo"]) if totals["torchinfo"] is not None else "—")
+             + " · FlopCounterMode " + human_count(totals["flop_counter"])]
+    for row in comparison.rows:
+        for why in row.why:
+            lines.append(f"  #{row.index} {records[row.index].name}: {why}")
+    if not any(row.why for row in comparison.rows):
+        lines.append("  every row agrees")
+    return lines
 
 
 def _unused_note(totals: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 from vizcli.common.errors import BadInput
 from vizcli.common.sizes import parse_size
-from vizcli.shapes.trace import LayerRecord, Trace, time_forward, torch_shape, trace_shapes
+from vizcli.shapes.records import LayerRecord, Trace, torch_shape
+from vizcli.shapes.trace import time_forward, trace_shapes
 
 IMAGE_CHANNELS = 3  # torchvision's classification models take RGB
 MAX_TRAIN_BATCH = 1024
@@ -24,6 +25,7 @@ class ImageRun:
     trace: Trace
     predictions: list[tuple[str, float]] | None = None
     nonfinite_outputs: int = 0  # NaN or infinite values in the model's output (broken weights, overflow)
+    example: Any = None  # the input tensor the trace ran on (batch axis included)
 
     def failure_message(self) -> str:
         """Where and why this run's forward pass failed, and what to check."""
@@ -52,6 +54,7 @@ class ShapesReport:
     task: str = "classification"  # or "segmentation", "detection", "video"
     unused_parameters: dict[str, int] = field(default_factory=dict)  # module → parameters that never ran
     memory: dict[str, Any] = field(default_factory=dict)  # dtype, parameter/buffer bytes, one training step
+    comparison: Any = None  # vizcli.shapes.compare.Comparison of the first run, with --compare
 
     def totals(self, run: ImageRun) -> dict[str, Any]:
         """Parameters, MACs (FLOPs = 2 × MACs), activation bytes per dtype and forward time of ``run``."""
@@ -151,7 +154,7 @@ def run_shapes(
         trace = trace_shapes(model, example)
         if trace.error is None:  # the traced pass above was the warm-up
             trace.forward_seconds = time_forward(model, example, repeats=3)
-        run = ImageRun(label=label, steps=steps, trace=trace)
+        run = ImageRun(label=label, steps=steps, trace=trace, example=example)
         if trace.error is None and task == "classification" and loaded_model.pretrained and loaded_model.categories:
             run.predictions = _top5(trace.output, loaded_model.categories)
         if trace.error is None and trace.output is not None:
@@ -197,12 +200,27 @@ def run_any_shapes(
 
     from vizcli.common.images import load_image, pixel_limit
     from vizcli.common.runtime import resolve_device
-    from vizcli.shapes.any_model import FACTORY, load_factory, load_text_model
+    from vizcli.shapes.any_model import FACTORY, is_exported_program, load_exported, load_factory, load_text_model
 
     memory = (memory or MemoryOptions()).check()
     target = resolve_device(device)
-    inputs: list[tuple[str, list[str], Any]] = []
-    if FACTORY.match(spec):
+    inputs: list[tuple[str, list[str], Any]] = []  # (label, steps, one sample: the batch axis is added below)
+    if is_exported_program(spec):
+        if text is not None or seq_len is not None or images or model_args:
+            raise BadInput("an exported program takes its own example input, or input_size=…; drop images, text, seq_len "
+                           "and model_arg", parameter="model", value=spec)
+        source = load_exported(spec)
+        if input_size is not None:
+            size = _any_size(input_size)
+            inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"],
+                           torch.randn(size, generator=torch.Generator().manual_seed(seed))))
+        elif source.example is not None and source.example.shape[:1] == (1,):
+            inputs.append(("example", list(source.steps), source.example[0]))
+        else:
+            raise BadInput("the program has no single-tensor example input of batch 1; give input_size=CxHxW",
+                           parameter="model", value=spec)
+        task = "custom"
+    elif FACTORY.match(spec):
         if text is not None or seq_len is not None:
             raise BadInput("text and seq_len are for text models; give input_size=CxHxW for your own model", parameter="seq_len"
                            if seq_len is not None else "text", value=seq_len if seq_len is not None else text)
@@ -230,12 +248,12 @@ def run_any_shapes(
         trace = trace_shapes(model, example)
         if trace.error is None:
             trace.forward_seconds = time_forward(model, example, repeats=3)
-        run = ImageRun(label=label, steps=steps, trace=trace)
+        run = ImageRun(label=label, steps=steps, trace=trace, example=example)
         if trace.error is None and trace.output is not None:
             run.nonfinite_outputs = _nonfinite(trace.output)
         runs.append(run)
     report = ShapesReport(
-        model_name=source.name, weights_note=source.note, pretrained=source.kind == "text", runs=runs,
+        model_name=source.name, weights_note=source.note, pretrained=source.kind in ("text", "exported"), runs=runs,
         parameters=sum(p.numel() for p in model.parameters()),
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         device=str(target), model=model, documented_gmacs=None, documented_input=(), task=task,
