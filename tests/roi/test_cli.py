@@ -43,7 +43,7 @@ def test_strict_turns_a_clipped_box_into_a_problem(invoke, images, tmp_path):
     assert strict.exit_code == SKIPPED_ROWS_EXIT, strict.stderr
     assert pq.read_table(out)["annotation_id"].to_pylist() == ["2"]
     (problem,) = [json.loads(line) for line in (tmp_path / "o.problems.jsonl").read_text().splitlines()]
-    assert problem["annotation_id"] == "1" and "--strict" in problem["problem"]
+    assert problem["annotation_id"] == "1" and "(strict=True: not clipped)" in problem["problem"]
     clipped = invoke("roi", images, "--annotations", boxes, "-o", tmp_path / "c.parquet", "--quiet")
     assert clipped.exit_code == 0 and pq.read_table(tmp_path / "c.parquet")["box"].to_pylist()[0] == [1.0, 1.0, 64.0, 48.0]
 

@@ -294,8 +294,9 @@ class TableSink:
             temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             _replace_durably(temporary, self.folder / MANIFEST)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
             raise write_failure(error, self.output) from None
+        finally:  # a signal while writing (Interrupted) leaves no half-written manifest either
+            temporary.unlink(missing_ok=True)
 
     def finish(self) -> str:
         """Mark the output complete (a manifest, or the joined Parquet file); returns its path."""
