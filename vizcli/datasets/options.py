@@ -16,7 +16,7 @@ from vizcli.datasets.run import DatasetSettings
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted dataset run: rows already on disk are skipped.")]
 ShardOption = Annotated[str | None, typer.Option("--shard", help="K/N: only the rows whose id hashes to K of N (0 <= K < N).")]
 ShardFormatOption = Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")]
-ShardSizeOption = Annotated[float, typer.Option("--shard-size", help="Most MB of stored values per unit (a shard, or a Parquet row group; at most 1,024 texts or 256 boxes, so work spreads over workers); memory holds about one per worker.")]
+ShardSizeOption = Annotated[float, typer.Option("--shard-size", help="Most MB of stored values per unit (a shard, or a Parquet row group; at most 512 texts or 256 boxes, so work spreads over workers); memory holds about one per worker.")]
 EngineOption = Annotated[
     Engine, typer.Option("--engine", help="local (this process) or ray (one streaming Ray Data pipeline; pip install 'vizcli[ray]').")
 ]

@@ -62,7 +62,7 @@ def columns_table(columns: dict[str, Any], schema: Any) -> Any:
 
 
 
-UNIT_TEXTS = 1024  # texts a unit holds at most: 20,000 lines are 20 units, enough to keep every worker busy
+UNIT_TEXTS = 512  # texts a unit holds at most: 20,000 lines are 40 units, so the last one a worker finishes is short
 
 
 def overflow_problems(batch: dict[str, Any], result: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
