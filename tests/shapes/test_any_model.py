@@ -191,6 +191,8 @@ def test_an_exported_program_is_counted_exactly_with_its_own_example(tmp_path):
     assert [(r.name, r.kind) for r in run.trace.records][:3] == [("0.conv2d", "conv2d"), ("1.batch_norm", "batch_norm"),
                                                                  ("2.relu", "relu")]  # ATen operators, named after their modules
     assert run.trace.records[0].shape == (1, 8, 16, 20)
+    assert run.trace.records[0].params == 3 * 9 * 8 + 8  # the weights the graph reads, at their first reader
+    assert sum(r.params for r in run.trace.records) == report.parameters
     assert "weights_only=True" in report.weights_note
 
 

@@ -95,3 +95,12 @@ def test_hooks_fallback_for_untraceable_model():
     assert "torch.fx" in trace.fallback_reason
     assert [r.name for r in trace.records] == ["conv"]
     assert trace.records[0].macs == 4 * 6 * 6 * 3 * 3 * 3
+
+
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_t"])
+def test_parameters_read_by_functional_code_are_counted_once_so_the_column_sums_to_the_total(name):
+    from vizcli.shapes.report import run_shapes
+
+    report = run_shapes([], None, False, name, None, 0, "cpu", None)
+    # vit's class token and position embedding, swin's qkv weights and bias tables are read with get_attr
+    assert sum(r.params for r in report.runs[0].trace.records) == report.parameters

@@ -247,12 +247,31 @@ def _record_from_node(graph_module, node, result, index: int, calls: dict[str, i
         kind=kind,
         shape=tuple(result.shape),
         dtype=str(result.dtype).replace("torch.", ""),
-        params=0,
+        params=_parameters_read(graph_module, node, calls),
         macs=macs,
         call=call,
         node=node.name,
         inputs=inputs,
     )
+
+
+def _parameters_read(graph_module, node, calls: dict[str, int]) -> int:
+    """The parameters a function node reads directly (``get_attr``: a torch.export graph's weights, Swin's
+    ``self.qkv.weight``), each counted at its first reader only, so the column still sums to the total."""
+    total = 0
+    for source in node.all_input_nodes:
+        if source.op != "get_attr":
+            continue
+        key = f"\0param:{source.target}"  # kept in calls beside the names: one count per parameter
+        if key in calls:
+            continue
+        try:
+            parameter = graph_module.get_parameter(str(source.target))
+        except AttributeError:  # a buffer or a constant, not a parameter
+            continue
+        calls[key] = 1
+        total += parameter.numel()
+    return total
 
 
 def _owner_path(node) -> str:
