@@ -1,4 +1,4 @@
-"""vizcli.datasets.ray_engine.ray_session: joining a cluster fails fast, within --ray-timeout, or stops on SIGTERM.
+"""vizcli.datasets.ray_connect.ray_session: joining a cluster fails fast, within --ray-timeout, or stops on SIGTERM.
 
 A loopback socket stands in for a cluster head: one that refuses connections, and one that accepts
 them and never answers (a port that is open but is not Ray's).
@@ -67,7 +67,7 @@ def _closed_port():
 
 
 def test_an_address_where_nothing_listens_fails_at_once_naming_it():
-    from vizcli.datasets.ray_engine import ray_session
+    from vizcli.datasets.ray_connect import ray_session
 
     address = f"127.0.0.1:{_closed_port()}"
     with pytest.raises(RunFailure) as failed, ray_session(address, 1, quiet=True, timeout=30):
@@ -76,7 +76,7 @@ def test_an_address_where_nothing_listens_fails_at_once_naming_it():
 
 
 def test_a_port_that_never_answers_fails_within_the_timeout(silent_port):
-    from vizcli.datasets.ray_engine import ray_session
+    from vizcli.datasets.ray_connect import ray_session
 
     port, _ = silent_port
     with pytest.raises(RunFailure) as failed, ray_session(f"127.0.0.1:{port}", 1, quiet=True, timeout=3):

@@ -18,7 +18,7 @@ from vizcli.common.errors import BadInput, RunFailure
 from vizcli.datasets.keys import Shard
 from vizcli.datasets.merge import merge_outputs
 from vizcli.datasets.run import SKIPPED_ROWS_EXIT, run_dataset
-from vizcli.datasets.sink import read_unit
+from vizcli.datasets.units import read_unit
 
 
 def test_every_row_once_in_units_of_the_asked_size(tmp_path):

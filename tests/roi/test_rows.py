@@ -173,7 +173,7 @@ def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind, stop):
     assert "already there" in result.stderr
     assert not list(tmp_path.rglob("*.tmp"))
     from vizcli.datasets.merge import read_output
-    from vizcli.datasets.sink import read_unit
+    from vizcli.datasets.units import read_unit
 
     _, _, parts = read_output(str(out))
     table = pq.read_table(out) if kind == "parquet" else __import__("pyarrow").concat_tables([read_unit(p) for p in parts])

@@ -45,3 +45,6 @@ def parse_size(
     if largest_side is not None and any(number > largest_side for number in numbers):
         raise BadInput(f"at most {largest_side} per side", parameter=parameter, value=text)
     return tuple(numbers)
+
+
+MAX_INPUT_VALUES = 3 * 4096 * 4096  # the most values one synthetic model input may hold (shapes --input-size)

@@ -15,15 +15,8 @@ from typing import Any
 from vizcli.common.errors import BadInput
 from vizcli.common.files import checked_os_call, sha256_of
 from vizcli.datasets.keys import UniqueKeys
-from vizcli.datasets.sink import (
-    MANIFEST,
-    PARTS_SUFFIX,
-    TableSink,
-    is_table_output,
-    read_manifest,
-    read_unit,
-    read_unit_metadata,
-)
+from vizcli.datasets.sink import PARTS_SUFFIX, TableSink, is_table_output
+from vizcli.datasets.units import MANIFEST, read_manifest, read_unit, read_unit_metadata
 
 
 def merge_command(inputs: list[str], output: str | None, command: str, schema_name: str, key_columns: tuple[str, ...],

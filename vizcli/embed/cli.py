@@ -197,7 +197,7 @@ def embed(
     check_options(batch_size, dtype.value, on_overflow.value, max_length, batch_tokens)  # before the model loads
     check_writable(output, side_suffixes=(".json",) if fmt == "npy" and not similarity else ())
     check_not_an_input(output, [file, model])
-    from vizcli.embed.texts import peek, read_texts
+    from vizcli.embed.texts import is_small_input, peek, read_texts
 
     first, items = peek(read_texts(list(texts or []), file, field, column, encoding_errors.value, skip_empty,
                                    max_line_bytes=max_line_bytes, id_column=id_column, glob=glob))
@@ -207,7 +207,7 @@ def embed(
     from vizcli.embed import writers
     from vizcli.embed.loading import load_bert, load_numpy_bert, numpy_path_fits
 
-    if threads is None and _small_input(list(texts or []), file) and numpy_path_fits(model, dtype.value, device):
+    if threads is None and is_small_input(list(texts or []), file) and numpy_path_fits(model, dtype.value, device):
         encoder = load_numpy_bert(model)  # a few texts: numpy, no torch import (see vizcli.embed.numpy_bert)
     else:
         from vizcli.common.runtime import resolve_device, set_threads
@@ -320,8 +320,9 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
     receipt = None
     if encoder.dtype == "int8":
         from vizcli.embed.embedder import int8_receipt
+        from vizcli.embed.rows import first_texts
 
-        receipt = int8_receipt(encoder, _first_texts(pieces, texts, read, calibration), options)
+        receipt = int8_receipt(encoder, first_texts(pieces, texts, read, calibration), options)
     embedder.options = replace(embedder.options, precision=precision, ranges=found)
     metadata = writers.metadata(encoder, poolings, normalize, max_length)
     metadata.pop("model_path")  # differs per machine; the weights' sha256 identifies the model
@@ -377,33 +378,6 @@ def report_dtype(encoder: Any, asked: str, quiet: bool) -> None:
             info(f"--dtype auto: {encoder.dtype}")
     if asked == "bfloat16" and probe is not None and probe["seconds"]["bfloat16"] > MARGIN * probe["seconds"]["float32"]:
         warn(f"--dtype bfloat16 is not faster here: {describe(probe)}; --dtype float32 or auto is")
-
-
-def _first_texts(pieces: list[Any], texts: list[str], read: dict[str, Any], count: int) -> list[Any]:
-    """The first ``count`` input texts (the int8 receipt's sample): from memory, or read again from --file."""
-    import itertools
-
-    from vizcli.datasets.run import ItemsPiece
-    from vizcli.embed.texts import read_texts
-
-    if pieces and isinstance(pieces[0], ItemsPiece):
-        return [item.value for item in pieces[0].values[:count]]
-    return list(itertools.islice(read_texts(texts, **read), count))
-
-
-SMALL_INPUT_BYTES = 8192  # texts up to this size (about 2,000 tokens) embed faster in numpy than torch's import takes
-
-
-def _small_input(texts: list[str], file: str | None) -> bool:
-    """Texts given as arguments, or a file, of at most ``SMALL_INPUT_BYTES`` (stdin: unknown, so no)."""
-    import os
-
-    if file is not None:
-        try:
-            return os.path.isfile(file) and os.path.getsize(file) <= SMALL_INPUT_BYTES
-        except OSError:
-            return False
-    return bool(texts) and texts != ["-"] and sum(len(text.encode("utf-8", "replace")) for text in texts) <= SMALL_INPUT_BYTES
 
 
 def _without_prefix(rows, prefix: str):

@@ -139,3 +139,14 @@ def text_pieces(read: dict[str, Any], texts: list[str]) -> list[Any]:
             pieces.append(TextsPiece(read, tuple(group), start))
         return pieces
     return [TextsPiece(read)]
+
+
+def first_texts(pieces: list[Any], texts: list[str], read: dict[str, Any], count: int) -> list[Any]:
+    """The first ``count`` input texts (the int8 receipt's sample): from memory, or read again from --file."""
+    import itertools
+
+    from vizcli.embed.texts import read_texts
+
+    if pieces and isinstance(pieces[0], ItemsPiece):
+        return [item.value for item in pieces[0].values[:count]]
+    return list(itertools.islice(read_texts(texts, **read), count))

@@ -319,3 +319,18 @@ def peek(items: Iterable[InputText]) -> tuple[InputText | None, Iterator[InputTe
         yield from iterator
 
     return first, _chain()
+
+
+SMALL_INPUT_BYTES = 8192  # texts up to this size (about 2,000 tokens) embed faster in numpy than torch's import takes
+
+
+def is_small_input(texts: list[str], file: str | None) -> bool:
+    """Texts given as arguments, or a file, of at most ``SMALL_INPUT_BYTES`` (stdin: unknown, so no)."""
+    import os
+
+    if file is not None:
+        try:
+            return os.path.isfile(file) and os.path.getsize(file) <= SMALL_INPUT_BYTES
+        except OSError:
+            return False
+    return bool(texts) and texts != ["-"] and sum(len(text.encode("utf-8", "replace")) for text in texts) <= SMALL_INPUT_BYTES

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import BadInput, RunFailure, error_text
+from vizcli.common.sizes import MAX_INPUT_VALUES
 
 TEXT_SHORT_NAMES = {"minilm": None, "all-minilm-l6-v2": None}  # → the bundled model (vizcli.embed.loading)
 FACTORY = re.compile(r"^(?P<target>[^:]+\.py|[A-Za-z_][\w.]*):(?P<factory>[A-Za-z_]\w*)$")
@@ -235,3 +237,14 @@ def load_text_model(spec: str, text: str | None, seq_len: int | None, seed: int 
     # called with the ids alone: transformers' encoders then attend to every token (an all-ones mask)
     return AnyModel(model.eval(), shown, "text", example=torch.tensor([ids], dtype=torch.long), steps=steps,
                     note=f"{config.get('model_type', 'text')} model from {'the bundled package' if bundled else folder}, its trained weights")
+
+
+def any_input_size(text: str) -> tuple[int, ...]:
+    """``"16"`` or ``"4x10"``: the per-sample input shape of your own model (no channel rule)."""
+    try:
+        size = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise BadInput("give sizes like 3x224x224 or 64 (the shape of one sample, batch excluded)", parameter="input_size", value=text) from None
+    if not size or min(size) < 1 or math.prod(size) > MAX_INPUT_VALUES:
+        raise BadInput("each size at least 1, and at most 3x4096x4096 values in all", parameter="input_size", value=text)
+    return size

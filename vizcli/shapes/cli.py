@@ -180,8 +180,7 @@ def _sweep(model: str, lengths: list[int], images, input_size, text, model_arg, 
     """``--seq-len 16,64,256``: the sweep of a text model (see ``vizcli.shapes.sweep``)."""
     from vizcli.common.errors import BadInput
     from vizcli.shapes.any_model import FACTORY, is_any_model
-    from vizcli.shapes.render import print_sweep
-    from vizcli.shapes.sweep import sweep_seq_lens
+    from vizcli.shapes.sweep import print_sweep, sweep_seq_lens
 
     if not is_any_model(model) or FACTORY.match(model):
         raise BadInput("a --seq-len sweep is for text models (a BERT-family folder, minilm)", parameter="model", value=model)

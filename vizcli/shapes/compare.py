@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vizcli.common.errors import RunFailure
-from vizcli.shapes.records import LayerRecord, Trace
+from vizcli.shapes.records import LayerRecord, Trace, human_count
 
 NORMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "LocalResponseNorm")
 
@@ -173,3 +173,21 @@ def _flop_counter_why(record: LayerRecord, module: Any, theirs: int) -> str:
     if theirs < record.macs:
         return "FlopCounterMode has no formula for an operator this row ran"
     return "FlopCounterMode counts an operator vizcli does not (see its flop_registry)"
+
+
+def comparison_lines(comparison: Comparison, records: list[LayerRecord]) -> list[str]:
+    """The totals of each counter, and one line per row that differs saying why."""
+    def count(value: int | None) -> str:
+        return human_count(value) if value is not None else "—"
+
+    totals = comparison.totals
+    tools = ", ".join(f"{name}: {version}" for name, version in comparison.tools.items())
+    lines = [f"compared ({tools}); FlopCounterMode counts FLOPs, shown as MACs (÷ 2)",
+             f"total MACs: vizcli {count(totals['vizcli'])} · torchinfo {count(totals['torchinfo'])} · "
+             f"FlopCounterMode {count(totals['flop_counter'])}"]
+    for row in comparison.rows:
+        for why in row.why:
+            lines.append(f"  #{row.index} {records[row.index].name}: {why}")
+    if not any(row.why for row in comparison.rows):
+        lines.append("  every row agrees")
+    return lines

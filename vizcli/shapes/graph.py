@@ -73,7 +73,7 @@ def graph_source(records: list[LayerRecord], input_shape: tuple[int, ...], title
     """The ``graphviz.Digraph`` of ``records`` (rolled), not yet rendered."""
     import graphviz
 
-    from vizcli.shapes.render import human_count
+    from vizcli.shapes.records import human_count
 
     rolls, stand_in = find_rolls(records)
     length = input_shape[-1]

@@ -116,3 +116,18 @@ def trace_error_text(error: BaseException) -> str:
     text = str(error).split("While executing")[0]
     text = re.sub(r"Proxy\((\w+)\)", r"\1", text)  # fx internals name values Proxy(getitem_2); show the name
     return " ".join(text.split()) or type(error).__name__
+
+
+def human_count(value: float, unit: str = "") -> str:
+    """``1814073344`` → ``1.814 G``."""
+    for threshold, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.3f} {suffix}{unit}"
+    return f"{value:g} {unit}".strip()
+
+
+def human_bytes(value: float) -> str:
+    for threshold, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if value >= threshold:
+            return f"{value / threshold:.2f} {suffix}"
+    return f"{int(value)} B"

@@ -11,25 +11,10 @@ from vizcli.common.console import print_renderables, warn
 from vizcli.common.errors import printable
 from vizcli.common.files import open_destination
 from vizcli.common.formats import SHAPES_SCHEMA, to_json, write_records
+from vizcli.shapes.compare import comparison_lines
 from vizcli.shapes.diagram import DiagramCheck, diagram_node_for
-from vizcli.shapes.records import LayerRecord, diagram_shape, text_axes, torch_shape
+from vizcli.shapes.records import LayerRecord, diagram_shape, human_bytes, human_count, text_axes, torch_shape
 from vizcli.shapes.report import ImageRun, ShapesReport, group_records
-
-
-def human_count(value: float, unit: str = "") -> str:
-    """``1814073344`` → ``1.814 G``."""
-    for threshold, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.3f} {suffix}{unit}"
-    return f"{value:g} {unit}".strip()
-
-
-def human_bytes(value: float) -> str:
-    for threshold, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if value >= threshold:
-            return f"{value / threshold:.2f} {suffix}"
-    return f"{int(value)} B"
-
 
 # ---------------------------------------------------------------- shapes: data
 
@@ -168,7 +153,7 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         out.append(table)
         out.extend(_totals_lines(report, first))
         if run_is_compared(report, first):
-            out.extend(Text(line) for line in comparison_lines(report))
+            out.extend(Text(line) for line in comparison_lines(report.comparison, report.runs[0].trace.records))
         for run in runs:
             if run.nonfinite_outputs:
                 out.append(Text(f"warning: the output for {run.label} has {run.nonfinite_outputs:,} NaN or infinite "
@@ -230,24 +215,6 @@ def _other(value: int | None, ours: int) -> str:
 
 def run_is_compared(report: ShapesReport, run: ImageRun) -> bool:
     return report.comparison is not None and run is report.runs[0]
-
-
-def comparison_lines(report: ShapesReport) -> list[str]:
-    """The totals of each counter, and one line per row that differs saying why."""
-    comparison = report.comparison
-    records = report.runs[0].trace.records
-    totals = comparison.totals
-    tools = ", ".join(f"{name}: {version}" for name, version in comparison.tools.items())
-    lines = [f"compared ({tools}); FlopCounterMode counts FLOPs, shown as MACs (÷ 2)",
-             "total MACs: vizcli " + human_count(totals["vizcli"]) + " · torchinfo "
-             + (human_count(totals["torchinfo"]) if totals["torchinfo"] is not None else "—")
-             + " · FlopCounterMode " + human_count(totals["flop_counter"])]
-    for row in comparison.rows:
-        for why in row.why:
-            lines.append(f"  #{row.index} {records[row.index].name}: {why}")
-    if not any(row.why for row in comparison.rows):
-        lines.append("  every row agrees")
-    return lines
 
 
 def _unused_note(totals: dict[str, Any]) -> str:
@@ -385,30 +352,3 @@ def print_shapes(report: ShapesReport, depth: int, output_format: str, check: Di
             from vizcli.shapes.mermaid import shapes_mermaid
 
             stream.write(shapes_mermaid(report))
-
-
-def print_sweep(sweep: Any, output_format: str, output: str | None) -> None:
-    """A ``--seq-len`` sweep (``vizcli.shapes.sweep.Sweep``) as a table with its fit, as JSON or as CSV."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from vizcli.shapes.sweep import sweep_lines
-
-    if output_format not in ("table", "json", "csv"):
-        from vizcli.common.errors import BadInput
-
-        raise BadInput("a sequence-length sweep prints as table, json or csv", parameter="format", value=output_format)
-    with open_destination(output, binary=False) as stream:
-        if output_format == "json":
-            stream.write(to_json(sweep.as_dict()) + "\n")
-            return
-        if output_format == "csv":
-            write_records(sweep.as_dict()["points"], "csv", stream)
-            return
-        lines, rows = sweep_lines(sweep)
-        table = Table(title=f"{sweep.model_name} · MACs by sequence length", title_justify="left")
-        for header in ("seq len L", "MACs", "linear part a·L", "quadratic part b·L²", "attention share"):
-            table.add_column(header, justify="right")
-        for row in rows:
-            table.add_row(*row)
-        print_renderables([table, *(Text(line) for line in lines), Text(sweep.weights_note)], stream)

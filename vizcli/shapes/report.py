@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vizcli.common.errors import BadInput
-from vizcli.common.sizes import parse_size
+from vizcli.common.sizes import MAX_INPUT_VALUES, parse_size
 from vizcli.shapes.records import LayerRecord, Trace, torch_shape
 from vizcli.shapes.trace import time_forward, trace_shapes
 
 IMAGE_CHANNELS = 3  # torchvision's classification models take RGB
 MAX_TRAIN_BATCH = 1024
-MAX_INPUT_VALUES = 3 * 4096 * 4096
 
 
 @dataclass
@@ -200,7 +199,7 @@ def run_any_shapes(
 
     from vizcli.common.images import load_image, pixel_limit
     from vizcli.common.runtime import resolve_device
-    from vizcli.shapes.any_model import FACTORY, is_exported_program, load_exported, load_factory, load_text_model
+    from vizcli.shapes.any_model import FACTORY, any_input_size, is_exported_program, load_exported, load_factory, load_text_model
 
     memory = (memory or MemoryOptions()).check()
     target = resolve_device(device)
@@ -211,7 +210,7 @@ def run_any_shapes(
                            "and model_arg", parameter="model", value=spec)
         source = load_exported(spec)
         if input_size is not None:
-            size = _any_size(input_size)
+            size = any_input_size(input_size)
             inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"],
                            torch.randn(size, generator=torch.Generator().manual_seed(seed))))
         elif source.example is not None and source.example.shape[:1] == (1,):
@@ -229,7 +228,7 @@ def run_any_shapes(
             loaded = load_image(path, max_pixels=pixel_limit(max_pixels))
             inputs.append((path, list(loaded.record.steps), _preprocess(loaded, "resnet18", "classification", False, (3, 224, 224))))
         if not images:
-            size = _any_size(input_size or "3x224x224")
+            size = any_input_size(input_size or "3x224x224")
             tensor = torch.randn(size, generator=torch.Generator().manual_seed(seed))
             inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"], tensor))
         task = "custom"
@@ -263,17 +262,6 @@ def run_any_shapes(
         raise BadInput("train=True sizes an image model's step; drop it for a text model", parameter="train", value=True)
     report.memory = _memory(model, inputs[0][2].to(target), memory)
     return report
-
-
-def _any_size(text: str) -> tuple[int, ...]:
-    """``"16"`` or ``"4x10"``: the per-sample input shape of your own model (no channel rule)."""
-    try:
-        size = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise BadInput("give sizes like 3x224x224 or 64 (the shape of one sample, batch excluded)", parameter="input_size", value=text) from None
-    if not size or min(size) < 1 or math.prod(size) > MAX_INPUT_VALUES:
-        raise BadInput("each size at least 1, and at most 3x4096x4096 values in all", parameter="input_size", value=text)
-    return size
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def sweep_seq_lens(spec: str, lengths: list[int], seed: int = 0, device: str = "
 
 def sweep_lines(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     """The fit's lines and the table's rows (L, MACs, linear part, quadratic part, attention share), as text."""
-    from vizcli.shapes.render import human_count
+    from vizcli.shapes.records import human_count
 
     fit = (f"MACs(L) = {human_count(sweep.constant)} + {human_count(sweep.linear)}·L + {human_count(sweep.quadratic)}·L² "
            "(least squares over the counted lengths)")
@@ -121,3 +121,32 @@ def sweep_lines(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     rows = [[f"{p.length:,}", human_count(p.macs), human_count(sweep.linear * p.length), human_count(sweep.quadratic * p.length**2),
              f"{p.attention_share:.1%}"] for p in sweep.points]
     return lines, rows
+
+
+def print_sweep(sweep: Any, output_format: str, output: str | None) -> None:
+    """A ``--seq-len`` sweep (``vizcli.shapes.sweep.Sweep``) as a table with its fit, as JSON or as CSV."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from vizcli.common.console import print_renderables
+    from vizcli.common.files import open_destination
+    from vizcli.common.formats import to_json, write_records
+
+    if output_format not in ("table", "json", "csv"):
+        from vizcli.common.errors import BadInput
+
+        raise BadInput("a sequence-length sweep prints as table, json or csv", parameter="format", value=output_format)
+    with open_destination(output, binary=False) as stream:
+        if output_format == "json":
+            stream.write(to_json(sweep.as_dict()) + "\n")
+            return
+        if output_format == "csv":
+            write_records(sweep.as_dict()["points"], "csv", stream)
+            return
+        lines, rows = sweep_lines(sweep)
+        table = Table(title=f"{sweep.model_name} · MACs by sequence length", title_justify="left")
+        for header in ("seq len L", "MACs", "linear part a·L", "quadratic part b·L²", "attention share"):
+            table.add_column(header, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        print_renderables([table, *(Text(line) for line in lines), Text(sweep.weights_note)], stream)
