@@ -16,6 +16,12 @@ def _mermaid_id(record: LayerRecord) -> str:
     return base + (str(record.call + 1) if record.call else "")  # the notes' style: relu, relu2
 
 
+def _header(report: ShapesReport, run, input_label: str) -> list[str]:
+    """The flowchart's title, weights note and input node, alike for every model."""
+    return ["---", f"title: {report.model_name} measured by vizcli (input {torch_shape(run.trace.input_shape)})", "---",
+            "flowchart TD", f"    %% {report.weights_note}", f'    input["{input_label}"]']
+
+
 def shapes_mermaid(report: ShapesReport) -> str:
     """A valid Mermaid ``flowchart TD`` of the measured run, in the notes' node style.
 
@@ -35,14 +41,7 @@ def shapes_mermaid(report: ShapesReport) -> str:
             candidate += "_x"
         used.add(candidate)
         ids[record.node] = candidate
-    lines = [
-        "---",
-        f"title: {report.model_name} measured by vizcli (input {torch_shape(run.trace.input_shape)})",
-        "---",
-        "flowchart TD",
-        f"    %% {report.weights_note}",
-        f'    input["Input Image {torch_shape(run.trace.input_shape[1:])}"]',
-    ]
+    lines = _header(report, run, f"Input Image {torch_shape(run.trace.input_shape[1:])}")
     stage = None
     for record in records:
         top = record.name.split(".")[0]
@@ -102,14 +101,7 @@ def text_mermaid(report: ShapesReport) -> str:
     run = report.tables()[0][0]
     records = run.trace.records
     length = run.trace.input_shape[-1]
-    lines = [
-        "---",
-        f"title: {report.model_name} measured by vizcli (input {torch_shape(run.trace.input_shape)})",
-        "---",
-        "flowchart TD",
-        f"    %% {report.weights_note}",
-        f'    input["token ids: seq {length}"]',
-    ]
+    lines = _header(report, run, f"token ids: seq {length}")
     ids: list[str] = []
     used: set[str] = set()
     group = None
