@@ -1,6 +1,7 @@
 """shapes for any model: your own factory (file or module), the bundled BERT against analytic counts, bad specs."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,14 @@ def test_a_factory_in_a_file_is_counted_exactly(tiny_net):
     conv = 20 * 24 * 16 * 3 * 9  # output pixels × output channels × inputs per output
     assert sum(record.macs for record in run.trace.records) == conv + 16 * 5
     assert "build(width=16, classes=5)" in report.weights_note
+
+
+def test_the_readme_example_model_is_counted_exactly():
+    example = Path(__file__).resolve().parents[2] / "examples" / "my_model.py"
+    report = run_any_shapes(f"{example}:build", [], "3x32x32", {"width": 32}, device="cpu")
+    convolutions = 32 * 32 * 32 * 3 * 9 + 16 * 16 * 64 * 32 * 9  # output pixels × channels × inputs per output
+    assert sum(record.macs for record in report.runs[0].trace.records) == convolutions + 64 * 10 == 5_603_968
+    assert report.parameters == sum(p.numel() for p in report.model.parameters()) == 20_042
 
 
 def test_a_module_factory_takes_model_args():
