@@ -1,0 +1,168 @@
+"""Detect, then pool: vizcli's Detector against torchvision's own detector, pooler and box head."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.checks import random_image
+from vizcli.common.errors import BadInput
+from vizcli.common.images import load_image, unit_tensor
+from vizcli.common.models import load_model
+from vizcli.roi.detect import Detector, Thresholds, parse_ops, state_sha256
+
+FAST = "fasterrcnn_mobilenet_v3_large_320_fpn"  # the quickest two-stage detector (320 px): the tests' default
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """Two images of different sizes (different transformed sizes too) and one of the first's size."""
+    folder = tmp_path_factory.mktemp("detect")
+    paths = []
+    for name, size, seed in (("a.png", (160, 120), 1), ("b.png", (90, 140), 2), ("c.png", (160, 120), 3)):
+        random_image(folder / name, size, seed)
+        paths.append(str(folder / name))
+    return paths
+
+
+def reference_model(name, score_thresh=0.0, per_image=100):
+    """torchvision's detector built independently, thresholds set through its own attributes."""
+    model = load_model(name, seed=0).model.eval()
+    owner = model.roi_heads if hasattr(model, "roi_heads") else model
+    owner.score_thresh, owner.detections_per_img = score_thresh, per_image
+    return model
+
+
+def reference_pooled(model, image):
+    """``box_head(box_roi_pool(features, [boxes], image_sizes))`` on torchvision's own detections,
+    called step by step as GeneralizedRCNN.forward does (boxes before post-processing)."""
+    with torch.inference_mode():
+        listed, _ = model.transform([image])
+        features = model.backbone(listed.tensors)
+        proposals, _ = model.rpn(listed, features)
+        (found,), _ = model.roi_heads(features, proposals, listed.image_sizes)
+        pooled = model.roi_heads.box_roi_pool(features, [found["boxes"]], listed.image_sizes)
+        return pooled.numpy(), model.roi_heads.box_head(pooled).numpy()
+
+
+def test_detections_pooled_features_and_box_head_vectors_equal_torchvisions(pictures):
+    detector = Detector(FAST, op="align,box-head", min_score=0.0, min_detections=0, max_detections=100, batch_size=3)
+    out = detector({"image": pictures})
+    model = reference_model(FAST)
+    for number, path in enumerate(pictures):
+        image = unit_tensor(load_image(path))
+        with torch.inference_mode():
+            (expected,) = model([image])
+        assert len(expected["boxes"]) == 100  # random weights still give a full list at score 0
+        np.testing.assert_array_equal(out["box"][number], expected["boxes"].numpy().astype(np.float64))
+        np.testing.assert_array_equal(out["score"][number], expected["scores"].numpy())
+        assert list(out["class_name"][number]) == [detector.categories[i] for i in expected["labels"].tolist()]
+        align, head = reference_pooled(model, image)
+        assert out["features_align"][number].shape == (100, 256, 7, 7) and out["features_box-head"][number].shape == (100, 1024)
+        np.testing.assert_allclose(out["features_align"][number], align, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out["features_box-head"][number], head, rtol=0, atol=1e-6)
+
+
+def test_a_batch_gives_each_image_what_it_gives_alone(pictures):
+    detector = Detector(FAST, op="box-head", min_score=0.0, min_detections=0, max_detections=20, batch_size=4)
+    together = detector({"image": pictures})
+    for number, path in enumerate(pictures):
+        alone = detector({"image": [path]})
+        np.testing.assert_array_equal(together["box"][number], alone["box"][0])
+        np.testing.assert_array_equal(together["features_box-head"][number], alone["features_box-head"][0])
+
+
+def test_default_thresholds_equal_torchvisions_own(pictures):
+    """min_score = torchvision's 0.05 and max 100, no minimum: the rows are model(images) unchanged."""
+    detector = Detector(FAST, op="align", min_score=0.05, min_detections=0, max_detections=100)
+    model = reference_model(FAST, score_thresh=0.05, per_image=100)
+    out = detector({"image": pictures[:1]})
+    with torch.inference_mode():
+        (expected,) = model([unit_tensor(load_image(pictures[0]))])
+    np.testing.assert_array_equal(out["box"][0], expected["boxes"].numpy().astype(np.float64))
+
+
+def test_min_detections_keeps_the_top_ones_under_the_score_and_max_caps(pictures):
+    detector = Detector(FAST, op="align", min_score=0.99, min_detections=7, max_detections=9)
+    out = detector({"image": pictures[:1]})
+    everything = Detector(FAST, op="align", min_score=0.0, min_detections=0, max_detections=100)({"image": pictures[:1]})
+    assert out["score"][0].max() < 0.99  # random weights: nothing reaches the score, the top 7 are kept
+    np.testing.assert_array_equal(out["box"][0], everything["box"][0][:7])
+    few = Thresholds(min_score=0.0, max_detections=3, min_detections=0).select(torch.tensor([0.9, 0.5, 0.4, 0.3, 0.1]),
+                                                                                 torch.tensor([1, 2, 1, 2, 1]), None)
+    assert few.tolist() == [0, 1, 2]
+
+
+def test_classes_keep_only_those_classes_in_score_order(pictures):
+    everything = Detector(FAST, op="align", min_score=0.0, min_detections=0, max_detections=100)({"image": pictures[:1]})
+    names = list(everything["class_name"][0])
+    chosen = names[0]
+    only = Detector(FAST, op="align", min_score=0.0, min_detections=0, max_detections=5, classes=chosen)({"image": pictures[:1]})
+    assert set(only["class_name"][0]) == {chosen}
+    assert list(only["score"][0]) == sorted(only["score"][0], reverse=True)
+
+
+def test_given_boxes_go_through_the_detectors_pooler_and_box_head(pictures):
+    from torchvision.models.detection.transform import resize_boxes
+
+    boxes = [[10.0, 12.0, 90.0, 100.0], [0.0, 0.0, 160.0, 120.0], [200.0, 200.0, 210.0, 210.0]]  # the last lies outside
+    detector = Detector(FAST, detect=False, op="align,box-head")
+    out = detector({"image": pictures[:1], "boxes": [boxes]})
+    assert out["kept"][0].tolist() == [0, 1] and "outside" in out["problems"][0]
+    model = reference_model(FAST)
+    with torch.inference_mode():
+        listed, _ = model.transform([unit_tensor(load_image(pictures[0]))])
+        features = model.backbone(listed.tensors)
+        scaled = resize_boxes(torch.tensor(boxes[:2]), (120, 160), listed.image_sizes[0])
+        pooled = model.roi_heads.box_roi_pool(features, [scaled], listed.image_sizes)
+        head = model.roi_heads.box_head(pooled)
+    np.testing.assert_allclose(out["features_box-head"][0], head.numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["box"][0], np.asarray(boxes[:2]), atol=1e-4)
+    assert np.isnan(out["score"][0]).all()
+
+
+def test_one_stage_detectors_give_boxes_only_equal_to_torchvisions(pictures):
+    name = "retinanet_resnet50_fpn"
+    detector = Detector(name, op="none", min_score=0.0, min_detections=0, max_detections=50)
+    out = detector({"image": pictures[1:2]})
+    model = reference_model(name, per_image=50)
+    with torch.inference_mode():
+        (expected,) = model([unit_tensor(load_image(pictures[1]))])
+    np.testing.assert_array_equal(out["box"][0], expected["boxes"].numpy().astype(np.float64))
+    np.testing.assert_array_equal(out["score"][0], expected["scores"].numpy())
+    assert not any(name.startswith("features") for name in out)
+
+
+def test_the_weights_digest_names_the_weights():
+    first, again = load_model(FAST, seed=0).model, load_model(FAST, seed=0).model
+    other = load_model(FAST, seed=1).model
+    assert state_sha256(first) == state_sha256(again) != state_sha256(other)
+
+
+def test_random_weights_say_the_boxes_are_meaningless():
+    detector = Detector(FAST)
+    assert any("meaningless" in note for note in detector.notes)
+    metadata = detector.metadata()
+    assert metadata["weights_sha256"] == detector.weights_sha256 and metadata["transform"]["min_size"] == [320]
+    assert metadata["thresholds"] == {"min_score": 0.2, "max_detections": 36, "min_detections": 10, "classes": [], "nms": 0.5}
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"op": "pool"}, "not RoIPool"),
+    ({"op": "align,nope"}, "comma list"),
+    ({"detector": "retinanet_resnet50_fpn", "op": "box-head"}, "boxes only"),
+    ({"detect": False, "op": "none"}, "detect=True"),
+    ({"detector": "fasterrcnn_resnet50"}, "did you mean fasterrcnn_resnet50_fpn"),
+    ({"classes": "persn"}, "did you mean person"),
+    ({"min_score": 1.5}, "0..1"),
+    ({"min_detections": 50, "max_detections": 36}, "0..max_detections"),
+])
+def test_bad_settings_are_refused_before_a_model_loads(kwargs, fragment):
+    with pytest.raises(BadInput) as caught:
+        Detector(**{"detector": FAST, **kwargs})
+    assert fragment in str(caught.value.detail if hasattr(caught.value, "detail") else caught.value)
+
+
+def test_ops_parse_as_lists():
+    assert parse_ops("align,box-head", True, FAST) == ("align", "box-head")
+    assert parse_ops("both", False, "resnet18") == ("align", "pool")
+    assert parse_ops("none", True, FAST) == ()

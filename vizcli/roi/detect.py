@@ -1,0 +1,502 @@
+"""Detect, then pool: region features the bottom-up-attention way, from a torchvision detector.
+
+``Detector`` runs a torchvision detection model exactly as ``model(images)`` does (its own
+``GeneralizedRCNNTransform``: resize and normalise; its RPN, box head and post-processing), keeps
+the top detections by ``min_score`` / ``min_detections`` / ``max_detections`` / ``classes``, and
+pools each kept box from the detector's own feature pyramid with its own pooler:
+
+* ``align``: ``model.roi_heads.box_roi_pool(features, [boxes], image_sizes)``, ``256×7×7``
+  (``MultiScaleRoIAlign``: sampling ratio 2, ``aligned=False``, FPN level by box size);
+* ``box-head``: ``model.roi_heads.box_head`` of that, TwoMLPHead's 1024 values (the "fc7"
+  feature vision-language pipelines save).
+
+Given boxes (``detect=False``) go through the same transform, pooler and box head. RetinaNet and
+FCOS have no box head: they give boxes only (``op="none"``). An image runs alone or batched with
+images of its own transformed size, so its numbers never depend on its neighbours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from vizcli.common.errors import BadInput, VizcliError
+from vizcli.common.formats import ROI_DATASET_SCHEMA
+from vizcli.roi.annotations import AnnotatedImage, Annotation
+
+TWO_STAGE = (
+    "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2",
+    "keypointrcnn_resnet50_fpn",
+)
+ONE_STAGE = ("retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn")
+DETECTORS = TWO_STAGE + ONE_STAGE
+DEFAULT_DETECTOR = "fasterrcnn_resnet50_fpn_v2"
+DETECT_OPS = ("align", "box-head")
+RANDOM_BOXES_NOTE = ("random weights: this detector's boxes, scores and classes are meaningless (the features are exact "
+                     "for those boxes); use weights='DEFAULT' for torchvision's trained detector")
+ALL_CANDIDATES = 100_000  # detections kept per image before our own filter, when classes are chosen
+
+
+@dataclass
+class Thresholds:
+    """Which detections become rows: score ≥ ``min_score``, at least ``min_detections`` (the top
+    ones even under the score), at most ``max_detections``, of ``classes`` only (all when empty)."""
+
+    min_score: float = 0.2
+    max_detections: int = 36
+    min_detections: int = 10
+    classes: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise BadInput("use a score in 0..1", parameter="min_score", value=self.min_score)
+        if not 1 <= self.max_detections <= 10_000:
+            raise BadInput("use 1..10000", parameter="max_detections", value=self.max_detections)
+        if not 0 <= self.min_detections <= self.max_detections:
+            raise BadInput(f"use 0..max_detections ({self.max_detections})", parameter="min_detections",
+                           value=self.min_detections)
+
+    def select(self, scores: Any, labels: Any, wanted: set[int] | None) -> Any:
+        """Indices into a detector's output (sorted by score, highest first) that become rows."""
+        import torch
+
+        order = torch.arange(scores.shape[0])
+        if wanted is not None:
+            order = order[torch.tensor([int(label) in wanted for label in labels.tolist()], dtype=torch.bool)]
+        above = order[scores[order] >= self.min_score]
+        chosen = above if above.numel() >= self.min_detections else order[: self.min_detections]
+        return chosen[: self.max_detections]
+
+
+def parse_ops(text: str, detect: bool, detector: str | None) -> tuple[str, ...]:
+    """``--op`` as a tuple: ``align``, ``pool``, ``both`` (align and pool), ``box-head``, ``none``,
+    or a comma list (``align,box-head``)."""
+    names: list[str] = []
+    for part in (piece.strip() for piece in str(text).split(",")):
+        names.extend(("align", "pool") if part == "both" else (part,))
+    allowed = ("align", "pool", "box-head", "none")
+    for name in names:
+        if name not in allowed:
+            raise BadInput(f"use {', '.join(allowed)}, both, or a comma list such as align,box-head", parameter="op", value=text)
+    if "none" in names:
+        if len(names) > 1 or not detect:
+            raise BadInput("none (boxes only) goes alone, with detect=True", parameter="op", value=text)
+        return ()
+    ops = tuple(dict.fromkeys(names))
+    through_detector = detect or "box-head" in ops
+    if through_detector and "pool" in ops:
+        raise BadInput("a detector's boxes are pooled with its own RoIAlign (align) and box head (box-head), not RoIPool",
+                       parameter="op", value=text)
+    if through_detector and detector in ONE_STAGE and ops:
+        raise BadInput(f"{detector} has no box pooler or box head: it gives boxes only (op='none'); use one of "
+                       f"{', '.join(TWO_STAGE)} for features", parameter="op", value=text)
+    return ops
+
+
+def check_detector(name: str) -> None:
+    if name not in DETECTORS:
+        import difflib
+
+        close = difflib.get_close_matches(name, DETECTORS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise BadInput(f"{hint}use one of {', '.join(DETECTORS)}", parameter="detector", value=name)
+
+
+def detector_categories(name: str) -> list[str]:
+    """The class names torchvision's weights for ``name`` use (COCO's 91, with ``__background__`` and ``N/A``)."""
+    import torchvision.models
+
+    return list(torchvision.models.get_model_weights(name).DEFAULT.meta["categories"])
+
+
+def state_sha256(module: Any) -> str:
+    """A sha256 of every tensor of ``module``'s state dict (names, dtypes, shapes, bytes, in order):
+    equal weights give the same digest, however they were loaded."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+@dataclass
+class Transformed:
+    """One decoded image after the detector's own transform, with the given boxes (if any)."""
+
+    image: AnnotatedImage
+    tensor: Any  # Tensor[3, Hp, Wp]: resized, normalised, padded to the transform's size_divisible
+    resized: tuple[int, int]  # (height, width) after resizing, before padding
+    size: tuple[int, int]  # original (width, height)
+    boxes: list[tuple[float, float, float, float]]  # given boxes, clipped, original pixels
+    kept: list[int]
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def clip_boxes(image: AnnotatedImage, width: int, height: int, strict: bool) -> tuple[list, list[int], list[dict[str, Any]]]:
+    """``image``'s boxes in pixels, clipped to the image; those outside it (or, with ``strict``,
+    partly outside) become problems."""
+    boxes, kept, problems = [], [], []
+    for index, annotation in enumerate(image.annotations):
+        x1, y1, x2, y2 = annotation.in_pixels(width, height)
+        clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
+                             "problem": f"box {[x1, y1, x2, y2]} lies outside the {width}×{height} image"})
+            continue
+        if strict and clipped != (x1, y1, x2, y2):
+            problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
+                             "problem": f"box {[x1, y1, x2, y2]} extends outside the {width}×{height} image (strict=True: not clipped)"})
+            continue
+        boxes.append(clipped)
+        kept.append(index)
+    return boxes, kept, problems
+
+
+class Detector:
+    """A torchvision detector, loaded once: detects (or takes given boxes) and pools from its pyramid.
+
+    ``vizcli.roi.Detector(detector="fasterrcnn_resnet50_fpn_v2", weights="DEFAULT", op="align,box-head")``;
+    called on a batch dict ``{"image": [path or bytes, ...]}`` (plus ``"boxes"`` with ``detect=False``)
+    it returns the batch with, per image, ``box`` ``[K, 4]`` (image pixels), ``score`` ``[K]``,
+    ``class_name`` ``[K]``, ``features_align`` ``[K, 256, 7, 7]``, ``features_box-head`` ``[K, 1024]``,
+    ``feature_box``, ``levels``, ``kept``, ``width``/``height`` and ``problems`` (JSON), the same
+    columns ``RoIExtractor`` gives, so the dataset engine runs either.
+    """
+
+    def __init__(
+        self,
+        detector: str = DEFAULT_DETECTOR,
+        weights: str | None = None,
+        detect: bool = True,
+        op: str = "align",
+        min_score: float = 0.2,
+        max_detections: int = 36,
+        min_detections: int = 10,
+        classes: tuple[str, ...] | list[str] | str | None = None,
+        device: str = "auto",
+        seed: int = 0,
+        max_pixels: int | None = None,
+        on_error: str = "stop",
+        threads: int | None = None,
+        batch_size: int = 2,
+        decode_workers: int = 2,
+        strict: bool = False,
+    ) -> None:
+        import torch
+
+        from vizcli.common.images import pixel_limit
+        from vizcli.common.models import load_model
+        from vizcli.common.runtime import resolve_device
+
+        check_detector(detector)
+        if on_error not in ("skip", "stop"):
+            raise BadInput("use skip or stop", parameter="on_error", value=on_error)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.detector, self.detect, self.strict, self.on_error = detector, detect, strict, on_error
+        self.ops = parse_ops(op, detect, detector)
+        if not detect and not self.ops:
+            raise BadInput("given boxes need op='box-head' (or align,box-head) to go through a detector", parameter="op", value=op)
+        if isinstance(classes, str):
+            classes = tuple(name.strip() for name in classes.split(",") if name.strip())
+        self.thresholds = Thresholds(min_score, max_detections, min_detections, tuple(classes or ()))
+        self.thresholds.check()
+        self.categories = detector_categories(detector)
+        self.wanted = self._wanted_ids(self.thresholds.classes)
+        self.batch_size, self.decode_workers = max(1, batch_size), max(1, decode_workers)
+        self.max_pixels, self.device, self.seed, self.weights = pixel_limit(max_pixels), resolve_device(device), seed, weights
+        loaded = load_model(detector, weights=weights, seed=seed)
+        self.weights_note, self.pretrained = loaded.weights_note, loaded.pretrained
+        self.model = loaded.model.eval()
+        self.weights_sha256 = state_sha256(self.model)
+        self.notes = [] if loaded.pretrained else [RANDOM_BOXES_NOTE]
+        self._set_thresholds()
+        self.model.to(self.device)
+
+    def _wanted_ids(self, classes: tuple[str, ...]) -> set[int] | None:
+        if not classes:
+            return None
+        known = {name: index for index, name in enumerate(self.categories) if name not in ("__background__", "N/A")}
+        for name in classes:
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(name, list(known), n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise BadInput(f"{hint}{self.detector} knows {len(known)} classes ({', '.join(list(known)[:8])}, …)",
+                               parameter="classes", value=name)
+        return {known[name] for name in classes}
+
+    def _set_thresholds(self) -> None:
+        """Let the detector keep every detection our filter may want; it then filters nothing we keep.
+
+        torchvision keeps a detection when its score > ``score_thresh``, after per-class NMS, the
+        ``detections_per_img`` highest. NMS never lets a lower score remove a higher one, so with a
+        lower threshold the detections above ``min_score`` are the same boxes in the same order.
+        """
+        thresholds = self.thresholds
+        floor = 0.0 if thresholds.min_detections else max(0.0, thresholds.min_score - 1e-6)
+        keep = ALL_CANDIDATES if self.wanted is not None else max(thresholds.max_detections, thresholds.min_detections)
+        owner = self.model.roi_heads if self.detector in TWO_STAGE else self.model
+        owner.score_thresh, owner.detections_per_img = floor, keep
+        if self.detector in TWO_STAGE:
+            heads = self.model.roi_heads
+            heads.mask_roi_pool = heads.mask_head = heads.mask_predictor = None  # boxes only: skip masks, keypoints
+            heads.keypoint_roi_pool = heads.keypoint_head = heads.keypoint_predictor = None
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {}
+        if "align" in self.ops:
+            pooler = self.model.roi_heads.box_roi_pool
+            size = tuple(pooler.output_size)
+            shapes["align"] = (int(self.model.backbone.out_channels), int(size[0]), int(size[1]))
+        if "box-head" in self.ops:
+            shapes["box-head"] = (int(self.model.roi_heads.box_predictor.cls_score.in_features),)
+        return shapes
+
+    def transform_settings(self) -> dict[str, Any]:
+        transform = self.model.transform
+        return {"min_size": list(transform.min_size), "max_size": int(transform.max_size),
+                "image_mean": list(transform.image_mean), "image_std": list(transform.image_std),
+                "size_divisible": int(transform.size_divisible)}
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this detector (``verify`` recomputes rows with them)."""
+        return {"detector": self.detector, "weights": self.weights, "detect": self.detect, "op": ",".join(self.ops) or "none",
+                "min_score": self.thresholds.min_score, "max_detections": self.thresholds.max_detections,
+                "min_detections": self.thresholds.min_detections, "classes": list(self.thresholds.classes),
+                "seed": self.seed, "strict": self.strict}
+
+    def metadata(self) -> dict[str, Any]:
+        """What every output row was computed with (written into the file's metadata)."""
+        pooler = self.model.roi_heads.box_roi_pool if self.detector in TWO_STAGE else None
+        return {
+            "schema": ROI_DATASET_SCHEMA,
+            "worker": "detector",
+            "settings": self.settings(),
+            "model": self.detector,
+            "weights": self.weights_note,
+            "weights_sha256": self.weights_sha256,
+            "detect": self.detect,
+            "thresholds": {"min_score": self.thresholds.min_score, "max_detections": self.thresholds.max_detections,
+                           "min_detections": self.thresholds.min_detections, "classes": list(self.thresholds.classes),
+                           "nms": float(getattr(self.model.roi_heads if pooler else self.model, "nms_thresh", 0.0))},
+            "transform": self.transform_settings(),
+            "pooler": None if pooler is None else {
+                "featmap_names": list(pooler.featmap_names), "output_size": list(pooler.output_size),
+                "sampling_ratio": int(pooler.sampling_ratio), "aligned": False,
+                "canonical_scale": 224, "canonical_level": 4},
+            "ops": list(self.ops),
+            "feature_shapes": {op: list(shape) for op, shape in self.feature_shapes.items()},
+            "strict": self.strict,
+            "notes": list(self.notes),
+        }
+
+    # ------------------------------------------------------------ preparing
+
+    def prepare(self, image: AnnotatedImage, source: bytes | None = None) -> Transformed:
+        """Decode ``image``, clip its given boxes, and run the detector's own transform on it."""
+        import torch
+
+        from vizcli.common.images import load_image, unit_tensor
+
+        loaded = load_image(image.path, max_pixels=self.max_pixels, data=source)
+        width, height = loaded.image.size
+        boxes, kept, problems = clip_boxes(image, width, height, self.strict) if not self.detect else ([], [], [])
+        with torch.inference_mode():
+            listed, _ = self.model.transform([unit_tensor(loaded).to(self.device)])
+        resized = tuple(int(value) for value in listed.image_sizes[0])
+        return Transformed(image, listed.tensors[0], (resized[0], resized[1]), (width, height), boxes, kept, problems)
+
+    # ------------------------------------------------------------ running
+
+    def run(self, batch: list[Transformed]) -> list[dict[str, Any]]:
+        """Detect (or take the given boxes) and pool, for images of one padded size.
+
+        Returns per image ``{"boxes": Tensor[K, 4] image pixels, "scores", "labels", "levels",
+        "cells", op: ndarray}``.
+        """
+        import torch
+        from torchvision.models.detection.image_list import ImageList
+        from torchvision.models.detection.transform import resize_boxes
+
+        stacked = torch.stack([item.tensor for item in batch])
+        sizes = [item.resized for item in batch]
+        originals = [(item.size[1], item.size[0]) for item in batch]
+        listed = ImageList(stacked, sizes)
+        with torch.inference_mode():
+            if self.detector in ONE_STAGE:
+                return self._one_stage(listed, originals)
+            features = self.model.backbone(stacked)
+            if self.detect:
+                proposals, _ = self.model.rpn(listed, features)
+                found, _ = self.model.roi_heads(features, proposals, sizes)
+                chosen = [self.thresholds.select(d["scores"], d["labels"], self.wanted) for d in found]
+                boxes = [d["boxes"][keep] for d, keep in zip(found, chosen)]
+                scores = [d["scores"][keep] for d, keep in zip(found, chosen)]
+                labels = [d["labels"][keep] for d, keep in zip(found, chosen)]
+            else:
+                boxes = [resize_boxes(torch.tensor(item.boxes, dtype=torch.float32).reshape(-1, 4).to(self.device),
+                                      (item.size[1], item.size[0]), item.resized) for item in batch]
+                scores = [None] * len(batch)
+                labels = [None] * len(batch)
+            pooled = self._pool(features, boxes, sizes)
+        results = []
+        for number, item in enumerate(batch):
+            result = {"boxes": resize_boxes(boxes[number], item.resized, originals[number]).cpu(),
+                      "scores": None if scores[number] is None else scores[number].cpu(),
+                      "labels": None if labels[number] is None else labels[number].cpu(), **pooled[number]}
+            results.append(result)
+        return results
+
+    def _one_stage(self, listed: Any, originals: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        """RetinaNet and FCOS: their own forward after the transform, boxes only."""
+        import torch
+
+        model = self.model
+        features = list(model.backbone(listed.tensors).values())
+        head_outputs = model.head(features)
+        anchors = model.anchor_generator(listed, features)
+        counts = [x.size(2) * x.size(3) for x in features]
+        if self.detector.startswith("retinanet"):
+            per_level = [count * (head_outputs["cls_logits"].size(1) // sum(counts)) for count in counts]
+        else:
+            per_level = counts
+        split_outputs = {key: list(value.split(per_level, dim=1)) for key, value in head_outputs.items()}
+        split_anchors = [list(a.split(per_level)) for a in anchors]
+        found = model.postprocess_detections(split_outputs, split_anchors, listed.image_sizes)
+        found = model.transform.postprocess(found, listed.image_sizes, originals)
+        results = []
+        for d in found:
+            keep = self.thresholds.select(d["scores"], d["labels"], self.wanted)
+            results.append({"boxes": d["boxes"][keep].cpu(), "scores": d["scores"][keep].cpu(),
+                            "labels": d["labels"][keep].cpu(), "levels": [], "cells": torch.zeros((len(keep), 4))})
+        return results
+
+    def _pool(self, features: Any, boxes: list[Any], sizes: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        """The detector's pooler (and box head) on ``boxes`` (transformed pixels), split per image."""
+        import torch
+
+        pooler = self.model.roi_heads.box_roi_pool
+        aligned = pooler(features, boxes, sizes)  # sets pooler.scales and map_levels on its first call
+        head = self.model.roi_heads.box_head(aligned) if "box-head" in self.ops else None
+        everything = torch.cat(boxes) if boxes else torch.zeros((0, 4))
+        if len(pooler.scales) > 1:
+            levels = pooler.map_levels(boxes).to(torch.int64).cpu()
+        else:
+            levels = torch.zeros(everything.shape[0], dtype=torch.int64)
+        scales = torch.tensor(pooler.scales, dtype=torch.float32)
+        cells = everything.cpu() * scales[levels][:, None]
+        names = list(pooler.featmap_names)
+        out, start = [], 0
+        for image_boxes in boxes:
+            end = start + image_boxes.shape[0]
+            part: dict[str, Any] = {"levels": [names[i] for i in levels[start:end].tolist()], "cells": cells[start:end]}
+            if "align" in self.ops:
+                part["align"] = aligned[start:end].float().cpu().numpy()
+            if head is not None:
+                part["box-head"] = head[start:end].float().cpu().numpy()
+            out.append(part)
+            start = end
+        return out
+
+    # ------------------------------------------------------------ a batch dict (the dataset engine, Ray Data)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        import numpy as np
+
+        ids = batch.get("id")
+        given = batch.get("boxes")
+        records: list[tuple[AnnotatedImage, bytes | None]] = []
+        for number, image in enumerate(batch["image"]):
+            image_id = str(ids[number]) if ids is not None else str(number)
+            boxes = given[number] if given is not None and not self.detect else []
+            annotations = [Annotation((float(b[0]), float(b[1]), float(b[2]), float(b[3])), str(i)) for i, b in enumerate(boxes)]
+            records.append((AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations),
+                            None if isinstance(image, str) else bytes(image)))
+        problems: dict[str, list[dict[str, Any]]] = {record.image_id: [] for record, _ in records}
+        done: dict[str, tuple[Transformed, dict[str, Any]]] = {}
+
+        def on_problem(problem: dict[str, Any]) -> None:
+            if self.on_error != "skip" and "annotation_id" not in problem:
+                raise BadInput(f"image {problem['image']!r}: {problem['problem']}")
+            problems[str(problem["image"])].append(problem)
+
+        stream = (item for item in self._transformed(records, on_problem) if self.detect or item.boxes)
+        for group in _same_size_groups(stream, self.batch_size):
+            for member, result in zip(group, self.run(group)):
+                done[member.image.image_id] = (member, result)
+        shapes = self.feature_shapes
+        out: dict[str, list[Any]] = {name: [] for name in ("box", "kept", "feature_box", "levels", "width", "height", "problems",
+                                                            "score", "class_name", *(f"features_{op}" for op in self.ops))}
+        for record, _ in records:
+            member, result = done.get(record.image_id, (None, None))
+            count = 0 if result is None else int(result["boxes"].shape[0])
+            out["box"].append(result["boxes"].numpy().astype(np.float64) if result else np.zeros((0, 4)))
+            out["kept"].append(np.arange(count, dtype=np.int64) if self.detect or member is None
+                               else np.asarray(member.kept, dtype=np.int64))
+            out["feature_box"].append(np.asarray(result["cells"], dtype=np.float64).reshape(-1, 4) if result else np.zeros((0, 4)))
+            out["levels"].append(np.asarray(result["levels"] if result else [], dtype=str))
+            out["width"].append(member.size[0] if member else 0)
+            out["height"].append(member.size[1] if member else 0)
+            out["problems"].append(json.dumps(problems[record.image_id], ensure_ascii=False))
+            scores = result["scores"] if result else None
+            out["score"].append(scores.numpy().astype(np.float32) if scores is not None else np.full(count, np.nan, np.float32))
+            labels = result["labels"] if result else None
+            out["class_name"].append(np.asarray([self.categories[int(i)] for i in labels.tolist()] if labels is not None
+                                                else [""] * count, dtype=str))
+            for op in self.ops:
+                out[f"features_{op}"].append(result[op] if result else np.zeros((0, *shapes[op]), np.float32))
+        if self.ops:
+            out["features"] = out[f"features_{self.ops[0]}"]
+        return {**batch, **out}
+
+    def _transformed(self, records: list[tuple[AnnotatedImage, bytes | None]], on_problem: Any) -> Iterator[Transformed]:
+        """``prepare`` in ``decode_workers`` threads, a bounded window ahead, in order; failures become problems."""
+
+        def decode(record: tuple[AnnotatedImage, bytes | None]) -> Transformed | dict[str, Any]:
+            image, data = record
+            try:
+                return self.prepare(image, data)
+            except VizcliError as error:
+                return {"image": image.image_id, "path": image.path, "problem": error.detail}
+            except OSError as error:
+                return {"image": image.image_id, "path": image.path, "problem": error.strerror or str(error)}
+
+        window = self.decode_workers * 4
+        with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="vizcli-detect") as pool:
+            iterator = iter(records)
+            pending = [pool.submit(decode, record) for record in itertools.islice(iterator, window)]
+            while pending:
+                result = pending.pop(0).result()
+                following = next(iterator, None)
+                if following is not None:
+                    pending.append(pool.submit(decode, following))
+                if isinstance(result, dict):
+                    on_problem(result)
+                    continue
+                for problem in result.problems:
+                    on_problem(problem)
+                yield result
+
+
+def _same_size_groups(items: Any, batch_size: int) -> Iterator[list[Transformed]]:
+    group: list[Transformed] = []
+    for item in items:
+        if group and (tuple(item.tensor.shape) != tuple(group[0].tensor.shape) or len(group) >= batch_size):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
