@@ -57,9 +57,9 @@ def test_detections_pooled_features_and_box_head_vectors_equal_torchvisions(pict
         np.testing.assert_array_equal(out["score"][number], expected["scores"].numpy())
         assert list(out["class_name"][number]) == [detector.categories[i] for i in expected["labels"].tolist()]
         align, head = reference_pooled(model, image)
-        assert out["features_align"][number].shape == (100, 256, 7, 7) and out["features_box-head"][number].shape == (100, 1024)
+        assert out["features_align"][number].shape == (100, 256, 7, 7) and out["features_box_head"][number].shape == (100, 1024)
         np.testing.assert_allclose(out["features_align"][number], align, rtol=0, atol=1e-6)
-        np.testing.assert_allclose(out["features_box-head"][number], head, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out["features_box_head"][number], head, rtol=0, atol=1e-6)
 
 
 def test_a_batch_gives_each_image_what_it_gives_alone(pictures):
@@ -68,7 +68,7 @@ def test_a_batch_gives_each_image_what_it_gives_alone(pictures):
     for number, path in enumerate(pictures):
         alone = detector({"image": [path]})
         np.testing.assert_array_equal(together["box"][number], alone["box"][0])
-        np.testing.assert_array_equal(together["features_box-head"][number], alone["features_box-head"][0])
+        np.testing.assert_array_equal(together["features_box_head"][number], alone["features_box_head"][0])
 
 
 def test_default_thresholds_equal_torchvisions_own(pictures):
@@ -115,7 +115,7 @@ def test_given_boxes_go_through_the_detectors_pooler_and_box_head(pictures):
         scaled = resize_boxes(torch.tensor(boxes[:2]), (120, 160), listed.image_sizes[0])
         pooled = model.roi_heads.box_roi_pool(features, [scaled], listed.image_sizes)
         head = model.roi_heads.box_head(pooled)
-    np.testing.assert_allclose(out["features_box-head"][0], head.numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["features_box_head"][0], head.numpy(), rtol=0, atol=1e-6)
     np.testing.assert_allclose(out["box"][0], np.asarray(boxes[:2]), atol=1e-4)
     assert np.isnan(out["score"][0]).all()
 

@@ -17,7 +17,6 @@ from vizcli.common.options import (
     QuietOption,
     RoiFormat,
     RoiLayer,
-    RoiOp,
     SeedOption,
     ShardFormat,
     ThreadsOption,
@@ -78,7 +77,16 @@ def roi(
         typer.Option("--layer", help="Stage to pool from: strides 4, 8, 16 (the notes' 1/16), 32; fpn: the pyramid level "
                      "MultiScaleRoIAlign assigns each box."),
     ] = RoiLayer.layer3,
-    op: Annotated[RoiOp, typer.Option("--op", help="RoIAlign, RoIPool or both.")] = RoiOp.align,
+    op: Annotated[str, typer.Option("--op", help="align (RoIAlign), pool (RoIPool), both, box-head (a detector's "
+                                     "TwoMLPHead, 1024 values), none (--detect: boxes only), or a list: align,box-head.")] = "align",
+    detect: Annotated[bool, typer.Option("--detect", help="Find the boxes with --detector, then pool them from its own pyramid.")] = False,
+    detector: Annotated[str, typer.Option("--detector", help="A torchvision detector: fasterrcnn_*/maskrcnn_*/keypointrcnn_* "
+                                          "(features), retinanet_*/fcos_* (boxes only).")] = "fasterrcnn_resnet50_fpn_v2",
+    min_score: Annotated[float, typer.Option("--min-score", help="--detect: keep detections scoring at least this.")] = 0.2,
+    max_detections: Annotated[int, typer.Option("--max-detections", help="--detect: at most this many boxes an image (36 is usual).")] = 36,
+    min_detections: Annotated[int | None, typer.Option("--min-detections", help="--detect: at least this many, the top ones even "
+                                                       "under --min-score (default 10, or --max-detections if fewer).")] = None,
+    classes: Annotated[str | None, typer.Option("--classes", help="--detect: only these COCO classes, e.g. person,dog.")] = None,
     output_size: Annotated[str, typer.Option("--output-size", help="N or HxW bins.")] = "7",
     sampling_ratio: Annotated[
         int, typer.Option("--sampling-ratio", help="Samples per bin side (the notes' 2×2); 0 = adaptive.")
@@ -165,12 +173,33 @@ def roi(
     from vizcli.roi.boxes import check_max_boxes
     from vizcli.roi.dataset import is_dataset_input
     from vizcli.roi.explain import parse_explain
-    from vizcli.roi.pooling import OPS, PoolSpec, check_channel, parse_output_size
+    from vizcli.roi.pooling import PoolSpec, check_channel, parse_output_size
 
     if images and images[0] == "merge":
         _merge(images[1:], output, shard_format.value, quiet)
         return None
     from vizcli.datasets.sink import is_table_output
+    from vizcli.roi.detect import parse_ops
+
+    ops = parse_ops(op, detect, detector)
+    through_detector = detect or "box-head" in ops
+    if through_detector:
+        from vizcli.roi.detect import check_detector
+
+        check_detector(detector)
+        from vizcli.roi.detections import check_detector_flags
+
+        check_detector_flags(detect, model, layer, output_size, sampling_ratio, aligned, max_size, dtype, explain,
+                              annotations, boxes, boxes_file)
+    worker_settings = {
+        "detector": detector, "weights": weights, "detect": detect, "op": ",".join(ops) or "none", "min_score": min_score,
+        "max_detections": max_detections, "min_detections": min_detections, "classes": classes, "device": device,
+        "seed": seed, "max_pixels": max_pixels, "strict": strict,
+    } if through_detector else {
+        "model": model, "weights": weights, "layer": layer.value, "op": op, "output_size": output_size,
+        "sampling_ratio": sampling_ratio, "aligned": aligned, "max_size": max_size, "dtype": dtype.value,
+        "device": device, "seed": seed, "max_pixels": max_pixels, "strict": strict,
+    }
 
     if is_dataset_input(list(images or []), annotations) or (output and is_table_output(output)):
         from vizcli.datasets.options import dataset_settings
@@ -189,15 +218,10 @@ def roi(
             raise BadInput("use 1..64 decode threads", parameter="workers", value=workers)
         settings = dataset_settings(output, resume, shard, shard_format, shard_size, engine, workers, ray_address, on_error,
                                     threads, quiet, ray_timeout)
-        extractor_settings = {
-            "model": model, "weights": weights, "layer": layer.value, "op": op.value, "output_size": output_size,
-            "sampling_ratio": sampling_ratio, "aligned": aligned, "max_size": max_size, "dtype": dtype.value,
-            "device": device, "seed": seed, "max_pixels": max_pixels, "strict": strict,
-        }
         from vizcli.common.runtime import flat_heap
 
         with flat_heap():  # a dataset run is long: keep peak memory flat (see keep_heap_flat)
-            return _run_dataset(settings, extractor_settings, list(images or []), boxes, boxes_file, annotations,
+            return _run_dataset(settings, worker_settings, list(images or []), boxes, boxes_file, annotations,
                                 annotations_format.value if annotations_format else None, images_root, glob, max_boxes,
                                 batch_size, workers or 2, threads)
     if engine is not Engine.local or ray_address is not None:
@@ -205,10 +229,16 @@ def roi(
     if not images:
         raise BadInput("no image given; give one: vizcli roi IMAGE --boxes x1,y1,x2,y2, or a DATASET folder "
                        "(or use --explain-notes)")
+    if through_detector:
+        from vizcli.roi.detections import detect_command
+
+        given = None if detect else _boxes_by_image(list(images), boxes, boxes_file, max_boxes)
+        detect_command(worker_settings, list(images), given, output, save_format_option.value if save_format_option else None,
+                       output_format.value if output_format else None, plot, quiet, threads)
+        return None
     from vizcli.roi.backbones import check_backbone
 
     check_backbone(model, layer.value)
-    ops = OPS if op is RoiOp.both else (op.value,)
     spec = PoolSpec.for_layer(layer.value, parse_output_size(output_size), sampling_ratio, aligned)
     check_max_boxes(max_boxes)
     if explain:
@@ -270,7 +300,7 @@ def _boxes_by_image(images: list[str], boxes: list[str] | None, boxes_file: str 
     raise BadInput("no boxes given; use --boxes x1,y1,x2,y2 (repeatable) or --boxes-file FILE")
 
 
-def _run_dataset(settings: Any, extractor_settings: dict[str, Any], images: list[str], boxes: list[str] | None,
+def _run_dataset(settings: Any, worker_settings: dict[str, Any], images: list[str], boxes: list[str] | None,
                  boxes_file: str | None, annotations: str | None, annotations_format: str | None, images_root: str | None,
                  glob: str | None, max_boxes: int, batch_size: int, decode_workers: int, threads: int | None) -> int:
     """``vizcli roi DATASET ... -o out.parquet|DIR/``: every box of a dataset, streamed to rows."""
@@ -281,14 +311,23 @@ def _run_dataset(settings: Any, extractor_settings: dict[str, Any], images: list
     from vizcli.roi.dataset import is_dataset_input, load_dataset
 
     output = settings.output
-    check_backbone(extractor_settings["model"], extractor_settings["layer"])
-    check_not_an_input(output, [*images, annotations, extractor_settings["weights"], boxes_file])
+    detecting = bool(worker_settings.get("detect"))
+    if "model" in worker_settings:
+        check_backbone(worker_settings["model"], worker_settings["layer"])
+    check_not_an_input(output, [*images, annotations, worker_settings["weights"], boxes_file])
     if boxes and (annotations or boxes_file):
         raise BadInput("give boxes with --boxes or --annotations, not both")
     if boxes_file and annotations:
         raise BadInput("give boxes with --annotations or --boxes-file, not both")
     annotations = annotations or boxes_file
-    if boxes and len(images) == 1 and is_dataset_input(images, None):  # a folder or list, the same boxes on every image
+    if detecting:  # the detector finds the boxes: every image of the folder, list or command line
+        from vizcli.roi.annotations import AnnotatedImage
+        from vizcli.roi.dataset import list_images
+
+        dataset_images = (list_images(images[0], glob, images_root) if len(images) == 1 and is_dataset_input(images, None)
+                          else [AnnotatedImage(image_id=path, path=path) for path in images])
+        problems: list[dict[str, Any]] = []
+    elif boxes and len(images) == 1 and is_dataset_input(images, None):  # a folder or list, the same boxes on every image
         from vizcli.roi.annotations import Annotation, Annotations, attach
         from vizcli.roi.boxes import parse_box_text
         from vizcli.roi.dataset import list_images
@@ -296,7 +335,7 @@ def _run_dataset(settings: Any, extractor_settings: dict[str, Any], images: list
         every = [Annotation(box.coords, str(box.number), box.label)
                  for box in (parse_box_text(text, number) for number, text in enumerate(boxes, start=1))]
         dataset_images = attach(Annotations("boxes", None, every_image=every), list_images(images[0], glob, images_root))
-        problems: list[dict[str, Any]] = []
+        problems = []
     elif is_dataset_input(images, annotations) and len(images) <= 1 and not boxes:
         dataset_images, problems = load_dataset(images[0] if images else None, annotations, annotations_format, images_root,
                                                 glob, Shard(), max_boxes)
@@ -306,20 +345,20 @@ def _run_dataset(settings: Any, extractor_settings: dict[str, Any], images: list
     from vizcli.common.runtime import set_threads
     from vizcli.datasets.options import summary_exit
     from vizcli.datasets.run import run_dataset
-    from vizcli.roi.extract import RoIExtractor
-    from vizcli.roi.rows import image_pieces, roi_job
+    from vizcli.roi.rows import build_worker, image_pieces, roi_job
 
     set_threads(threads, warn)
-    extractor = RoIExtractor(**extractor_settings)  # with --engine ray: for the schema and metadata; the actors build their own
-    for note in extractor.backbone.notes:
+    extractor = build_worker(worker_settings)  # with --engine ray: for the schema and metadata; the actors build their own
+    for note in extractor.notes:
         warn(note)
     from vizcli.common.runtime import cpu_has_bfloat16_units
 
-    if extractor.dtype == "bfloat16" and extractor.device.type == "cpu" and cpu_has_bfloat16_units() is False:
+    if getattr(extractor, "dtype", None) == "bfloat16" and extractor.device.type == "cpu" and cpu_has_bfloat16_units() is False:
         warn("this CPU has no bfloat16 units (AVX512-BF16/AMX): bfloat16 convolutions are emulated and run many "
              "times slower than float32 here (16× in benchmarks/RESULTS.md)")
-    job = roi_job(extractor_settings, extractor, problems, batch_size, decode_workers, threads if settings.engine == "ray" else None)
-    pieces = image_pieces([image for image in dataset_images if settings.shard.holds(image.image_id)])
+    job = roi_job(worker_settings, extractor, problems, batch_size, decode_workers, threads if settings.engine == "ray" else None)
+    pieces = image_pieces([image for image in dataset_images if settings.shard.holds(image.image_id)],
+                          worker_settings["max_detections"] if detecting else None)
     total = sum(len(piece.values) for piece in pieces)
     start = None if settings.quiet or settings.engine == "ray" else progress_factory("pooling images", total, threshold=2)
     progress = start(total) if start else None  # Ray shows its own progress

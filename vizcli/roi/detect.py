@@ -39,6 +39,7 @@ DEFAULT_DETECTOR = "fasterrcnn_resnet50_fpn_v2"
 DETECT_OPS = ("align", "box-head")
 RANDOM_BOXES_NOTE = ("random weights: this detector's boxes, scores and classes are meaningless (the features are exact "
                      "for those boxes); use weights='DEFAULT' for torchvision's trained detector")
+DEFAULT_MIN_DETECTIONS = 10
 ALL_CANDIDATES = 100_000  # detections kept per image before our own filter, when classes are chosen
 
 
@@ -96,6 +97,11 @@ def parse_ops(text: str, detect: bool, detector: str | None) -> tuple[str, ...]:
         raise BadInput(f"{detector} has no box pooler or box head: it gives boxes only (op='none'); use one of "
                        f"{', '.join(TWO_STAGE)} for features", parameter="op", value=text)
     return ops
+
+
+def feature_column(op: str) -> str:
+    """The output column of ``op``'s features: ``features_align``, ``features_pool``, ``features_box_head``."""
+    return "features_" + op.replace("-", "_")
 
 
 def check_detector(name: str) -> None:
@@ -164,7 +170,7 @@ class Detector:
     ``vizcli.roi.Detector(detector="fasterrcnn_resnet50_fpn_v2", weights="DEFAULT", op="align,box-head")``;
     called on a batch dict ``{"image": [path or bytes, ...]}`` (plus ``"boxes"`` with ``detect=False``)
     it returns the batch with, per image, ``box`` ``[K, 4]`` (image pixels), ``score`` ``[K]``,
-    ``class_name`` ``[K]``, ``features_align`` ``[K, 256, 7, 7]``, ``features_box-head`` ``[K, 1024]``,
+    ``class_name`` ``[K]``, ``features_align`` ``[K, 256, 7, 7]``, ``features_box_head`` ``[K, 1024]``,
     ``feature_box``, ``levels``, ``kept``, ``width``/``height`` and ``problems`` (JSON), the same
     columns ``RoIExtractor`` gives, so the dataset engine runs either.
     """
@@ -177,7 +183,7 @@ class Detector:
         op: str = "align",
         min_score: float = 0.2,
         max_detections: int = 36,
-        min_detections: int = 10,
+        min_detections: int | None = None,
         classes: tuple[str, ...] | list[str] | str | None = None,
         device: str = "auto",
         seed: int = 0,
@@ -205,6 +211,8 @@ class Detector:
             raise BadInput("given boxes need op='box-head' (or align,box-head) to go through a detector", parameter="op", value=op)
         if isinstance(classes, str):
             classes = tuple(name.strip() for name in classes.split(",") if name.strip())
+        if min_detections is None:  # bottom-up attention's 10, or all of a smaller maximum
+            min_detections = min(DEFAULT_MIN_DETECTIONS, max_detections)
         self.thresholds = Thresholds(min_score, max_detections, min_detections, tuple(classes or ()))
         self.thresholds.check()
         self.categories = detector_categories(detector)
@@ -212,7 +220,7 @@ class Detector:
         self.batch_size, self.decode_workers = max(1, batch_size), max(1, decode_workers)
         self.max_pixels, self.device, self.seed, self.weights = pixel_limit(max_pixels), resolve_device(device), seed, weights
         loaded = load_model(detector, weights=weights, seed=seed)
-        self.weights_note, self.pretrained = loaded.weights_note, loaded.pretrained
+        self.weights_note, self.weights_label, self.pretrained = loaded.weights_note, loaded.weights, loaded.pretrained
         self.model = loaded.model.eval()
         self.weights_sha256 = state_sha256(self.model)
         self.notes = [] if loaded.pretrained else [RANDOM_BOXES_NOTE]
@@ -439,7 +447,7 @@ class Detector:
                 done[member.image.image_id] = (member, result)
         shapes = self.feature_shapes
         out: dict[str, list[Any]] = {name: [] for name in ("box", "kept", "feature_box", "levels", "width", "height", "problems",
-                                                            "score", "class_name", *(f"features_{op}" for op in self.ops))}
+                                                            "score", "class_name", *(feature_column(op) for op in self.ops))}
         for record, _ in records:
             member, result = done.get(record.image_id, (None, None))
             count = 0 if result is None else int(result["boxes"].shape[0])
@@ -457,9 +465,9 @@ class Detector:
             out["class_name"].append(np.asarray([self.categories[int(i)] for i in labels.tolist()] if labels is not None
                                                 else [""] * count, dtype=str))
             for op in self.ops:
-                out[f"features_{op}"].append(result[op] if result else np.zeros((0, *shapes[op]), np.float32))
+                out[feature_column(op)].append(result[op] if result else np.zeros((0, *shapes[op]), np.float32))
         if self.ops:
-            out["features"] = out[f"features_{self.ops[0]}"]
+            out["features"] = out[feature_column(self.ops[0])]
         return {**batch, **out}
 
     def _transformed(self, records: list[tuple[AnnotatedImage, bytes | None]], on_problem: Any) -> Iterator[Transformed]:

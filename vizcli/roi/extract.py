@@ -108,11 +108,21 @@ class RoIExtractor:
     def feature_shape(self) -> tuple[int, int, int]:
         return (self.backbone.channels, *self.spec.output_size)
 
+    @property
+    def notes(self) -> list[str]:
+        return list(self.backbone.notes)
+
+    @property
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each op's feature shape (``{"align": (C, h, w)}``)."""
+        return {op: self.feature_shape for op in self.ops}
+
     def metadata(self) -> dict[str, Any]:
         """What every output row was computed with (written into the file's metadata)."""
         backbone = self.backbone
         return {
             "schema": ROI_DATASET_SCHEMA,
+            "worker": "extractor",
             "model": backbone.model,
             "weights": backbone.weights_note,
             "layer": backbone.layer,

@@ -31,13 +31,16 @@ from typing import Any
 
 from vizcli.datasets.run import DatasetJob, Item, ItemsPiece
 from vizcli.roi.annotations import AnnotatedImage
-from vizcli.roi.extract import RoIExtractor
 
 IMAGES_PER_PIECE = 4096  # images a Ray read task plans at a time
 
 
-def roi_schema(ops: tuple[str, ...], feature_size: int) -> Any:
+def roi_schema(feature_sizes: dict[str, int], scored: bool = False) -> Any:
+    """The rows' schema: the columns above, ``features_<op>`` per op (``{op: C·h·w}``), and with a
+    detector (``scored``) the detection's ``score``."""
     import pyarrow as pa
+
+    from vizcli.roi.detect import feature_column
 
     fields = [
         pa.field("image", pa.string()), pa.field("path", pa.string()),
@@ -47,7 +50,9 @@ def roi_schema(ops: tuple[str, ...], feature_size: int) -> Any:
         pa.field("box", pa.list_(pa.float64(), 4)), pa.field("feature_box", pa.list_(pa.float64(), 4)),
         pa.field("level", pa.string()),
     ]
-    fields += [pa.field(f"features_{op}", pa.list_(pa.float32(), feature_size)) for op in ops]
+    if scored:
+        fields.append(pa.field("score", pa.float32()))
+    fields += [pa.field(feature_column(op), pa.list_(pa.float32(), size)) for op, size in feature_sizes.items()]
     return pa.schema(fields)
 
 
@@ -81,11 +86,15 @@ def box_rows(result: dict[str, Any], schema: Any) -> Any:
             columns["path"].append(str(result["image"][row]))
             columns["width"].append(int(result["width"][row]))
             columns["height"].append(int(result["height"][row]))
-            columns["annotation_id"].append(str(result["annotation_ids"][row][index]))
-            label = result["labels"][row][index]
+            given = bool(result["annotation_ids"][row])  # a detector's boxes have no annotation behind them
+            columns["annotation_id"].append(str(result["annotation_ids"][row][index]) if given else str(index))
+            label = result["labels"][row][index] if given else result["class_name"][row][position]
             columns["label"].append(None if label is None else str(label))
-            columns["iscrowd"].append(bool(result["iscrowd"][row][index]))
-            columns["difficult"].append(bool(result["difficult"][row][index]))
+            columns["iscrowd"].append(bool(result["iscrowd"][row][index]) if given else False)
+            columns["difficult"].append(bool(result["difficult"][row][index]) if given else False)
+            if "score" in columns:
+                score = float(result["score"][row][position])
+                columns["score"].append(None if math.isnan(score) else score)
             columns["box"].append([float(value) for value in result["box"][row][position]])
             columns["feature_box"].append([float(value) for value in result["feature_box"][row][position]])
             columns["level"].append(str(result["levels"][row][position]))
@@ -116,29 +125,48 @@ def extractor_problems(batch: dict[str, Any], result: dict[str, Any]) -> list[di
 UNIT_BOXES = 256  # boxes a unit holds at most (about 12 MB of ResNet-18 layer3 7×7 features): work spreads over workers
 
 
-def roi_job(settings: dict[str, Any], extractor: RoIExtractor | None, annotation_problems: list[dict[str, Any]],
+def roi_job(settings: dict[str, Any], extractor: Any, annotation_problems: list[dict[str, Any]],
             batch_size: int = 8, decode_workers: int = 2, threads: int | None = None) -> DatasetJob:
-    """The job for ``run_dataset``: ``RoIExtractor(**settings)`` on units of images.
+    """The job for ``run_dataset``: ``type(extractor)(**settings)`` (``RoIExtractor`` or ``Detector``) on units of images.
 
     ``extractor``: one already built from ``settings`` (the local engine uses it; Ray actors build their own).
     """
-    extractor = extractor if extractor is not None else RoIExtractor(**settings)
-    feature_size = math.prod(extractor.feature_shape)
-    kwargs = {**settings, "threads": threads, "on_error": "skip", "batch_size": batch_size, "decode_workers": decode_workers}
     from vizcli.common.runtime import flat_heap_env
+    from vizcli.roi.detect import Detector, feature_column
 
+    shapes: dict[str, tuple[int, ...]] = extractor.feature_shapes
+    sizes = {op: math.prod(shape) for op, shape in shapes.items()}
+    kwargs = {**settings, "threads": threads, "on_error": "skip", "batch_size": batch_size, "decode_workers": decode_workers}
     extractor.on_error, extractor.batch_size, extractor.decode_workers = "skip", batch_size, decode_workers
     return DatasetJob(
-        command="roi", key="image", schema=roi_schema(extractor.ops, feature_size), metadata=extractor.metadata(),
-        worker=RoIExtractor, worker_kwargs=kwargs, to_batch=image_batch, to_rows=box_rows,
-        row_bytes=4 * feature_size * len(extractor.ops), max_unit_rows=UNIT_BOXES, problems_of=extractor_problems,
-        array_shapes={f"features_{op}": extractor.feature_shape for op in extractor.ops},
+        command="roi", key="image", schema=roi_schema(sizes, scored=isinstance(extractor, Detector)),
+        metadata={**extractor.metadata(), "settings": _recorded(settings)},
+        worker=type(extractor), worker_kwargs=kwargs, to_batch=image_batch, to_rows=box_rows,
+        row_bytes=4 * max(1, sum(sizes.values())), max_unit_rows=UNIT_BOXES, problems_of=extractor_problems,
+        array_shapes={feature_column(op): shape for op, shape in shapes.items()},
         actor_env=flat_heap_env(), early_problems=list(annotation_problems), local_worker=extractor,
     )
 
 
-def image_pieces(images: list[AnnotatedImage]) -> list[ItemsPiece]:
-    """The dataset's images with boxes, as pieces for ``run_dataset`` (an image without boxes has no rows)."""
-    items = [Item(image.image_id, position, len(image.annotations), image)
-             for position, image in enumerate(images) if image.annotations]
+def build_worker(settings: dict[str, Any]) -> Any:
+    """The worker ``settings`` describe: a ``Detector`` when they name one, else an ``RoIExtractor``."""
+    if "detector" in settings:
+        from vizcli.roi.detect import Detector
+
+        return Detector(**settings)
+    from vizcli.roi.extract import RoIExtractor
+
+    return RoIExtractor(**settings)
+
+
+def _recorded(settings: dict[str, Any]) -> dict[str, Any]:
+    """The worker's settings as the output records them (``verify`` rebuilds the worker from them)."""
+    return {name: value for name, value in settings.items() if name not in ("device", "threads")}
+
+
+def image_pieces(images: list[AnnotatedImage], rows_per_image: int | None = None) -> list[ItemsPiece]:
+    """The dataset's images, as pieces for ``run_dataset``. With given boxes an image without boxes
+    has no rows; a detector (``rows_per_image``: its ``max_detections``) runs on every image."""
+    items = [Item(image.image_id, position, rows_per_image or len(image.annotations), image)
+             for position, image in enumerate(images) if image.annotations or rows_per_image]
     return [ItemsPiece(tuple(items[start:start + IMAGES_PER_PIECE])) for start in range(0, len(items), IMAGES_PER_PIECE)]
