@@ -186,3 +186,88 @@ def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind, stop):
     got = np.array(table.column("features_align").to_pylist())[order]
     want = np.array(expected.column("features_align").to_pylist())[expected_order]
     np.testing.assert_array_equal(got, want)
+
+
+DETECT = ["--detect", "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn", "--op", "align,box-head", "--max-detections", "4",
+          "--batch-size", "2"]
+
+
+def _detect_images(folder):
+    for number, size in enumerate([(120, 90), (90, 120), (120, 90), (100, 100)]):
+        random_image(folder / f"{number}.png", size, number)
+    (folder / "broken.png").write_bytes(b"not a PNG")
+    return folder
+
+
+def test_detect_rows_equal_the_detector_on_each_image_and_record_how_to_recompute_them(invoke, tmp_path):
+    from vizcli.roi.detect import Detector
+
+    images = _detect_images(tmp_path / "images")
+    out = tmp_path / "det.parquet"
+    result = invoke("roi", images, *DETECT, "-o", out)
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr  # broken.png is a problem, the rest are rows
+    assert "meaningless" in result.stderr
+    table = pq.read_table(out)
+    assert table.num_rows == 16 and table.column("annotation_id").to_pylist()[:4] == ["0", "1", "2", "3"]
+    detector = Detector("fasterrcnn_mobilenet_v3_large_320_fpn", op="align,box-head", max_detections=4)
+    expected = detector({"image": [str(images / f"{n}.png") for n in range(4)]})
+    got_head = np.array(table.column("features_box_head").to_pylist(), dtype=np.float32).reshape(4, 4, 1024)
+    for number in range(4):
+        rows = table.slice(4 * number, 4)
+        assert rows.column("image").to_pylist() == [f"{number}.png"] * 4
+        np.testing.assert_array_equal(np.array(rows.column("box").to_pylist()), expected["box"][number])
+        np.testing.assert_array_equal(np.array(rows.column("score").to_pylist(), dtype=np.float32), expected["score"][number])
+        assert rows.column("label").to_pylist() == list(expected["class_name"][number])
+        np.testing.assert_array_equal(got_head[number], expected["features_box_head"][number])
+    meta = json.loads(table.schema.metadata[b"vizcli"])
+    assert meta["model"] == "fasterrcnn_mobilenet_v3_large_320_fpn" and meta["weights_sha256"] == detector.weights_sha256
+    assert meta["thresholds"]["max_detections"] == 4 and meta["transform"]["min_size"] == [320]
+    assert meta["feature_shapes"] == {"align": [256, 7, 7], "box-head": [1024]}
+    assert meta["settings"]["detector"] == "fasterrcnn_mobilenet_v3_large_320_fpn" and meta["settings"]["op"] == "align,box-head"
+
+
+def test_detect_shards_merge_and_resume_to_every_image_once(invoke, tmp_path):
+    images = _detect_images(tmp_path / "images")
+    parts = []
+    for shard in ("0/2", "1/2"):
+        folder = tmp_path / f"part{shard[0]}"
+        result = invoke("roi", images, *DETECT, "-o", f"{folder}/", "--shard", shard)
+        assert result.exit_code in (0, SKIPPED_ROWS_EXIT), result.stderr
+        again = invoke("roi", images, *DETECT, "-o", f"{folder}/", "--shard", shard, "--resume")
+        assert again.exit_code in (0, SKIPPED_ROWS_EXIT) and "wrote 0 rows" in again.stderr, again.stderr
+        parts.append(folder)
+    merged = invoke("roi", "merge", *parts, "-o", tmp_path / "all.parquet")
+    assert merged.exit_code == 0, merged.stderr
+    table = pq.read_table(tmp_path / "all.parquet")
+    keys = list(zip(table.column("image").to_pylist(), table.column("annotation_id").to_pylist()))
+    assert sorted(keys) == sorted((f"{n}.png", str(k)) for n in range(4) for k in range(4))
+
+
+def test_given_boxes_go_through_the_box_head_in_a_dataset_run(invoke, coco, tmp_path):
+    images, annotations = coco
+    out = tmp_path / "head.parquet"
+    result = invoke("roi", images, "--annotations", annotations, "--op", "box-head", "--detector",
+                    "fasterrcnn_mobilenet_v3_large_320_fpn", "-o", out)
+    assert result.exit_code == SKIPPED_ROWS_EXIT, result.stderr
+    table = pq.read_table(out)
+    assert table.column("annotation_id").to_pylist() == ["10", "11", "12", "14"]
+    assert table.column("label").to_pylist() == ["cat", "ear", "cat", "ear"] and table.column("score").null_count == 4
+    assert table.schema.field("features_box_head").type.list_size == 1024
+
+
+@pytest.mark.ray
+@pytest.mark.process
+def test_detect_on_ray_writes_what_the_local_engine_writes(tmp_path):
+    from tests.conftest import run_vizcli
+
+    images = _detect_images(tmp_path / "images")
+    local = run_vizcli("roi", images, *DETECT, "-o", tmp_path / "local.parquet", "--quiet")
+    assert local.returncode == SKIPPED_ROWS_EXIT, local.stderr.decode()
+    remote = run_vizcli("roi", images, *DETECT, "-o", tmp_path / "ray.parquet", "--engine", "ray", "--workers", "2", timeout=600)
+    assert remote.returncode == SKIPPED_ROWS_EXIT, remote.stderr.decode()
+    a, b = pq.read_table(tmp_path / "local.parquet"), pq.read_table(tmp_path / "ray.parquet")
+    for name in ("image", "annotation_id", "label", "box", "score"):
+        assert a.column(name).to_pylist() == b.column(name).to_pylist(), name
+    np.testing.assert_allclose(np.array(a.column("features_box_head").to_pylist()),
+                               np.array(b.column("features_box_head").to_pylist()), rtol=0, atol=1e-5)
+    assert json.loads(a.schema.metadata[b"vizcli"]) == json.loads(b.schema.metadata[b"vizcli"])

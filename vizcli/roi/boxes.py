@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from vizcli.common.errors import BadInput, shorten
 from vizcli.common.files import checked_os_call, require_file
@@ -273,3 +273,23 @@ def fit_boxes(boxes: list[Box], width: int, height: int, strict: bool, image: st
 
 def _fmt(coords) -> str:
     return "(" + ", ".join(f"{value:g}" for value in coords) + ")"
+
+
+def clip_boxes(image: Any, width: int, height: int, strict: bool) -> tuple[list, list[int], list[dict[str, Any]]]:
+    """``image``'s boxes in pixels, clipped to the image; those outside it (or, with ``strict``,
+    partly outside) become problems."""
+    boxes, kept, problems = [], [], []
+    for index, annotation in enumerate(image.annotations):
+        x1, y1, x2, y2 = annotation.in_pixels(width, height)
+        clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
+                             "problem": f"box {[x1, y1, x2, y2]} lies outside the {width}×{height} image"})
+            continue
+        if strict and clipped != (x1, y1, x2, y2):
+            problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
+                             "problem": f"box {[x1, y1, x2, y2]} extends outside the {width}×{height} image (strict=True: not clipped)"})
+            continue
+        boxes.append(clipped)
+        kept.append(index)
+    return boxes, kept, problems

@@ -179,12 +179,12 @@ def roi(
         _merge(images[1:], output, shard_format.value, quiet)
         return None
     from vizcli.datasets.sink import is_table_output
-    from vizcli.roi.detect import parse_ops
+    from vizcli.roi.detectors import parse_ops
 
     ops = parse_ops(op, detect, detector)
     through_detector = detect or "box-head" in ops
     if through_detector:
-        from vizcli.roi.detect import check_detector
+        from vizcli.roi.detectors import check_detector
 
         check_detector(detector)
         from vizcli.roi.detections import check_detector_flags
@@ -232,8 +232,8 @@ def roi(
     if through_detector:
         from vizcli.roi.detections import detect_command
 
-        given = None if detect else _boxes_by_image(list(images), boxes, boxes_file, max_boxes)
-        detect_command(worker_settings, list(images), given, output, save_format_option.value if save_format_option else None,
+        given_boxes = None if detect else _boxes_by_image(list(images), boxes, boxes_file, max_boxes)
+        detect_command(worker_settings, list(images), given_boxes, output, save_format_option.value if save_format_option else None,
                        output_format.value if output_format else None, plot, quiet, threads)
         return None
     from vizcli.roi.backbones import check_backbone
@@ -308,7 +308,7 @@ def _run_dataset(settings: Any, worker_settings: dict[str, Any], images: list[st
     from vizcli.common.files import check_not_an_input
     from vizcli.datasets.keys import Shard
     from vizcli.roi.backbones import check_backbone
-    from vizcli.roi.dataset import is_dataset_input, load_dataset
+    from vizcli.roi.dataset import is_dataset_input, listed_images, load_dataset
 
     output = settings.output
     detecting = bool(worker_settings.get("detect"))
@@ -340,7 +340,7 @@ def _run_dataset(settings: Any, worker_settings: dict[str, Any], images: list[st
         dataset_images, problems = load_dataset(images[0] if images else None, annotations, annotations_format, images_root,
                                                 glob, Shard(), max_boxes)
     else:
-        dataset_images, problems = _listed_images(images, boxes, annotations, Shard(), max_boxes)
+        dataset_images, problems = listed_images(images, boxes, annotations, Shard(), max_boxes)
     from vizcli.common.console import info, progress_factory, warn
     from vizcli.common.runtime import set_threads
     from vizcli.datasets.options import summary_exit
@@ -368,27 +368,6 @@ def _run_dataset(settings: Any, worker_settings: dict[str, Any], images: list[st
         problems_note = f"; {summary.problems:,} problems in {summary.problems_path}" if summary.problems else ""
         info(f"wrote {summary.rows:,} rows from {summary.items:,} images to {summary.output}{skipped}{problems_note}")
     return summary_exit(summary.problems, f"see {summary.problems_path}", settings.on_error)
-
-
-def _listed_images(images: list[str], boxes: list[str] | None, annotations: str | None, shard: Any, max_boxes: int):
-    """Image files named on the command line, as a dataset (ids = the paths given)."""
-    from vizcli.common.errors import BadInput
-    from vizcli.roi.annotations import AnnotatedImage, Annotation, Annotations, attach, read_annotations
-    from vizcli.roi.boxes import parse_box_text
-
-    if not images:
-        raise BadInput("give the images: files, a folder, or a text file of paths")
-    listed = [AnnotatedImage(image_id=path, path=path) for path in images if shard.holds(path)]
-    if boxes:
-        parsed = [parse_box_text(text, number) for number, text in enumerate(boxes, start=1)]
-        every = [Annotation(box.coords, str(box.number), box.label) for box in parsed]
-        return attach(Annotations("boxes", None, every_image=every), listed), []
-    if not annotations:
-        raise BadInput("no boxes given; use --annotations FILE, --boxes-file FILE or --boxes x1,y1,x2,y2")
-    read = read_annotations(annotations, None, max_boxes)
-    if read.images is not None:
-        raise BadInput(f"{read.format} annotations name their images; give their folder instead of image files")
-    return attach(read, listed), read.problems
 
 
 def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:

@@ -93,3 +93,24 @@ def load_dataset(
         if len(image.annotations) > max_boxes:
             raise BadInput(f"image {image.image_id!r} has {len(image.annotations):,} boxes, more than max_boxes={max_boxes}")
     return images, list(read.problems) if read is not None else []
+
+
+def listed_images(images: list[str], boxes: list[str] | None, annotations: str | None, shard: Shard,
+                  max_boxes: int) -> tuple[list[AnnotatedImage], list[dict]]:
+    """Image files named on the command line, as a dataset (ids = the paths given)."""
+    from vizcli.roi.annotations import Annotation
+    from vizcli.roi.boxes import parse_box_text
+
+    if not images:
+        raise BadInput("give the images: files, a folder, or a text file of paths")
+    listed = [AnnotatedImage(image_id=path, path=path) for path in images if shard.holds(path)]
+    if boxes:
+        parsed = [parse_box_text(text, number) for number, text in enumerate(boxes, start=1)]
+        every = [Annotation(box.coords, str(box.number), box.label) for box in parsed]
+        return attach(Annotations("boxes", None, every_image=every), listed), []
+    if not annotations:
+        raise BadInput("no boxes given; use --annotations FILE, --boxes-file FILE or --boxes x1,y1,x2,y2")
+    read = read_annotations(annotations, None, max_boxes)
+    if read.images is not None:
+        raise BadInput(f"{read.format} annotations name their images; give their folder instead of image files")
+    return attach(read, listed), read.problems

@@ -17,118 +17,28 @@ images of its own transformed size, so its numbers never depend on its neighbour
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from vizcli.common.errors import BadInput, VizcliError
+from vizcli.common.errors import BadInput
 from vizcli.common.formats import ROI_DATASET_SCHEMA
 from vizcli.roi.annotations import AnnotatedImage, Annotation
-
-TWO_STAGE = (
-    "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
-    "fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2",
-    "keypointrcnn_resnet50_fpn",
+from vizcli.roi.boxes import clip_boxes
+from vizcli.roi.detectors import (
+    ALL_CANDIDATES,
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_DETECTIONS,
+    ONE_STAGE,
+    RANDOM_BOXES_NOTE,
+    TWO_STAGE,
+    Thresholds,
+    check_detector,
+    detector_categories,
+    feature_column,
+    parse_ops,
+    state_sha256,
 )
-ONE_STAGE = ("retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn")
-DETECTORS = TWO_STAGE + ONE_STAGE
-DEFAULT_DETECTOR = "fasterrcnn_resnet50_fpn_v2"
-DETECT_OPS = ("align", "box-head")
-RANDOM_BOXES_NOTE = ("random weights: this detector's boxes, scores and classes are meaningless (the features are exact "
-                     "for those boxes); use weights='DEFAULT' for torchvision's trained detector")
-DEFAULT_MIN_DETECTIONS = 10
-ALL_CANDIDATES = 100_000  # detections kept per image before our own filter, when classes are chosen
-
-
-@dataclass
-class Thresholds:
-    """Which detections become rows: score ≥ ``min_score``, at least ``min_detections`` (the top
-    ones even under the score), at most ``max_detections``, of ``classes`` only (all when empty)."""
-
-    min_score: float = 0.2
-    max_detections: int = 36
-    min_detections: int = 10
-    classes: tuple[str, ...] = ()
-
-    def check(self) -> None:
-        if not 0.0 <= self.min_score <= 1.0:
-            raise BadInput("use a score in 0..1", parameter="min_score", value=self.min_score)
-        if not 1 <= self.max_detections <= 10_000:
-            raise BadInput("use 1..10000", parameter="max_detections", value=self.max_detections)
-        if not 0 <= self.min_detections <= self.max_detections:
-            raise BadInput(f"use 0..max_detections ({self.max_detections})", parameter="min_detections",
-                           value=self.min_detections)
-
-    def select(self, scores: Any, labels: Any, wanted: set[int] | None) -> Any:
-        """Indices into a detector's output (sorted by score, highest first) that become rows."""
-        import torch
-
-        order = torch.arange(scores.shape[0])
-        if wanted is not None:
-            order = order[torch.tensor([int(label) in wanted for label in labels.tolist()], dtype=torch.bool)]
-        above = order[scores[order] >= self.min_score]
-        chosen = above if above.numel() >= self.min_detections else order[: self.min_detections]
-        return chosen[: self.max_detections]
-
-
-def parse_ops(text: str, detect: bool, detector: str | None) -> tuple[str, ...]:
-    """``--op`` as a tuple: ``align``, ``pool``, ``both`` (align and pool), ``box-head``, ``none``,
-    or a comma list (``align,box-head``)."""
-    names: list[str] = []
-    for part in (piece.strip() for piece in str(text).split(",")):
-        names.extend(("align", "pool") if part == "both" else (part,))
-    allowed = ("align", "pool", "box-head", "none")
-    for name in names:
-        if name not in allowed:
-            raise BadInput(f"use {', '.join(allowed)}, both, or a comma list such as align,box-head", parameter="op", value=text)
-    if "none" in names:
-        if len(names) > 1 or not detect:
-            raise BadInput("none (boxes only) goes alone, with detect=True", parameter="op", value=text)
-        return ()
-    ops = tuple(dict.fromkeys(names))
-    through_detector = detect or "box-head" in ops
-    if through_detector and "pool" in ops:
-        raise BadInput("a detector's boxes are pooled with its own RoIAlign (align) and box head (box-head), not RoIPool",
-                       parameter="op", value=text)
-    if through_detector and detector in ONE_STAGE and ops:
-        raise BadInput(f"{detector} has no box pooler or box head: it gives boxes only (op='none'); use one of "
-                       f"{', '.join(TWO_STAGE)} for features", parameter="op", value=text)
-    return ops
-
-
-def feature_column(op: str) -> str:
-    """The output column of ``op``'s features: ``features_align``, ``features_pool``, ``features_box_head``."""
-    return "features_" + op.replace("-", "_")
-
-
-def check_detector(name: str) -> None:
-    if name not in DETECTORS:
-        import difflib
-
-        close = difflib.get_close_matches(name, DETECTORS, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise BadInput(f"{hint}use one of {', '.join(DETECTORS)}", parameter="detector", value=name)
-
-
-def detector_categories(name: str) -> list[str]:
-    """The class names torchvision's weights for ``name`` use (COCO's 91, with ``__background__`` and ``N/A``)."""
-    import torchvision.models
-
-    return list(torchvision.models.get_model_weights(name).DEFAULT.meta["categories"])
-
-
-def state_sha256(module: Any) -> str:
-    """A sha256 of every tensor of ``module``'s state dict (names, dtypes, shapes, bytes, in order):
-    equal weights give the same digest, however they were loaded."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes() if value.numel() else b"")
-    return digest.hexdigest()
+from vizcli.roi.extract import prepared_stream, same_size_groups
 
 
 @dataclass
@@ -143,25 +53,9 @@ class Transformed:
     kept: list[int]
     problems: list[dict[str, Any]] = field(default_factory=list)
 
-
-def clip_boxes(image: AnnotatedImage, width: int, height: int, strict: bool) -> tuple[list, list[int], list[dict[str, Any]]]:
-    """``image``'s boxes in pixels, clipped to the image; those outside it (or, with ``strict``,
-    partly outside) become problems."""
-    boxes, kept, problems = [], [], []
-    for index, annotation in enumerate(image.annotations):
-        x1, y1, x2, y2 = annotation.in_pixels(width, height)
-        clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
-        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
-                             "problem": f"box {[x1, y1, x2, y2]} lies outside the {width}×{height} image"})
-            continue
-        if strict and clipped != (x1, y1, x2, y2):
-            problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
-                             "problem": f"box {[x1, y1, x2, y2]} extends outside the {width}×{height} image (strict=True: not clipped)"})
-            continue
-        boxes.append(clipped)
-        kept.append(index)
-    return boxes, kept, problems
+    @property
+    def padded(self) -> tuple[int, int]:
+        return int(self.tensor.shape[1]), int(self.tensor.shape[2])
 
 
 class Detector:
@@ -434,22 +328,22 @@ class Detector:
             records.append((AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations),
                             None if isinstance(image, str) else bytes(image)))
         problems: dict[str, list[dict[str, Any]]] = {record.image_id: [] for record, _ in records}
-        done: dict[str, tuple[Transformed, dict[str, Any]]] = {}
+        done: dict[str, tuple[Transformed | None, dict[str, Any] | None]] = {}
 
         def on_problem(problem: dict[str, Any]) -> None:
             if self.on_error != "skip" and "annotation_id" not in problem:
                 raise BadInput(f"image {problem['image']!r}: {problem['problem']}")
             problems[str(problem["image"])].append(problem)
 
-        stream = (item for item in self._transformed(records, on_problem) if self.detect or item.boxes)
-        for group in _same_size_groups(stream, self.batch_size):
-            for member, result in zip(group, self.run(group)):
-                done[member.image.image_id] = (member, result)
+        stream = (item for item in prepared_stream(self, records, self.decode_workers, on_problem) if self.detect or item.boxes)
+        for group in same_size_groups(stream, self.batch_size):
+            for transformed, pooled in zip(group, self.run(group)):
+                done[transformed.image.image_id] = (transformed, pooled)
         shapes = self.feature_shapes
         out: dict[str, list[Any]] = {name: [] for name in ("box", "kept", "feature_box", "levels", "width", "height", "problems",
                                                             "score", "class_name", *(feature_column(op) for op in self.ops))}
         for record, _ in records:
-            member, result = done.get(record.image_id, (None, None))
+            member, result = done.get(record.image_id) or (None, None)
             count = 0 if result is None else int(result["boxes"].shape[0])
             out["box"].append(result["boxes"].numpy().astype(np.float64) if result else np.zeros((0, 4)))
             out["kept"].append(np.arange(count, dtype=np.int64) if self.detect or member is None
@@ -469,42 +363,3 @@ class Detector:
         if self.ops:
             out["features"] = out[feature_column(self.ops[0])]
         return {**batch, **out}
-
-    def _transformed(self, records: list[tuple[AnnotatedImage, bytes | None]], on_problem: Any) -> Iterator[Transformed]:
-        """``prepare`` in ``decode_workers`` threads, a bounded window ahead, in order; failures become problems."""
-
-        def decode(record: tuple[AnnotatedImage, bytes | None]) -> Transformed | dict[str, Any]:
-            image, data = record
-            try:
-                return self.prepare(image, data)
-            except VizcliError as error:
-                return {"image": image.image_id, "path": image.path, "problem": error.detail}
-            except OSError as error:
-                return {"image": image.image_id, "path": image.path, "problem": error.strerror or str(error)}
-
-        window = self.decode_workers * 4
-        with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="vizcli-detect") as pool:
-            iterator = iter(records)
-            pending = [pool.submit(decode, record) for record in itertools.islice(iterator, window)]
-            while pending:
-                result = pending.pop(0).result()
-                following = next(iterator, None)
-                if following is not None:
-                    pending.append(pool.submit(decode, following))
-                if isinstance(result, dict):
-                    on_problem(result)
-                    continue
-                for problem in result.problems:
-                    on_problem(problem)
-                yield result
-
-
-def _same_size_groups(items: Any, batch_size: int) -> Iterator[list[Transformed]]:
-    group: list[Transformed] = []
-    for item in items:
-        if group and (tuple(item.tensor.shape) != tuple(group[0].tensor.shape) or len(group) >= batch_size):
-            yield group
-            group = []
-        group.append(item)
-    if group:
-        yield group

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vizcli.common.formats import to_json, write_arrays
-from vizcli.roi.detect import Detector, feature_column
+from vizcli.roi.detect import Detector
+from vizcli.roi.detectors import feature_column
 
 DETECTIONS_SCHEMA = "vizcli.roi.detections/1"
 
@@ -78,7 +79,7 @@ def detections_table(detections: Detections) -> Any:
     several = len(detections.images) > 1
     for name, justify in (("#", "right"), *((("image", "left"),) if several else ()), ("class", "left"), ("score", "right"),
                           ("box x1,y1,x2,y2", "right"), ("level", "right"), *((op, "right") for op in detector.ops)):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify)
     for number, row in enumerate(detections.rows()):
         cells = [str(number), *((row["image"],) if several else ()), row["class"] or "—",
                  "—" if row["score"] is None else f"{row['score']:.3f}", ",".join(f"{v:.1f}" for v in row["box"]),
@@ -177,7 +178,7 @@ def detect_command(settings: dict[str, Any], images: list[str], boxes: dict[str,
     from vizcli.common.runtime import set_threads
 
     formats = ("npz", "safetensors", "pt")
-    chosen = choose_format(output, save_format, {name: name for name in formats} | {"pth": "pt"}, "") if output else None
+    chosen = choose_format(output, save_format, {name: name for name in (*formats, "npy")} | {"pth": "pt"}, "") if output else None
     if output and not chosen:
         format_for_path(output, formats)
     if chosen not in (None, *formats):

@@ -22,6 +22,7 @@ from vizcli.common.errors import BadInput, VizcliError
 from vizcli.common.formats import ROI_DATASET_SCHEMA
 from vizcli.roi.annotations import AnnotatedImage
 from vizcli.roi.backbones import Backbone, assign_levels, load_backbone
+from vizcli.roi.boxes import clip_boxes
 from vizcli.roi.pooling import OPS, PAD_TO, PoolSpec, parse_output_size
 
 DTYPES = values(ComputeDtype)
@@ -146,20 +147,7 @@ class RoIExtractor:
 
         loaded = load_image(image.path, max_pixels=self.max_pixels, data=source)
         width, height = loaded.image.size
-        boxes, kept, problems = [], [], []
-        for index, annotation in enumerate(image.annotations):
-            x1, y1, x2, y2 = annotation.in_pixels(width, height)
-            clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
-            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-                problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
-                                 "problem": f"box {[x1, y1, x2, y2]} lies outside the {width}×{height} image"})
-                continue
-            if self.strict and clipped != (x1, y1, x2, y2):
-                problems.append({"image": image.image_id, "annotation_id": annotation.annotation_id,
-                                 "problem": f"box {[x1, y1, x2, y2]} extends outside the {width}×{height} image (strict=True: not clipped)"})
-                continue
-            boxes.append(clipped)
-            kept.append(index)
+        boxes, kept, problems = clip_boxes(image, width, height, self.strict)
         picture, factor = loaded.image, 1.0
         if self.max_size is not None:
             picture, factor = resize_image(loaded, self.max_size)
@@ -259,7 +247,7 @@ class RoIExtractor:
 
         results: dict[int, dict[str, Any]] = {}
         stream = (item for item in prepared_stream(self, records, self.decode_workers, on_problem) if item.boxes)
-        for group in _same_size_groups(stream, self.batch_size):  # decoded a bounded window ahead, pooled in groups
+        for group in same_size_groups(stream, self.batch_size):  # decoded a bounded window ahead, pooled in groups
             for member, pooled in zip(group, self.pool(group)):
                 prepared[position[member.image.image_id]] = member
                 results[id(member)] = pooled
@@ -282,9 +270,9 @@ class RoIExtractor:
         return {**batch, **out}
 
 
-def _same_size_groups(items: Iterable[Prepared], batch_size: int) -> Iterator[list[Prepared]]:
-    """Consecutive items of one padded size, at most ``batch_size`` together (order kept)."""
-    group: list[Prepared] = []
+def same_size_groups(items: Iterable[Any], batch_size: int) -> Iterator[list[Any]]:
+    """Consecutive items (with a ``padded`` size) of one padded size, at most ``batch_size`` together (order kept)."""
+    group: list[Any] = []
     for item in items:
         if group and (item.padded != group[0].padded or len(group) >= batch_size):
             yield group
@@ -295,11 +283,11 @@ def _same_size_groups(items: Iterable[Prepared], batch_size: int) -> Iterator[li
 
 
 def prepared_stream(
-    extractor: RoIExtractor,
+    extractor: Any,
     images: list[tuple[AnnotatedImage, bytes | None]],
     workers: int,
     on_problem: Callable[[dict[str, Any]], None],
-) -> Iterator[Prepared]:
+) -> Iterator[Any]:
     """Decode ``images`` (each with its bytes, or None to read its path) in ``workers`` threads, a
     bounded window ahead, in order; failures become problems."""
 

@@ -40,7 +40,7 @@ def roi_schema(feature_sizes: dict[str, int], scored: bool = False) -> Any:
     detector (``scored``) the detection's ``score``."""
     import pyarrow as pa
 
-    from vizcli.roi.detect import feature_column
+    from vizcli.roi.detectors import feature_column
 
     fields = [
         pa.field("image", pa.string()), pa.field("path", pa.string()),
@@ -132,7 +132,8 @@ def roi_job(settings: dict[str, Any], extractor: Any, annotation_problems: list[
     ``extractor``: one already built from ``settings`` (the local engine uses it; Ray actors build their own).
     """
     from vizcli.common.runtime import flat_heap_env
-    from vizcli.roi.detect import Detector, feature_column
+    from vizcli.roi.detect import Detector
+    from vizcli.roi.detectors import feature_column
 
     shapes: dict[str, tuple[int, ...]] = extractor.feature_shapes
     sizes = {op: math.prod(shape) for op, shape in shapes.items()}
