@@ -51,3 +51,20 @@ def random_image(path, size, seed):
     array = generator.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)
+
+
+def tampered_copy(source, target, column, row=0, delta=0.5):
+    """``source`` Parquet rewritten to ``target`` with one value of ``column`` (a vector column) changed
+    by ``delta``, its metadata kept: what a damaged or hand-edited output looks like to verify."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    values = table.column(column).to_pylist()
+    vector = np.asarray(values[row], dtype=np.float64)
+    vector[0] += delta
+    values[row] = vector.astype(type(values[row][0])).tolist() if isinstance(values[row][0], int) else vector.tolist()
+    changed = table.set_column(table.schema.get_field_index(column), table.schema.field(column),
+                               pa.array(values, type=table.schema.field(column).type))
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), target)

@@ -32,7 +32,7 @@ def merge_command(inputs: list[str], output: str | None, command: str, schema_na
     from vizcli.datasets.sink import check_output
 
     check_output(output)
-    return merge_outputs(inputs, output, key_columns, shard_format, ignore=("shard", "versions"), schema_name=schema_name)
+    return merge_outputs(inputs, output, key_columns, shard_format, ignore=("shard", "versions", "input"), schema_name=schema_name)
 
 
 def read_output(path: str, schema_name: str | None = None) -> tuple[Any, dict[str, Any], list[Path]]:
@@ -108,6 +108,7 @@ def merge_outputs(inputs: list[str], output: str, key_columns: tuple[str, ...], 
     if schema is None:
         raise BadInput("every input holds 0 rows; there is nothing to merge", parameter="inputs", value=inputs[0])
     shapes = {f"features_{op}": tuple(wanted["feature_shape"]) for op in wanted.get("ops", [])} if "feature_shape" in wanted else {}
+    shapes.update({"features_" + op.replace("-", "_"): tuple(shape) for op, shape in wanted.get("feature_shapes", {}).items()})
     sink = TableSink(output, schema.remove_metadata(), wanted, key_columns[0], shard_format, array_shapes=shapes)
     seen = UniqueKeys()
     position = 0

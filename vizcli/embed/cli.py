@@ -21,14 +21,17 @@ from vizcli.common.options import (
     ThreadsOption,
 )
 from vizcli.datasets.options import (
+    DEFAULT_SAMPLE,
     EngineOption,
     OnErrorOption,
     RayAddressOption,
     RayTimeoutOption,
     ResumeOption,
+    SampleOption,
     ShardFormatOption,
     ShardOption,
     ShardSizeOption,
+    ToleranceOption,
 )
 
 EPILOG = (
@@ -41,6 +44,7 @@ EPILOG = (
     "  vizcli embed --file corpus.parquet --column text --id-column id -o vectors.parquet --precision int8 --resume\n\n"
     "  vizcli embed --file docs/ --glob '**/*.md' -o vectors/ --pooling mean --normalize --prefix 'passage: '\n\n"
     "  vizcli embed merge part0.parquet part1.parquet -o all.parquet\n\n"
+    "  vizcli embed verify vectors.parquet --sample 32   # recompute 32 stored rows, exit 1 unless equal\n\n"
     "Poolings: pooler = pooler_output = tanh(W·h[CLS] + b), exactly what transformers' BertModel "
     "returns; it was trained for next-sentence prediction, and mean pooling usually serves "
     "similarity better (the bundled all-MiniLM-L6-v2 was trained for mean pooling). cls = the "
@@ -141,11 +145,19 @@ def embed(
     workers: Annotated[
         int | None, typer.Option("--workers", help="--engine ray: actors, one model each (default: the CPUs here); each runs --threads threads (default 1).")
     ] = None,
+    sample: SampleOption = DEFAULT_SAMPLE,
+    tolerance: ToleranceOption = None,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
 ) -> int | None:
     """Turn sentences into BERT pooler_output (or cls/mean/max) vectors."""
+    if texts and texts[0] == "verify" and file is None:
+        from vizcli.datasets.options import verify_command
+        from vizcli.embed.verify import verify_embed
+
+        verify_command(texts[1:], lambda path: verify_embed(path, sample, tolerance, device))
+        return None
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path, is_special_file
     from vizcli.embed.encode import check_options, parse_poolings
@@ -220,8 +232,8 @@ def embed(
         from vizcli.embed.embedder import CorpusOptions, int8_receipt
         from vizcli.embed.texts import peek_many
 
-        sample, items = peek_many(items, calibration)
-        receipt = int8_receipt(encoder, sample, CorpusOptions(poolings=poolings, normalize=normalize, prefix=prefix,
+        first_items, items = peek_many(items, calibration)
+        receipt = int8_receipt(encoder, first_items, CorpusOptions(poolings=poolings, normalize=normalize, prefix=prefix,
                                                               batch_size=batch_size, batch_tokens=batch_tokens,
                                                               max_length=max_length, on_overflow=on_overflow.value))
     progress = None if quiet else counter_progress("embedding texts")
@@ -291,7 +303,7 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
     from vizcli.embed import writers
     from vizcli.embed.embedder import CorpusOptions, Embedder, calibrate
     from vizcli.embed.loading import weights_sha256
-    from vizcli.embed.rows import embed_job, text_pieces
+    from vizcli.embed.rows import embed_job, recorded_input, text_pieces
 
     set_threads(threads, warn)
     worker_kwargs: dict[str, Any] = {"model": model, "pooling": poolings, "dtype": dtype, "precision": "float32", "prefix": prefix,
@@ -336,6 +348,8 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
         metadata["int8_receipt"] = receipt
     worker_kwargs.update({"precision": precision, "threads": settings.threads,
                           "ranges": metadata["ranges"]})
+    metadata["settings"] = {name: value for name, value in worker_kwargs.items() if name not in ("device", "threads")}
+    metadata["input"] = recorded_input(read)  # what `vizcli embed verify` reads again when no text is kept
     job = embed_job(embedder, worker_kwargs, options, metadata, dimensions)
     progress = None if settings.quiet or settings.engine == "ray" else counter_progress("embedding texts")  # Ray shows its own
     summary = run_dataset(job, pieces, settings, progress=progress)

@@ -141,6 +141,14 @@ def text_pieces(read: dict[str, Any], texts: list[str]) -> list[Any]:
     return [TextsPiece(read)]
 
 
+def recorded_input(read: dict[str, Any]) -> dict[str, Any]:
+    """``read_texts``' arguments as an output records them: the file as an absolute path."""
+    import os
+
+    file = read.get("file")
+    return {**read, "file": os.path.abspath(file) if file and file != "-" else None}
+
+
 def first_texts(pieces: list[Any], texts: list[str], read: dict[str, Any], count: int) -> list[Any]:
     """The first ``count`` input texts (the int8 receipt's sample): from memory, or read again from --file."""
     import itertools

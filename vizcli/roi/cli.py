@@ -23,14 +23,17 @@ from vizcli.common.options import (
     WeightsOption,
 )
 from vizcli.datasets.options import (
+    DEFAULT_SAMPLE,
     EngineOption,
     OnErrorOption,
     RayAddressOption,
     RayTimeoutOption,
     ResumeOption,
+    SampleOption,
     ShardFormatOption,
     ShardOption,
     ShardSizeOption,
+    ToleranceOption,
 )
 
 EPILOG = (
@@ -45,6 +48,11 @@ EPILOG = (
     "  vizcli roi VOC/JPEGImages --annotations VOC/Annotations -o feats/ --layer fpn --model resnet50\n\n"
     "  vizcli roi images/ --annotations labels/ -o feats.parquet --shard 0/4 --resume   # YOLO, 1 of 4 machines\n\n"
     "  vizcli roi merge part0.parquet part1.parquet -o all.parquet\n\n"
+    "  vizcli roi verify feats.parquet --sample 16      # recompute 16 images' rows, exit 1 unless equal\n\n"
+    "Detect, then pool (the bottom-up-attention recipe):\n\n"
+    "  vizcli roi photo.jpg --detect --weights DEFAULT --op align,box-head --plot detections.png\n\n"
+    "  vizcli roi images/ --detect --weights DEFAULT --op box-head --max-detections 36 -o feats.parquet\n\n"
+    "  vizcli roi export feats.parquet --layout butd-tsv -o feats.tsv   # the bottom-up-attention TSV\n\n"
     "Boxes are x1,y1,x2,y2 in the original image's pixels. --aligned (the default, as in "
     "Detectron2's ROIAlignV2) shifts box coordinates by half a cell so that a continuous "
     "coordinate lines up with pixel centres; --no-aligned is the original Mask R-CNN/torchvision "
@@ -155,6 +163,8 @@ def roi(
     dtype: Annotated[ComputeDtype, typer.Option("--dtype", help="The backbone's compute dtype (features are stored as float32).")] = ComputeDtype.float32,
     weights: WeightsOption = None,
     seed: SeedOption = 0,
+    sample: SampleOption = DEFAULT_SAMPLE,
+    tolerance: ToleranceOption = None,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
@@ -177,6 +187,12 @@ def roi(
 
     if images and images[0] == "merge":
         _merge(images[1:], output, shard_format.value, quiet)
+        return None
+    if images and images[0] == "verify":
+        from vizcli.datasets.options import verify_command
+        from vizcli.roi.verify import verify_roi
+
+        verify_command(images[1:], lambda path: verify_roi(path, sample, tolerance, images_root, device))
         return None
     from vizcli.datasets.sink import is_table_output
     from vizcli.roi.detectors import parse_ops

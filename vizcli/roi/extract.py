@@ -11,6 +11,7 @@ a box that cannot be pooled, becomes a problem record instead of stopping the ru
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,13 @@ class RoIExtractor:
     def notes(self) -> list[str]:
         return list(self.backbone.notes)
 
+    @functools.cached_property
+    def weights_sha256(self) -> str:
+        """A digest of the backbone's weights (``verify`` checks it)."""
+        from vizcli.roi.detectors import state_sha256
+
+        return state_sha256(self.backbone.module)
+
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
         """Each op's feature shape (``{"align": (C, h, w)}``)."""
@@ -126,6 +134,7 @@ class RoIExtractor:
             "worker": "extractor",
             "model": backbone.model,
             "weights": backbone.weights_note,
+            "weights_sha256": self.weights_sha256,
             "layer": backbone.layer,
             "levels": {name: {"stride": stride, "spatial_scale": 1 / stride} for name, stride in backbone.strides.items()},
             "ops": list(self.ops),
