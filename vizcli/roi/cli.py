@@ -61,6 +61,7 @@ EPILOG = (
 )
 
 SAVE_FORMATS = tuple(member.value for member in FeatureFormat)
+SUBCOMMANDS = ("merge", "verify", "export")  # vizcli roi merge|verify|export OUTPUT...
 
 
 def roi(
@@ -85,8 +86,11 @@ def roi(
         typer.Option("--layer", help="Stage to pool from: strides 4, 8, 16 (the notes' 1/16), 32; fpn: the pyramid level "
                      "MultiScaleRoIAlign assigns each box."),
     ] = RoiLayer.layer3,
-    op: Annotated[str, typer.Option("--op", help="align (RoIAlign), pool (RoIPool), both, box-head (a detector's "
-                                     "TwoMLPHead, 1024 values), none (--detect: boxes only), or a list: align,box-head.")] = "align",
+    op: Annotated[str | None, typer.Option("--op", help="align (RoIAlign, the default), pool (RoIPool), both, box-head (a "
+                                            "detector's TwoMLPHead, 1024 values), none (--detect: boxes only), or a list: "
+                                            "align,box-head. export: the features to write (default: box-head if stored).")] = None,
+    layout: Annotated[str, typer.Option("--layout", help="export: butd-tsv (one TSV line an image) or butd-npz (a folder, "
+                                        "one .npz an image), the bottom-up-attention layouts.")] = "butd-tsv",
     detect: Annotated[bool, typer.Option("--detect", help="Find the boxes with --detector, then pool them from its own pyramid.")] = False,
     detector: Annotated[str, typer.Option("--detector", help="A torchvision detector: fasterrcnn_*/maskrcnn_*/keypointrcnn_* "
                                           "(features), retinanet_*/fcos_* (boxes only).")] = "fasterrcnn_resnet50_fpn_v2",
@@ -185,18 +189,16 @@ def roi(
     from vizcli.roi.explain import parse_explain
     from vizcli.roi.pooling import PoolSpec, check_channel, parse_output_size
 
-    if images and images[0] == "merge":
-        _merge(images[1:], output, shard_format.value, quiet)
-        return None
-    if images and images[0] == "verify":
-        from vizcli.datasets.options import verify_command
-        from vizcli.roi.verify import verify_roi
+    if images and images[0] in SUBCOMMANDS:
+        from vizcli.roi.subcommands import run_subcommand
 
-        verify_command(images[1:], lambda path: verify_roi(path, sample, tolerance, images_root, device))
+        run_subcommand(images[0], images[1:], output, quiet, shard_format=shard_format.value, sample=sample,
+                       tolerance=tolerance, images_root=images_root, device=device, layout=layout, feature=op)
         return None
     from vizcli.datasets.sink import is_table_output
     from vizcli.roi.detectors import parse_ops
 
+    op = op or "align"
     ops = parse_ops(op, detect, detector)
     through_detector = detect or "box-head" in ops
     if through_detector:
@@ -384,13 +386,3 @@ def _run_dataset(settings: Any, worker_settings: dict[str, Any], images: list[st
         problems_note = f"; {summary.problems:,} problems in {summary.problems_path}" if summary.problems else ""
         info(f"wrote {summary.rows:,} rows from {summary.items:,} images to {summary.output}{skipped}{problems_note}")
     return summary_exit(summary.problems, f"see {summary.problems_path}", settings.on_error)
-
-
-def _merge(inputs: list[str], output: str | None, shard_format: str, quiet: bool) -> None:
-    from vizcli.common.console import info
-    from vizcli.common.formats import ROI_DATASET_SCHEMA
-    from vizcli.datasets.merge import merge_command
-
-    path, rows = merge_command(inputs, output, "roi", ROI_DATASET_SCHEMA, ("image", "annotation_id"), shard_format)
-    if not quiet:
-        info(f"merged {len(inputs)} outputs: {rows:,} rows to {path}")
