@@ -193,6 +193,51 @@ def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: int) -> Se
     )
 
 
+def bench_roi_detect(small: int, large: int, folder: Path) -> Section:
+    """Detect, then pool over a folder of images → Parquet, against the plain per-image script that calls
+    the same torchvision detector and box head; peak memory at two dataset sizes."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    size, detector = (320, 256), "fasterrcnn_mobilenet_v3_large_320_fpn"
+    big, little = _dataset(folder, large, size), _dataset(folder, small, size)
+    common = ["--detect", "--detector", detector, "--op", "box-head", "--quiet", "--threads", THREADS, "--batch-size", "8",
+              "--workers", "2"]
+    out, small_out = folder / "detect.parquet", folder / "detect_small.parquet"
+    vizcli = Measured(f"`vizcli roi DATASET --detect --op box-head -o out.parquet`, {large:,} images",
+                      [*VIZCLI, "roi", str(big), *common, "-o", str(out)])
+    plain = Measured(f"plain per-image detector + box head → .npy, {large:,} images",
+                     [PYTHON, str(SCRIPTS / "plain_detect_dataset.py"), str(big), str(folder / "plain_detect"), detector])
+    smaller = Measured(f"`vizcli roi DATASET --detect …`, {small:,} images", [*VIZCLI, "roi", str(little), *common, "-o", str(small_out)])
+    env = dict(_env(), OMP_NUM_THREADS=THREADS)
+    alternate([vizcli, plain, smaller], 1, warmup=0, env=env)
+    table = pq.read_table(out)
+    vectors = np.array(table.column("features_box_head").to_pylist(), dtype=np.float64)
+    boxes = np.array(table.column("box").to_pylist(), dtype=np.float64)
+    plain_vectors = np.load(str(folder / "plain_detect") + ".vectors.npy").astype(np.float64)
+    plain_boxes = np.load(str(folder / "plain_detect") + ".boxes.npy").astype(np.float64)
+    same_count = vectors.shape == plain_vectors.shape
+    speed, growth = plain.median / vizcli.median, vizcli.peak_rss / smaller.peak_rss
+    notes = [f"throughput: {large / vizcli.median:.2f} images/s vizcli, {large / plain.median:.2f} images/s the plain script",
+             f"rows: {len(vectors):,} (vizcli) and {len(plain_vectors):,} (plain): at least 10 and at most 36 boxes an image",
+             (f"equal outputs: boxes max |difference| {float(np.abs(boxes - plain_boxes).max()):.2e}, box-head vectors "
+              f"{float(np.abs(vectors - plain_vectors).max()):.2e}") if same_count else "the row counts differ",
+             f"peak RSS {vizcli.peak_rss / 2**20:.0f} MiB for {large:,} images, {smaller.peak_rss / 2**20:.0f} MiB for {small:,}",
+             "seeded random weights: the boxes are meaningless, the arithmetic is the trained detector's"]
+    return Section(
+        "roi detect-then-pool over a dataset",
+        f"{large:,} distinct {size[0]}×{size[1]} JPEGs; {detector} (its own transform: 400×320), score ≥ 0.2, 10 to 36 "
+        "boxes an image, TwoMLPHead's 1024 values a box; 2 threads, one run each. vizcli decodes and transforms in 2 "
+        "threads and batches 8 images of one size; the plain script runs GeneralizedRCNN's steps image by image.",
+        [vizcli, plain, smaller], [("plain script time / vizcli time", speed)],
+        [Goal("detect-then-pool throughput ≥ 0.95× the plain script's", speed, 0.95, True),
+         Goal("the outputs are equal (1 = equal row counts, box-head vectors within 1e-4)",
+              float(same_count and float(np.abs(vectors - plain_vectors).max()) <= 1e-4), 1.0, True),
+         Goal(f"peak memory does not grow with the dataset ({large:,} / {small:,} images ≤ 1.10)", growth, 1.10)],
+        notes,
+    )
+
+
 def bench_embed_utilisation(count: int) -> Section:
     """Useful matmul FLOP/s of ``vizcli embed`` against the same process's GEMM rate (see the script)."""
     import subprocess
@@ -585,10 +630,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, embed, embed-utilisation, cold, embed-int8-choices, embed-precision, memory, ray, ray-large")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, roi-detect, embed, embed-utilisation, cold, embed-int8-choices, embed-precision, memory, ray, ray-large")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "embed", "embed-utilisation", "cold", "embed-int8-choices", "embed-precision", "memory", "ray", "ray-large"])
+    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "roi-detect", "embed", "embed-utilisation", "cold", "embed-int8-choices", "embed-precision", "memory", "ray", "ray-large"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -598,6 +643,7 @@ def main(argv=None) -> int:
             ("shapes", lambda: bench_shapes(rounds)),
             ("roi", lambda: bench_roi(rounds, [1, 100, 1000] if args.quick else [1, 100, 10_000], folder)),
             ("roi-dataset", lambda: bench_roi_dataset(8 if args.quick else 250, 24 if args.quick else 1000, folder, 0 if args.quick else 16)),
+            ("roi-detect", lambda: bench_roi_detect(8 if args.quick else 250, 24 if args.quick else 1000, folder)),
             ("embed", lambda: bench_embed(rounds, 100 if args.quick else 2000, folder)),
             ("embed-utilisation", lambda: bench_embed_utilisation(100 if args.quick else 2000)),
             ("cold", lambda: bench_cold(rounds, folder)),

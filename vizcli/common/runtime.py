@@ -80,22 +80,23 @@ MMAP_THRESHOLD = 1 << 20  # bytes: larger blocks get their own mapping, returned
 ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
 
-def flat_heap_env(uncached_kernels: bool = False) -> dict[str, str]:
+def flat_heap_env(uncached_kernels: bool = False, mapped_blocks: bool = True) -> dict[str, str]:
     """The environment ``keep_heap_flat`` sets up, for processes started later (Ray actors)."""
-    env = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    env = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)} if mapped_blocks else {}
+    env["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     if uncached_kernels:
         env[ONEDNN_CACHE] = os.environ.get(ONEDNN_CACHE, "0")
     return env
 
 
 @contextlib.contextmanager
-def flat_heap(uncached_kernels: bool = False) -> Iterator[bool]:
+def flat_heap(uncached_kernels: bool = False, mapped_blocks: bool = True) -> Iterator[bool]:
     """``keep_heap_flat`` for the length of a run: the variables it sets are put back afterwards
     (the libraries read them at their first allocation), so the caller's environment is unchanged.
     Yields whether glibc's threshold applied."""
-    saved = {name: os.environ.get(name) for name in flat_heap_env(uncached_kernels)}
+    saved = {name: os.environ.get(name) for name in flat_heap_env(uncached_kernels, mapped_blocks)}
     try:
-        yield keep_heap_flat(uncached_kernels)
+        yield keep_heap_flat(uncached_kernels, mapped_blocks)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -104,7 +105,7 @@ def flat_heap(uncached_kernels: bool = False) -> Iterator[bool]:
                 os.environ[name] = value
 
 
-def keep_heap_flat(uncached_kernels: bool = False) -> bool:
+def keep_heap_flat(uncached_kernels: bool = False, mapped_blocks: bool = True) -> bool:
     """Keep a long dataset run's peak memory from growing with the number of rows.
 
     Three things grew it, each measured on an embed corpus run (benchmarks/RESULTS.md):
@@ -124,6 +125,11 @@ def keep_heap_flat(uncached_kernels: bool = False) -> bool:
       call, about 0.1 ms. Read at the first oneDNN call; not for ResNet (roi),
       whose convolution kernels cost far more to compile.
 
+    ``mapped_blocks=False`` leaves glibc's threshold alone: a detector's activations are tens of
+    MB, and mapping each afresh made ``fasterrcnn_mobilenet_v3_large_320_fpn`` 1.5× slower
+    (0.223 s against 0.149 s an image, measured here); its input sizes are bounded by its own
+    transform, and benchmarks/RESULTS.md records its peak memory at two dataset sizes.
+
     For dataset runs only (``flat_heap`` scopes the variables to the run); returns whether glibc's
     threshold applied.
     """
@@ -131,10 +137,10 @@ def keep_heap_flat(uncached_kernels: bool = False) -> bool:
     import ctypes.util
     import sys
 
-    for name, value in flat_heap_env(uncached_kernels).items():
+    for name, value in flat_heap_env(uncached_kernels, mapped_blocks).items():
         if name != "MALLOC_MMAP_THRESHOLD_":  # glibc reads that one at start-up only: mallopt below
             os.environ.setdefault(name, value)
-    if not sys.platform.startswith("linux"):
+    if not mapped_blocks or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

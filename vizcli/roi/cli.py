@@ -238,7 +238,7 @@ def roi(
                                     threads, quiet, ray_timeout)
         from vizcli.common.runtime import flat_heap
 
-        with flat_heap():  # a dataset run is long: keep peak memory flat (see keep_heap_flat)
+        with flat_heap(mapped_blocks=not through_detector):  # a dataset run is long: keep peak memory flat (see keep_heap_flat)
             return _run_dataset(settings, worker_settings, list(images or []), boxes, boxes_file, annotations,
                                 annotations_format.value if annotations_format else None, images_root, glob, max_boxes,
                                 batch_size, workers or 2, threads)

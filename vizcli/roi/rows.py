@@ -145,7 +145,7 @@ def roi_job(settings: dict[str, Any], extractor: Any, annotation_problems: list[
         worker=type(extractor), worker_kwargs=kwargs, to_batch=image_batch, to_rows=box_rows,
         row_bytes=4 * max(1, sum(sizes.values())), max_unit_rows=UNIT_BOXES, problems_of=extractor_problems,
         array_shapes={feature_column(op): shape for op, shape in shapes.items()},
-        actor_env=flat_heap_env(), early_problems=list(annotation_problems), local_worker=extractor,
+        actor_env=flat_heap_env(mapped_blocks=not isinstance(extractor, Detector)), early_problems=list(annotation_problems), local_worker=extractor,
     )
 
 
