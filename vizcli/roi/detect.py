@@ -42,12 +42,11 @@ from vizcli.roi.extract import prepared_stream, same_size_groups
 
 
 @dataclass
-class Transformed:
-    """One decoded image after the detector's own transform, with the given boxes (if any)."""
+class Decoded:
+    """One decoded image, with the given boxes (if any); the detector's transform runs in ``run``."""
 
     image: AnnotatedImage
-    tensor: Any  # Tensor[3, Hp, Wp]: resized, normalised, padded to the transform's size_divisible
-    resized: tuple[int, int]  # (height, width) after resizing, before padding
+    pixels: Any  # ndarray[H, W, 3] float32 in [0, 1], the image at its own size
     size: tuple[int, int]  # original (width, height)
     boxes: list[tuple[float, float, float, float]]  # given boxes, clipped, original pixels
     kept: list[int]
@@ -55,7 +54,8 @@ class Transformed:
 
     @property
     def padded(self) -> tuple[int, int]:
-        return int(self.tensor.shape[1]), int(self.tensor.shape[2])
+        """What decides the transformed, padded size: images of one original size batch together."""
+        return int(self.pixels.shape[0]), int(self.pixels.shape[1])
 
 
 class Detector:
@@ -205,36 +205,35 @@ class Detector:
 
     # ------------------------------------------------------------ preparing
 
-    def prepare(self, image: AnnotatedImage, source: bytes | None = None) -> Transformed:
-        """Decode ``image``, clip its given boxes, and run the detector's own transform on it."""
-        import torch
+    def prepare(self, image: AnnotatedImage, source: bytes | None = None) -> Decoded:
+        """Decode ``image`` and clip its given boxes (decode threads run this: numpy and Pillow only,
+        no torch operator, whose OpenMP threads would compete with the model's)."""
+        import numpy as np
 
-        from vizcli.common.images import load_image, unit_tensor
+        from vizcli.common.images import load_image
 
         loaded = load_image(image.path, max_pixels=self.max_pixels, data=source)
         width, height = loaded.image.size
         boxes, kept, problems = clip_boxes(image, width, height, self.strict) if not self.detect else ([], [], [])
-        with torch.inference_mode():
-            listed, _ = self.model.transform([unit_tensor(loaded).to(self.device)])
-        resized = tuple(int(value) for value in listed.image_sizes[0])
-        return Transformed(image, listed.tensors[0], (resized[0], resized[1]), (width, height), boxes, kept, problems)
+        return Decoded(image, np.asarray(loaded.image, dtype=np.float32) / 255.0, (width, height), boxes, kept, problems)
 
     # ------------------------------------------------------------ running
 
-    def run(self, batch: list[Transformed]) -> list[dict[str, Any]]:
-        """Detect (or take the given boxes) and pool, for images of one padded size.
+    def run(self, batch: list[Decoded]) -> list[dict[str, Any]]:
+        """The detector's transform, then detect (or take the given boxes) and pool, for images of one size.
 
         Returns per image ``{"boxes": Tensor[K, 4] image pixels, "scores", "labels", "levels",
         "cells", op: ndarray}``.
         """
         import torch
-        from torchvision.models.detection.image_list import ImageList
         from torchvision.models.detection.transform import resize_boxes
 
-        stacked = torch.stack([item.tensor for item in batch])
-        sizes = [item.resized for item in batch]
         originals = [(item.size[1], item.size[0]) for item in batch]
-        listed = ImageList(stacked, sizes)
+        with torch.inference_mode():
+            images = [torch.from_numpy(item.pixels).permute(2, 0, 1).to(self.device) for item in batch]  # unit_tensor's values
+            listed, _ = self.model.transform(images)  # images of one size: each padded as it would be alone
+        stacked = listed.tensors
+        sizes = [(int(height), int(width)) for height, width in listed.image_sizes]
         with torch.inference_mode():
             if self.detector in ONE_STAGE:
                 return self._one_stage(listed, originals)
@@ -248,13 +247,13 @@ class Detector:
                 labels = [d["labels"][keep] for d, keep in zip(found, chosen)]
             else:
                 boxes = [resize_boxes(torch.tensor(item.boxes, dtype=torch.float32).reshape(-1, 4).to(self.device),
-                                      (item.size[1], item.size[0]), item.resized) for item in batch]
+                                      originals[number], sizes[number]) for number, item in enumerate(batch)]
                 scores = [None] * len(batch)
                 labels = [None] * len(batch)
             pooled = self._pool(features, boxes, sizes)
         results = []
-        for number, item in enumerate(batch):
-            result = {"boxes": resize_boxes(boxes[number], item.resized, originals[number]).cpu(),
+        for number in range(len(batch)):
+            result = {"boxes": resize_boxes(boxes[number], sizes[number], originals[number]).cpu(),
                       "scores": None if scores[number] is None else scores[number].cpu(),
                       "labels": None if labels[number] is None else labels[number].cpu(), **pooled[number]}
             results.append(result)
@@ -328,7 +327,7 @@ class Detector:
             records.append((AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations),
                             None if isinstance(image, str) else bytes(image)))
         problems: dict[str, list[dict[str, Any]]] = {record.image_id: [] for record, _ in records}
-        done: dict[str, tuple[Transformed | None, dict[str, Any] | None]] = {}
+        done: dict[str, tuple[Decoded | None, dict[str, Any] | None]] = {}
 
         def on_problem(problem: dict[str, Any]) -> None:
             if self.on_error != "skip" and "annotation_id" not in problem:
