@@ -1,5 +1,7 @@
+import http.server
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,21 @@ def bytes_read(pid):
             return next(int(line.split()[1]) for line in handle if line.startswith("rchar:"))
     except (OSError, StopIteration):
         return 0
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A loopback HTTP server (weights downloads are tested against it, never a mock): serves ``tmp_path/served`` on a free loopback port; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: _Quiet(*a, directory=str(folder), **k))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()

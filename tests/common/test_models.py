@@ -1,33 +1,13 @@
 """``--weights DEFAULT`` downloads for real, from an HTTP server on 127.0.0.1 that the test starts."""
 
 import hashlib
-import http.server
 import os
-import threading
 
 import pytest
 import torch
 import torchvision
 
 from tests.conftest import EXAMPLES
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    """Serves ``tmp_path/served`` on a free loopback port; yields (folder, base URL)."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: _Quiet(*a, directory=str(folder), **k))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _publish(folder, state_dict, corrupt=False):

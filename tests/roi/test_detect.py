@@ -155,3 +155,50 @@ def test_bad_settings_are_refused_before_a_model_loads(kwargs, fragment):
     with pytest.raises(BadInput) as caught:
         Detector(**{"detector": FAST, **kwargs})
     assert fragment in str(caught.value.detail if hasattr(caught.value, "detail") else caught.value)
+
+
+def test_default_weights_download_from_a_loopback_server_and_give_torchvisions_detections(server, pictures, tmp_path,
+                                                                                          monkeypatch):
+    import hashlib
+
+    from vizcli.common.models import build_model
+    from vizcli.roi.detectors import state_sha256
+
+    folder, base = server
+    torch.manual_seed(5)
+    published = build_model(FAST)
+    staging = folder / "staging.pth"
+    torch.save(published.state_dict(), staging)
+    name = f"{FAST}-{hashlib.sha256(staging.read_bytes()).hexdigest()[:8]}.pth"  # torchvision's hash check reads the name
+    staging.rename(folder / name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("VIZCLI_WEIGHTS_URL", f"{base}/{name}")
+    detector = Detector(FAST, weights="DEFAULT", op="box-head", min_score=0.0, min_detections=0, max_detections=20)
+    assert detector.pretrained and not detector.notes and (tmp_path / "torch" / "hub" / "checkpoints" / name).exists()
+    assert detector.weights_sha256 == state_sha256(published)
+    out = detector({"image": pictures[:1]})
+    published.eval()
+    published.roi_heads.score_thresh, published.roi_heads.detections_per_img = 0.0, 20
+    with torch.inference_mode():
+        (expected,) = published([unit_tensor(load_image(pictures[0]))])
+    np.testing.assert_array_equal(out["box"][0], expected["boxes"].numpy().astype(np.float64))
+
+
+def test_torchvisions_trained_weights_when_they_are_in_the_cache(pictures):
+    """Runs only where torchvision's own file is already in the torch hub cache (nothing is downloaded)."""
+    from pathlib import Path
+
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(FAST).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    if not cached.exists():
+        pytest.skip(f"{cached} is not in the cache (downloading is the user's choice: --weights DEFAULT)")
+    detector = Detector(FAST, weights="DEFAULT", op="box-head", min_score=0.05, min_detections=0, max_detections=100)
+    model = torchvision.models.get_model(FAST, weights=weights).eval()
+    model.roi_heads.score_thresh, model.roi_heads.detections_per_img = 0.05, 100
+    out = detector({"image": pictures[:1]})
+    with torch.inference_mode():
+        (expected,) = model([unit_tensor(load_image(pictures[0]))])
+    np.testing.assert_array_equal(out["box"][0], expected["boxes"].numpy().astype(np.float64))
+    assert list(out["class_name"][0]) == [weights.meta["categories"][i] for i in expected["labels"].tolist()]
