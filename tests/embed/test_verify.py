@@ -37,3 +37,13 @@ def test_stdin_without_kept_text_cannot_be_verified(invoke, tmp_path):
     out = tmp_path / "s.parquet"
     assert invoke("embed", "-o", out, "--quiet", input=LINES).exit_code == 0
     assert "--keep-text" in one_error_line(invoke("embed", "verify", out))
+
+
+def test_the_recorded_settings_read_back_equal_so_a_resume_is_accepted(invoke, tmp_path):
+    """The settings are stored as JSON (poolings as a list): a resumed run compares them as read back."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(LINES)
+    folder = f"{tmp_path}/shards/"
+    assert invoke("embed", "--file", corpus, "-p", "mean,cls", "-o", folder, "--quiet").exit_code == 0
+    again = invoke("embed", "--file", corpus, "-p", "mean,cls", "-o", folder, "--resume")
+    assert again.exit_code == 0 and "already there" in again.stderr, again.stderr

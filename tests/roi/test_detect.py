@@ -202,3 +202,22 @@ def test_torchvisions_trained_weights_when_they_are_in_the_cache(pictures):
         (expected,) = model([unit_tensor(load_image(pictures[0]))])
     np.testing.assert_array_equal(out["box"][0], expected["boxes"].numpy().astype(np.float64))
     assert list(out["class_name"][0]) == [weights.meta["categories"][i] for i in expected["labels"].tolist()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2",
+                                  "fcos_resnet50_fpn"])
+def test_the_rest_of_the_family_equals_torchvision(pictures, name):
+    """The 800-pixel detectors (seconds an image here): boxes and scores equal model(images); the
+    mask and keypoint heads, which vizcli skips, change no box."""
+    one_stage = name.startswith("fcos")
+    detector = Detector(name, op="none" if one_stage else "box-head", min_score=0.0, min_detections=0, max_detections=30)
+    out = detector({"image": pictures[1:2]})
+    model = reference_model(name, per_image=30)
+    with torch.inference_mode():
+        (expected,) = model([unit_tensor(load_image(pictures[1]))])
+    np.testing.assert_array_equal(out["box"][0], expected["boxes"].numpy().astype(np.float64))
+    np.testing.assert_array_equal(out["score"][0], expected["scores"].numpy())
+    if not one_stage:
+        _, head = reference_pooled(model, unit_tensor(load_image(pictures[1])))
+        np.testing.assert_allclose(out["features_box_head"][0], head[:30], rtol=0, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -348,7 +349,8 @@ def _run_corpus(settings: Any, texts: list[str], read: dict[str, Any], model: st
         metadata["int8_receipt"] = receipt
     worker_kwargs.update({"precision": precision, "threads": settings.threads,
                           "ranges": metadata["ranges"]})
-    metadata["settings"] = {name: value for name, value in worker_kwargs.items() if name not in ("device", "threads")}
+    metadata["settings"] = json.loads(json.dumps(  # as JSON reads it back (tuples as lists): resume compares the two
+        {name: value for name, value in worker_kwargs.items() if name not in ("device", "threads")}))
     metadata["input"] = recorded_input(read)  # what `vizcli embed verify` reads again when no text is kept
     job = embed_job(embedder, worker_kwargs, options, metadata, dimensions)
     progress = None if settings.quiet or settings.engine == "ray" else counter_progress("embedding texts")  # Ray shows its own

@@ -162,7 +162,8 @@ def build_worker(settings: dict[str, Any]) -> Any:
 
 def _recorded(settings: dict[str, Any]) -> dict[str, Any]:
     """The worker's settings as the output records them (``verify`` rebuilds the worker from them)."""
-    return {name: value for name, value in settings.items() if name not in ("device", "threads")}
+    kept = {name: value for name, value in settings.items() if name not in ("device", "threads")}
+    return json.loads(json.dumps(kept))  # as JSON reads it back (tuples as lists): resume compares the two
 
 
 def image_pieces(images: list[AnnotatedImage], rows_per_image: int | None = None) -> list[ItemsPiece]:
