@@ -221,3 +221,11 @@ def test_the_rest_of_the_family_equals_torchvision(pictures, name):
     if not one_stage:
         _, head = reference_pooled(model, unit_tensor(load_image(pictures[1])))
         np.testing.assert_allclose(out["features_box_head"][0], head[:30], rtol=0, atol=1e-5)
+
+
+def test_yolo_boxes_in_0_to_1_are_converted_before_the_box_head(pictures):
+    detector = Detector(FAST, detect=False, op="box-head")
+    pixels = detector({"image": pictures[:1], "boxes": [[[16.0, 12.0, 96.0, 72.0]]]})
+    yolo = detector({"image": pictures[:1], "boxes": [[[0.35, 0.35, 0.5, 0.5]]], "normalized": [[True]]})  # 160×120 image
+    np.testing.assert_allclose(yolo["box"][0], pixels["box"][0])
+    np.testing.assert_allclose(yolo["features_box_head"][0], pixels["features_box_head"][0], atol=1e-6)

@@ -22,7 +22,7 @@ from typing import Any
 
 from vizcli.common.errors import BadInput
 from vizcli.common.formats import ROI_DATASET_SCHEMA
-from vizcli.roi.annotations import AnnotatedImage, Annotation
+from vizcli.roi.annotations import AnnotatedImage
 from vizcli.roi.boxes import clip_boxes
 from vizcli.roi.detectors import (
     ALL_CANDIDATES,
@@ -33,12 +33,13 @@ from vizcli.roi.detectors import (
     TWO_STAGE,
     Thresholds,
     check_detector,
+    closest_hint,
     detector_categories,
     feature_column,
     parse_ops,
     state_sha256,
 )
-from vizcli.roi.extract import prepared_stream, same_size_groups
+from vizcli.roi.extract import batch_records, prepared_stream, same_size_groups
 
 
 @dataclass
@@ -127,11 +128,7 @@ class Detector:
         known = {name: index for index, name in enumerate(self.categories) if name not in ("__background__", "N/A")}
         for name in classes:
             if name not in known:
-                import difflib
-
-                close = difflib.get_close_matches(name, list(known), n=1)
-                hint = f"did you mean {close[0]}? " if close else ""
-                raise BadInput(f"{hint}{self.detector} knows {len(known)} classes ({', '.join(list(known)[:8])}, …)",
+                raise BadInput(f"{closest_hint(name, list(known))}{self.detector} knows {len(known)} classes ({', '.join(list(known)[:8])}, …)",
                                parameter="classes", value=name)
         return {known[name] for name in classes}
 
@@ -232,9 +229,8 @@ class Detector:
         with torch.inference_mode():
             images = [torch.from_numpy(item.pixels).permute(2, 0, 1).to(self.device) for item in batch]  # unit_tensor's values
             listed, _ = self.model.transform(images)  # images of one size: each padded as it would be alone
-        stacked = listed.tensors
-        sizes = [(int(height), int(width)) for height, width in listed.image_sizes]
-        with torch.inference_mode():
+            stacked = listed.tensors
+            sizes = [(int(height), int(width)) for height, width in listed.image_sizes]
             if self.detector in ONE_STAGE:
                 return self._one_stage(listed, originals)
             features = self.model.backbone(stacked)
@@ -317,15 +313,7 @@ class Detector:
 
         import numpy as np
 
-        ids = batch.get("id")
-        given = batch.get("boxes")
-        records: list[tuple[AnnotatedImage, bytes | None]] = []
-        for number, image in enumerate(batch["image"]):
-            image_id = str(ids[number]) if ids is not None else str(number)
-            boxes = given[number] if given is not None and not self.detect else []
-            annotations = [Annotation((float(b[0]), float(b[1]), float(b[2]), float(b[3])), str(i)) for i, b in enumerate(boxes)]
-            records.append((AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations),
-                            None if isinstance(image, str) else bytes(image)))
+        records = batch_records(batch, with_boxes=not self.detect)
         problems: dict[str, list[dict[str, Any]]] = {record.image_id: [] for record, _ in records}
         done: dict[str, tuple[Decoded | None, dict[str, Any] | None]] = {}
 

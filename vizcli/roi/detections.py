@@ -172,6 +172,8 @@ def detect_command(settings: dict[str, Any], images: list[str], boxes: dict[str,
                    save_format: str | None, output_format: str | None, plot: str | None, quiet: bool,
                    threads: int | None) -> None:
     """``vizcli roi IMAGE... --detect`` (or given boxes with ``--op box-head``): table, ``-o`` arrays, ``--plot``."""
+    import json
+
     from vizcli.common.console import info, warn
     from vizcli.common.errors import BadInput
     from vizcli.common.files import check_not_an_input, check_writable, choose_format, format_for_path
@@ -195,8 +197,6 @@ def detect_command(settings: dict[str, Any], images: list[str], boxes: dict[str,
         warn(note)
     detections = detect_images(detector, images, boxes)
     for text in detections.result["problems"]:
-        import json
-
         for problem in json.loads(str(text)):
             warn(f"{problem.get('image')}: {problem['problem']}")
     shown = output_format or (None if quiet and output else "table")

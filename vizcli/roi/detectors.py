@@ -90,13 +90,17 @@ def feature_column(op: str) -> str:
     return "features_" + op.replace("-", "_")
 
 
+def closest_hint(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """``"did you mean X? "`` for the closest of ``known``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean {close[0]}? " if close else ""
+
+
 def check_detector(name: str) -> None:
     if name not in DETECTORS:
-        import difflib
-
-        close = difflib.get_close_matches(name, DETECTORS, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise BadInput(f"{hint}use one of {', '.join(DETECTORS)}", parameter="detector", value=name)
+        raise BadInput(f"{closest_hint(name, DETECTORS)}use one of {', '.join(DETECTORS)}", parameter="detector", value=name)
 
 
 def detector_categories(name: str) -> list[str]:
@@ -109,9 +113,11 @@ def detector_categories(name: str) -> list[str]:
 def state_sha256(module: Any) -> str:
     """A sha256 of every tensor of ``module``'s state dict (names, dtypes, shapes, bytes, in order):
     equal weights give the same digest, however they were loaded."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes() if value.numel() else b"")
+        digest.update(value.view(-1).view(dtype=torch.uint8).numpy().tobytes() if value.numel() else b"")
     return digest.hexdigest()

@@ -234,17 +234,7 @@ class RoIExtractor:
 
         import numpy as np
 
-        from vizcli.roi.annotations import Annotation
-
-        ids, flags = batch.get("id"), batch.get("normalized")
-        records: list[tuple[AnnotatedImage, bytes | None]] = []
-        for number, (image, boxes) in enumerate(zip(batch["image"], batch["boxes"])):
-            image_id = str(ids[number]) if ids is not None else str(number)
-            marks = flags[number] if flags is not None else [False] * len(boxes)
-            annotations = [Annotation((float(box[0]), float(box[1]), float(box[2]), float(box[3])), str(i), normalized=bool(mark))
-                           for i, (box, mark) in enumerate(zip(boxes, marks))]
-            records.append((AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations),
-                            None if isinstance(image, str) else bytes(image)))
+        records = batch_records(batch)
         problems: dict[str, list[dict[str, Any]]] = {record.image_id: [] for record, _ in records}
         position = {record.image_id: number for number, (record, _) in enumerate(records)}
         prepared: list[Prepared | None] = [None] * len(records)
@@ -277,6 +267,24 @@ class RoIExtractor:
                 out[f"features_{op}"].append(result[op] if result else empty)
         out["features"] = out[f"features_{self.ops[0]}"]
         return {**batch, **out}
+
+
+def batch_records(batch: dict[str, Any], with_boxes: bool = True) -> list[tuple[AnnotatedImage, bytes | None]]:
+    """A batch dict's images as (image with its boxes, its bytes or None to read its path): ids from
+    ``id`` (else row numbers), boxes from ``boxes`` (YOLO's 0..1 ones marked by ``normalized``)."""
+    from vizcli.roi.annotations import Annotation
+
+    ids, given, flags = batch.get("id"), batch.get("boxes") if with_boxes else None, batch.get("normalized")
+    records: list[tuple[AnnotatedImage, bytes | None]] = []
+    for number, image in enumerate(batch["image"]):
+        boxes = given[number] if given is not None else []
+        marks = flags[number] if flags is not None and given is not None else [False] * len(boxes)
+        annotations = [Annotation((float(box[0]), float(box[1]), float(box[2]), float(box[3])), str(i), normalized=bool(mark))
+                       for i, (box, mark) in enumerate(zip(boxes, marks))]
+        image_id = str(ids[number]) if ids is not None else str(number)
+        records.append((AnnotatedImage(image_id, image if isinstance(image, str) else "<bytes>", annotations),
+                        None if isinstance(image, str) else bytes(image)))
+    return records
 
 
 def same_size_groups(items: Iterable[Any], batch_size: int) -> Iterator[list[Any]]:
