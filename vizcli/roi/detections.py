@@ -191,6 +191,11 @@ def detect_command(settings: dict[str, Any], images: list[str], boxes: dict[str,
         format_for_path(plot, ("png",), parameter="plot")
         check_writable(plot, parameter="plot")
         check_not_an_input(plot, [*images, output], parameter="plot")
+    from vizcli.common.files import require_file
+
+    for image in images:
+        if image != "-":
+            require_file(image, "images", "an image file")  # before the detector loads
     set_threads(threads, warn)
     detector = Detector(**settings, batch_size=1)
     for note in detector.notes:

@@ -168,7 +168,10 @@ def write_npz_folder(images: Iterator[ImageFeatures], destination: str) -> int:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise BadInput(f"its folder {parent} does not exist", parameter="output", value=destination)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+    from vizcli.common.files import checked_os_call
+
+    temporary = Path(checked_os_call(lambda: tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent),
+                                     "output", destination))
     count = 0
     try:
         for image in images:
