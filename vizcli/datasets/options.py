@@ -5,6 +5,10 @@ Standard library and typer only at import (``vizcli --help`` imports this module
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
 import typer
@@ -13,28 +17,86 @@ from vizcli.common.errors import BadInput
 from vizcli.common.options import Engine, OnError, ShardFormat
 from vizcli.datasets.run import DatasetSettings
 
-ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted dataset run: rows already on disk are skipped.")]
-ShardOption = Annotated[str | None, typer.Option("--shard", help="K/N: only the rows whose id hashes to K of N (0 <= K < N).")]
-ShardFormatOption = Annotated[ShardFormat, typer.Option("--shard-format", help="Shards of -o DIR/.")]
-ShardSizeOption = Annotated[float, typer.Option("--shard-size", help="Most MB of stored values per unit (a shard, or a Parquet row group; at most 512 texts or 256 boxes, so work spreads over workers); memory holds about one per worker.")]
-EngineOption = Annotated[
-    Engine, typer.Option("--engine", help="local (this process) or ray (one streaming Ray Data pipeline; pip install 'vizcli[ray]').")
-]
-RayAddressOption = Annotated[
-    str | None,
-    typer.Option("--ray-address", help="--engine ray: join this Ray cluster (auto = the one RAY_ADDRESS names); default: start a local Ray."),
-]
-RayTimeoutOption = Annotated[
-    float, typer.Option("--ray-timeout", help="--ray-address: seconds to join the cluster before giving up.")
-]
-OnErrorOption = Annotated[
-    OnError, typer.Option("--on-error", help="A bad row: skip it (recorded in problems.jsonl; the run exits 3), ignore (skip it, exit 0), or stop.")
-]
+DATASET_PANEL = "Dataset run"
+RAY_PANEL = "Ray"
 
-DEFAULT_SAMPLE = 8  # vizcli.datasets.verify's default, repeated here so --help imports nothing heavy
-SampleOption = Annotated[int, typer.Option("--sample", help="verify: how many stored items (images, texts) to recompute.")]
-ToleranceOption = Annotated[float | None, typer.Option("--tolerance", help="verify: the largest difference accepted (default by "
-                                                       "dtype/precision: 1e-4 for float32).")]
+ResumeOption = Annotated[bool, typer.Option("--resume", rich_help_panel=DATASET_PANEL,
+                                            help="Continue an interrupted run: rows already on disk are skipped.")]
+ShardOption = Annotated[str | None, typer.Option("--shard", rich_help_panel=DATASET_PANEL,
+                                                 help="K/N: only the rows whose id hashes to K of N (0 <= K < N).")]
+ShardFormatOption = Annotated[ShardFormat, typer.Option("--shard-format", rich_help_panel=DATASET_PANEL,
+                                                        help="The files of an -o DIR/ output.")]
+ShardSizeOption = Annotated[float, typer.Option("--shard-size", rich_help_panel=DATASET_PANEL,
+                                                help="Most MB of stored values per unit (a shard, or a Parquet row group; at most "
+                                                "512 texts or 256 boxes, so work spreads over workers); memory holds about one per worker.")]
+OnErrorOption = Annotated[OnError, typer.Option("--on-error", rich_help_panel=DATASET_PANEL,
+                                                help="A bad row: skip it (recorded in problems.jsonl; the run exits 3), ignore "
+                                                "(skip it, exit 0), or stop.")]
+EngineOption = Annotated[Engine, typer.Option("--engine", rich_help_panel=RAY_PANEL,
+                                              help="local (this process) or ray (one streaming Ray Data pipeline; pip install 'vizcli[ray]').")]
+WorkersOption = Annotated[int | None, typer.Option("--workers", rich_help_panel=RAY_PANEL,
+                                                   help="Ray actors, one model each (default: the CPUs of the cluster).")]
+RayAddressOption = Annotated[str | None, typer.Option("--ray-address", rich_help_panel=RAY_PANEL,
+                                                      help="Join this Ray cluster (auto = the one RAY_ADDRESS names); default: start a local Ray.")]
+RayTimeoutOption = Annotated[float, typer.Option("--ray-timeout", rich_help_panel=RAY_PANEL,
+                                                 help="Seconds to join the cluster at --ray-address before giving up.")]
+
+
+@dataclass(frozen=True)
+class DatasetFlags:
+    """The dataset flags as typed, with their defaults (the one place they are declared); ``settings`` checks them."""
+
+    resume: bool = False
+    shard: str | None = None
+    shard_format: ShardFormat = ShardFormat.safetensors
+    shard_size: float = 16.0
+    on_error: OnError = OnError.skip
+    engine: Engine = Engine.local
+    workers: int | None = None
+    ray_address: str | None = None
+    ray_timeout: float = 60.0
+
+    def settings(self, output: str, threads: int | None = None, quiet: bool = False) -> DatasetSettings:
+        """Every dataset flag checked, before any model loads."""
+        return dataset_settings(output, self.resume, self.shard, self.shard_format, self.shard_size, self.engine, self.workers,
+                                self.ray_address, self.on_error, threads, quiet, self.ray_timeout)
+
+    def given(self) -> list[str]:
+        """The flags given a value other than their default (for commands that refuse them without a dataset)."""
+        defaults = DatasetFlags()
+        return ["--" + item.name.replace("_", "-") for item in fields(self) if getattr(self, item.name) != getattr(defaults, item.name)]
+
+
+_DATASET_OPTIONS = {"resume": ResumeOption, "shard": ShardOption, "shard_format": ShardFormatOption, "shard_size": ShardSizeOption,
+                    "on_error": OnErrorOption, "engine": EngineOption, "workers": WorkersOption, "ray_address": RayAddressOption,
+                    "ray_timeout": RayTimeoutOption}
+
+
+def dataset_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` the dataset flags, declared once: its ``dataset: DatasetFlags`` parameter becomes
+    the flags of ``DatasetFlags`` (in the Dataset run and Ray panels of ``--help``).
+
+    Typer reads a command's parameters from its signature, so the wrapper shows the command's own
+    parameters followed by the dataset flags, and gathers those back into one ``DatasetFlags``.
+    """
+    signature = inspect.signature(command, eval_str=True)  # the command's module imports DatasetFlags at top level
+    own = [parameter for name, parameter in signature.parameters.items() if name != "dataset"]
+    defaults = DatasetFlags()
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=alias, default=getattr(defaults, name))
+             for name, alias in _DATASET_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def with_dataset(*args: Any, **kwargs: Any) -> Any:
+        flags = DatasetFlags(**{name: kwargs.pop(name) for name in _DATASET_OPTIONS if name in kwargs})
+        return command(*args, dataset=flags, **kwargs)
+
+    keyword_only = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+    with_dataset.__signature__ = signature.replace(parameters=[*keyword_only, *added])  # type: ignore[attr-defined]
+    with_dataset.__annotations__ = {**{p.name: p.annotation for p in own}, **_DATASET_OPTIONS}
+    del with_dataset.__wrapped__  # typer and inspect read the signature above, not the wrapped function's
+    return with_dataset
+
+
 MAX_WORKERS = 4096
 
 
