@@ -97,6 +97,10 @@ def dataset_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return with_dataset
 
 
+DEFAULT_SAMPLE = 8  # vizcli.outputs.verify's default, repeated here so --help imports nothing heavy
+SampleOption = Annotated[int, typer.Option("--sample", help="How many stored items (images, texts) to recompute.")]
+ToleranceOption = Annotated[float | None, typer.Option("--tolerance", help="The largest difference accepted (default: by the "
+                                                       "compute dtype, 1e-4 for float32).")]
 MAX_WORKERS = 4096
 
 
