@@ -25,6 +25,7 @@ _LAZY = {
     "Embedder": "vizcli.embed.embedder",
     "RoIExtractor": "vizcli.roi.extract",
     "run_claims": "vizcli.approx.claims",
+    "Searcher": "vizcli.search.searcher",
 }
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from vizcli.roi.explain import explain_box
     from vizcli.roi.extract import RoIExtractor
     from vizcli.roi.pooling import PoolSpec, roi_features, run_roi
+    from vizcli.search.searcher import Searcher
     from vizcli.shapes.diagram import check_diagram
     from vizcli.shapes.report import run_shapes
     from vizcli.shapes.trace import trace_shapes

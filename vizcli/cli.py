@@ -25,6 +25,7 @@ from vizcli.common.files import OS_WRITE_ERRORS
 from vizcli.common.usage import click_errors, usage_message
 from vizcli.embed import cli as embed_cli
 from vizcli.roi import cli as roi_cli
+from vizcli.search import cli as search_cli
 from vizcli.shapes import cli as shapes_cli
 
 _state = {"debug": bool(os.environ.get("VIZCLI_DEBUG"))}
@@ -164,6 +165,7 @@ app.command(epilog=shapes_cli.EPILOG)(shapes_cli.shapes)
 app.command(epilog=roi_cli.EPILOG)(roi_cli.roi)
 app.command(epilog=embed_cli.EPILOG)(embed_cli.embed)
 app.command(epilog=approx_cli.EPILOG)(approx_cli.approx)
+app.command(epilog=search_cli.EPILOG)(search_cli.search)
 
 
 def main() -> None:
