@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcli.embed.bert_config import NATIVE_ACTIVATIONS, strip_prefix, supports_natively  # noqa: F401 (re-exported)
+from vizcli.text_models.bert_config import NATIVE_ACTIVATIONS, strip_prefix, supports_natively  # noqa: F401 (re-exported)
 
 ACTIVATIONS = {  # the names of NATIVE_ACTIVATIONS
     "gelu": lambda x, F: F.gelu(x),

@@ -35,7 +35,7 @@ from typing import Any
 from vizcli.common.errors import BadInput, RunFailure, error_text
 from vizcli.common.sizes import MAX_INPUT_VALUES
 
-TEXT_SHORT_NAMES = {"minilm": None, "all-minilm-l6-v2": None}  # → the bundled model (vizcli.embed.loading)
+TEXT_SHORT_NAMES = {"minilm": None, "all-minilm-l6-v2": None}  # → the bundled model (vizcli.text_models.folders)
 FACTORY = re.compile(r"^(?P<target>[^:]+\.py|[A-Za-z_][\w.]*):(?P<factory>[A-Za-z_]\w*)$")
 MAX_SEQ_LEN = 8192
 
@@ -60,7 +60,7 @@ def is_any_model(spec: str) -> bool:
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.json").exists():
         return True
-    from vizcli.embed.loading import HUB_REPO_ID
+    from vizcli.text_models.folders import HUB_REPO_ID
 
     return spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and HUB_REPO_ID.fullmatch(spec) is not None
 
@@ -201,8 +201,8 @@ def load_text_model(spec: str, text: str | None, seq_len: int | None, seed: int 
     import torch
 
     from vizcli.common.checkpoints import check_state_dict_fits
-    from vizcli.embed.bert_config import strip_prefix
-    from vizcli.embed.loading import (
+    from vizcli.text_models.bert_config import strip_prefix
+    from vizcli.text_models.folders import (
         load_tokenizer,
         locate_model,
         model_max_length,

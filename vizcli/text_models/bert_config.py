@@ -1,5 +1,6 @@
 """What vizcli's own BERT encoders (torch: ``vizcli.embed.bert``, numpy: ``vizcli.embed.numpy_bert``)
-compute, read from a model's ``config.json`` and state_dict names alone (no torch import)."""
+compute, read from a model's ``config.json`` and state_dict names alone (no torch import); ``strip_prefix``
+also serves ``vizcli shapes``, which traces text models through transformers."""
 
 from __future__ import annotations
 
