@@ -54,3 +54,38 @@ def test_an_unknown_weights_name_is_bad_input(invoke, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("shapes", "--weights", "IMAGENET9K_V9")
     assert result.exit_code == 2 and "--weights IMAGENET9K_V9: no such file" in result.stderr
+
+
+FAST_DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
+
+
+def _saved_detector(path, seed, **build):
+    """A torchvision detector as users build and save one: ``weights=None`` (BatchNorm2d, with its
+    ``num_batches_tracked`` counters), seeded, its state_dict saved as a plain file."""
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(FAST_DETECTOR, weights=None, weights_backbone=None, **build).eval()
+    torch.save(model.state_dict(), path)
+    return model
+
+
+def test_a_detector_saved_from_a_weights_none_build_loads_and_computes_the_same(tmp_path):
+    from vizcli.common.models import load_model
+
+    theirs = _saved_detector(tmp_path / "det.pth", seed=3)
+    assert any(key.endswith("num_batches_tracked") for key in torch.load(tmp_path / "det.pth", weights_only=True))
+    ours = load_model(FAST_DETECTOR, weights=str(tmp_path / "det.pth")).model
+    image = torch.rand(3, 120, 160, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        (expected,), (got,) = theirs([image]), ours([image])
+    torch.testing.assert_close(got["boxes"], expected["boxes"], rtol=0, atol=1e-4)
+    torch.testing.assert_close(got["scores"], expected["scores"], rtol=0, atol=1e-5)
+
+
+def test_a_fine_tuned_detector_is_built_with_its_own_class_count(tmp_path):
+    from vizcli.common.models import load_model
+
+    _saved_detector(tmp_path / "five.pth", seed=4, num_classes=5)
+    loaded = load_model(FAST_DETECTOR, weights=str(tmp_path / "five.pth"))
+    assert loaded.meta["num_classes"] == 5 and loaded.categories is None  # not COCO's names
+    assert loaded.model.roi_heads.box_predictor.cls_score.out_features == 5
+    assert load_model(FAST_DETECTOR).model.roi_heads.box_predictor.cls_score.out_features == 91

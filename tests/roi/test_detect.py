@@ -229,3 +229,81 @@ def test_yolo_boxes_in_0_to_1_are_converted_before_the_box_head(pictures):
     yolo = detector({"image": pictures[:1], "boxes": [[[0.35, 0.35, 0.5, 0.5]]], "normalized": [[True]]})  # 160×120 image
     np.testing.assert_allclose(yolo["box"][0], pixels["box"][0])
     np.testing.assert_allclose(yolo["features_box_head"][0], pixels["features_box_head"][0], atol=1e-6)
+
+
+def test_a_fine_tuned_detector_runs_with_its_own_class_count_and_names(pictures, tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\nbird\nfish\n")
+    torch.manual_seed(5)
+    model = torchvision_detector(num_classes=5)
+    torch.save(model.state_dict(), tmp_path / "five.pth")
+    detector = Detector(FAST, weights=str(tmp_path / "five.pth"), class_names=str(names), op="box-head", min_score=0.0,
+                        min_detections=0, max_detections=100)
+    assert detector.categories == ["__background__", "cat", "dog", "bird", "fish"]
+    out = detector({"image": pictures[:1]})
+    model.roi_heads.score_thresh, model.roi_heads.detections_per_img = 0.0, 100  # as reference_model sets them
+    with torch.inference_mode():
+        (expected,) = model([unit_tensor(load_image(pictures[0]))])
+    np.testing.assert_allclose(out["box"][0], expected["boxes"].numpy(), rtol=0, atol=1e-4)
+    assert out["class_index"][0].tolist() == expected["labels"].tolist()
+    assert list(out["class_name"][0]) == [detector.categories[i] for i in expected["labels"].tolist()]
+    assert detector.metadata()["categories"] == detector.categories
+    only = Detector(FAST, weights=str(tmp_path / "five.pth"), class_names=str(names), classes="dog", min_score=0.0,
+                    min_detections=0, max_detections=100)({"image": pictures[:1]})
+    assert set(only["class_name"][0]) <= {"dog"} and set(only["class_index"][0].tolist()) <= {2}
+
+
+def torchvision_detector(**build):
+    import torchvision
+
+    return torchvision.models.get_model(FAST, weights=None, weights_backbone=None, **build).eval()
+
+
+def test_class_indices_are_torchvisions_labels_including_the_unnamed_slots(pictures, tmp_path):
+    """COCO's index 12 is one of ten "N/A" slots: a detection there is index 12 (and named "N/A (12)"), not 83."""
+    import json
+
+    from vizcli.roi.detections import detect_images, save_detections
+
+    torch.manual_seed(6)
+    model = torchvision_detector()
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.bias[12] += 20.0  # every box is most likely "N/A" slot 12
+    torch.save(model.state_dict(), tmp_path / "slot12.pth")
+    detector = Detector(FAST, weights=str(tmp_path / "slot12.pth"), op="align", min_score=0.0, min_detections=0,
+                        max_detections=100)
+    detections = detect_images(detector, pictures[:1], None)
+    model.roi_heads.score_thresh, model.roi_heads.detections_per_img = 0.0, 100  # as reference_model sets them
+    with torch.inference_mode():
+        (expected,) = model([unit_tensor(load_image(pictures[0]))])
+    assert 12 in expected["labels"].tolist()
+    assert detections.result["class_index"][0].tolist() == expected["labels"].tolist()
+    assert "N/A (12)" in list(detections.result["class_name"][0])
+    save_detections(detections, str(tmp_path / "det.npz"), "npz")
+    arrays = np.load(tmp_path / "det.npz", allow_pickle=False)
+    metadata = json.loads(str(arrays["metadata"]))
+    assert arrays["labels"].tolist() == expected["labels"].tolist()
+    assert [metadata["categories"][i] for i in arrays["labels"]] == list(detections.result["class_name"][0])
+
+
+def test_one_stage_detectors_give_rows_with_no_level(pictures):
+    from vizcli.roi.annotations import AnnotatedImage
+    from vizcli.roi.rows import box_rows, image_batch, roi_schema
+
+    detector = Detector("fcos_resnet50_fpn", op="none", min_score=0.0, min_detections=0, max_detections=5)
+    batch = image_batch([AnnotatedImage(image_id=path, path=path) for path in pictures[:1]])
+    table = box_rows({**batch, **detector(batch)}, roi_schema({}, scored=True))
+    assert table.num_rows == 5 and set(table.column("level").to_pylist()) == {""}
+
+
+def test_single_images_stop_on_a_box_partly_outside_with_strict_and_on_an_image_too_thin_to_resize(pictures, tmp_path):
+    from PIL import Image
+
+    strict = Detector(FAST, detect=False, op="box-head", strict=True)
+    with pytest.raises(BadInput, match="extends outside"):
+        strict({"image": pictures[:1], "boxes": [[[-10.0, 10.0, 100.0, 100.0]]]})
+    Image.new("RGB", (3000, 2)).save(tmp_path / "thin.png")
+    with pytest.raises(BadInput, match="3000×2 pixels"):
+        Detector(FAST)({"image": [str(tmp_path / "thin.png")]})
+    skipping = Detector(FAST, on_error="skip")({"image": [str(tmp_path / "thin.png"), pictures[0]]})
+    assert "3000×2" in skipping["problems"][0] and len(skipping["box"][1]) == 10

@@ -113,16 +113,19 @@ _FROZEN_NORM_DETECTORS = (
 )
 
 
-def build_model(name: str) -> Any:
+def build_model(name: str, num_classes: int | None = None) -> Any:
     """``name`` with random weights, built the way torchvision builds it for its DEFAULT weights.
 
     Nothing is downloaded: segmentation and detection backbones start random too
     (``weights_backbone=None``); segmentation models keep the auxiliary head their weights carry.
+    ``num_classes``: a head of another size (a fine-tuned detector's), else torchvision's.
     """
     import torchvision.models
 
     task = model_task(name)
     options = dict(_BUILD_AS_PRETRAINED.get(name, {}))
+    if num_classes is not None:
+        options["num_classes"] = num_classes
     if name.startswith("vit_"):  # torchvision sizes the position embedding for its weights (vit_h_14: 518)
         options["image_size"] = _default_meta(name).get("min_size", (DEFAULT_CROP,))[0]
     if task in ("segmentation", "detection"):
@@ -162,18 +165,48 @@ def load_model(name: str = "resnet18", weights: str | None = None, seed: int = 0
     if weights is not None and weights.upper() == "DEFAULT":
         raise BadInput(f"{name} has no pretrained weights in torchvision; pass weights=PATH", parameter="weights", value=weights)
     torch.manual_seed(seed)
-    model = build_model(name)
     if weights is None:
-        model.eval()
+        model = build_model(name).eval()
         return LoadedModel(name=name, model=model, weights=f"random weights (seed {seed})", pretrained=False)
     from vizcli.common.checkpoints import load_state_dict_file
 
     state_dict = load_state_dict_file(weights)
+    classes = detector_class_count(name, state_dict)
+    model = build_model(name, num_classes=classes)
     _apply_state_dict(model, state_dict, weights)
     model.eval()
+    categories = _imagenet_categories(name)
+    if classes is not None and categories is not None and classes != len(categories):
+        categories = None  # a fine-tuned head: its classes are not torchvision's
     return LoadedModel(
-        name=name, model=model, weights=str(weights), pretrained=True, categories=_imagenet_categories(name)
+        name=name, model=model, weights=str(weights), pretrained=True, categories=categories,
+        meta={} if classes is None else {"num_classes": classes},
     )
+
+
+# Where a detector's class count shows in its state_dict: the key, and that tensor's rows a class
+# (RetinaNet's classification head has 9 anchors a position, one row each per class).
+_CLASS_ROWS = {
+    "roi_heads.box_predictor.cls_score.weight": 1,  # Faster/Mask/Keypoint R-CNN
+    "head.classification_head.cls_logits.weight": 0,  # RetinaNet (anchors) and FCOS (1)
+}
+
+
+def detector_class_count(name: str, state_dict: dict[str, Any]) -> int | None:
+    """The class count a detector's checkpoint was trained with (its classifier's rows), else None
+    (not a detector, or no classifier key): a fine-tuned detector is built with its own head."""
+    if model_task(name) != "detection":
+        return None
+    for key, rows in _CLASS_ROWS.items():
+        tensor = state_dict.get(key)
+        if tensor is None or not getattr(tensor, "shape", None):
+            continue
+        per_class = rows or (9 if name.startswith("retinanet") else 1)
+        count = int(tensor.shape[0])
+        if count % per_class or count // per_class < 1:
+            return None  # let the shape check name the tensor
+        return count // per_class
+    return None
 
 
 def _imagenet_categories(name: str) -> list[str] | None:
@@ -186,9 +219,16 @@ def _imagenet_categories(name: str) -> list[str] | None:
 
 
 def _apply_state_dict(model: Any, state_dict: dict[str, Any], path: str) -> None:
+    """Load ``state_dict`` into ``model`` after checking it fits. A BatchNorm's step counter
+    (``num_batches_tracked``) where the model has a frozen norm (torchvision builds its detectors'
+    backbones with ``FrozenBatchNorm2d``, a model built with ``weights=None`` has ``BatchNorm2d``) is
+    left out: an eval-mode BatchNorm computes what the frozen one does, from the same four tensors."""
     from vizcli.common.checkpoints import check_state_dict_fits
 
-    model.load_state_dict(check_state_dict_fits(model.state_dict(), state_dict, parameter="weights", value=path))
+    expected = model.state_dict()
+    usable = {key: tensor for key, tensor in state_dict.items()
+              if key in expected or not key.endswith(".num_batches_tracked")}
+    model.load_state_dict(check_state_dict_fits(expected, usable, parameter="weights", value=path))
 
 
 def weights_enum_for(name: str, spec: str) -> Any | None:

@@ -99,6 +99,8 @@ def roi(
     min_detections: Annotated[int | None, typer.Option("--min-detections", help="--detect: at least this many, the top ones even "
                                                        "under --min-score (default 10, or --max-detections if fewer).")] = None,
     classes: Annotated[str | None, typer.Option("--classes", help="--detect: only these COCO classes, e.g. person,dog.")] = None,
+    class_names: Annotated[str | None, typer.Option("--class-names", help="--detect: a text file naming the detector's "
+                                                    "classes, one a line in index order (a fine-tuned detector's own).")] = None,
     output_size: Annotated[str, typer.Option("--output-size", help="N or HxW bins.")] = "7",
     sampling_ratio: Annotated[
         int, typer.Option("--sampling-ratio", help="Samples per bin side (the notes' 2×2); 0 = adaptive.")
@@ -201,6 +203,10 @@ def roi(
     op = op or "align"
     ops = parse_ops(op, detect, detector)
     through_detector = detect or "box-head" in ops
+    from vizcli.roi.detectors import check_detection_settings
+
+    check_detection_settings(detect, detector, min_score=min_score, max_detections=max_detections, min_detections=min_detections,
+                             classes=classes, class_names=class_names, weights=weights if through_detector else None)
     if through_detector:
         from vizcli.roi.detectors import check_detector
 
@@ -211,7 +217,8 @@ def roi(
                               annotations, boxes, boxes_file)
     worker_settings = {
         "detector": detector, "weights": weights, "detect": detect, "op": ",".join(ops) or "none", "min_score": min_score,
-        "max_detections": max_detections, "min_detections": min_detections, "classes": classes, "device": device,
+        "max_detections": max_detections, "min_detections": min_detections, "classes": classes, "class_names": class_names,
+        "device": device,
         "seed": seed, "max_pixels": max_pixels, "strict": strict,
     } if through_detector else {
         "model": model, "weights": weights, "layer": layer.value, "op": op, "output_size": output_size,

@@ -27,16 +27,15 @@ from vizcli.roi.boxes import clip_boxes
 from vizcli.roi.detectors import (
     ALL_CANDIDATES,
     DEFAULT_DETECTOR,
-    DEFAULT_MIN_DETECTIONS,
     ONE_STAGE,
     RANDOM_BOXES_NOTE,
     TWO_STAGE,
-    Thresholds,
-    check_detector,
-    closest_hint,
+    check_class_name,
+    check_detection_settings,
     detector_categories,
     feature_column,
     parse_ops,
+    selectable,
     state_sha256,
 )
 from vizcli.roi.extract import batch_records, prepared_stream, same_size_groups
@@ -80,6 +79,7 @@ class Detector:
         max_detections: int = 36,
         min_detections: int | None = None,
         classes: tuple[str, ...] | list[str] | str | None = None,
+        class_names: str | None = None,
         device: str = "auto",
         seed: int = 0,
         max_pixels: int | None = None,
@@ -95,26 +95,25 @@ class Detector:
         from vizcli.common.models import load_model
         from vizcli.common.runtime import resolve_device
 
-        check_detector(detector)
         if on_error not in ("skip", "stop"):
             raise BadInput("use skip or stop", parameter="on_error", value=on_error)
         if threads is not None:
             torch.set_num_threads(threads)
         self.detector, self.detect, self.strict, self.on_error = detector, detect, strict, on_error
+        # min_detections None: bottom-up attention's 10, or all of a smaller maximum
+        self.thresholds = check_detection_settings(detect, detector, min_score=min_score, max_detections=max_detections,
+                                                   min_detections=min_detections, classes=classes,
+                                                   class_names=class_names, weights=weights)
         self.ops = parse_ops(op, detect, detector)
         if not detect and not self.ops:
             raise BadInput("given boxes need op='box-head' (or align,box-head) to go through a detector", parameter="op", value=op)
-        if isinstance(classes, str):
-            classes = tuple(name.strip() for name in classes.split(",") if name.strip())
-        if min_detections is None:  # bottom-up attention's 10, or all of a smaller maximum
-            min_detections = min(DEFAULT_MIN_DETECTIONS, max_detections)
-        self.thresholds = Thresholds(min_score, max_detections, min_detections, tuple(classes or ()))
-        self.thresholds.check()
-        self.categories = detector_categories(detector)
-        self.wanted = self._wanted_ids(self.thresholds.classes)
         self.batch_size, self.decode_workers = max(1, batch_size), max(1, decode_workers)
         self.max_pixels, self.device, self.seed, self.weights = pixel_limit(max_pixels), resolve_device(device), seed, weights
+        self.class_names = class_names
         loaded = load_model(detector, weights=weights, seed=seed)
+        # the class count of the weights (a fine-tuned head has its own); a class index is the row, its name from that
+        self.categories = detector_categories(detector, loaded.meta.get("num_classes"), class_names)
+        self.wanted = self._wanted_ids(self.thresholds.classes)
         self.weights_note, self.weights_label, self.pretrained = loaded.weights_note, loaded.weights, loaded.pretrained
         self.model = loaded.model.eval()
         self.weights_sha256 = state_sha256(self.model)
@@ -122,15 +121,15 @@ class Detector:
         self._set_thresholds()
         self.model.to(self.device)
 
+    def _class_name(self, index: int) -> str:
+        """The name of class ``index`` (a head larger than its names file: the index as text)."""
+        return self.categories[index] if 0 <= index < len(self.categories) else str(index)
+
     def _wanted_ids(self, classes: tuple[str, ...]) -> set[int] | None:
         if not classes:
             return None
-        known = {name: index for index, name in enumerate(self.categories) if name not in ("__background__", "N/A")}
-        for name in classes:
-            if name not in known:
-                raise BadInput(f"{closest_hint(name, list(known))}{self.detector} knows {len(known)} classes ({', '.join(list(known)[:8])}, …)",
-                               parameter="classes", value=name)
-        return {known[name] for name in classes}
+        known = selectable(self.categories)
+        return {check_class_name(name, known, self.detector) for name in classes}
 
     def _set_thresholds(self) -> None:
         """Let the detector keep every detection our filter may want; it then filters nothing we keep.
@@ -173,7 +172,7 @@ class Detector:
         return {"detector": self.detector, "weights": self.weights, "detect": self.detect, "op": ",".join(self.ops) or "none",
                 "min_score": self.thresholds.min_score, "max_detections": self.thresholds.max_detections,
                 "min_detections": self.thresholds.min_detections, "classes": list(self.thresholds.classes),
-                "seed": self.seed, "strict": self.strict}
+                "class_names": self.class_names, "seed": self.seed, "strict": self.strict}
 
     def metadata(self) -> dict[str, Any]:
         """What every output row was computed with (written into the file's metadata)."""
@@ -197,6 +196,7 @@ class Detector:
             "ops": list(self.ops),
             "feature_shapes": {op: list(shape) for op, shape in self.feature_shapes.items()},
             "strict": self.strict,
+            "categories": list(self.categories),
             "notes": list(self.notes),
         }
 
@@ -211,8 +211,22 @@ class Detector:
 
         loaded = load_image(image.path, max_pixels=self.max_pixels, data=source)
         width, height = loaded.image.size
+        self._check_resizable(width, height)
         boxes, kept, problems = clip_boxes(image, width, height, self.strict) if not self.detect else ([], [], [])
         return Decoded(image, np.asarray(loaded.image, dtype=np.float32) / 255.0, (width, height), boxes, kept, problems)
+
+    def _check_resizable(self, width: int, height: int) -> None:
+        """``BadInput`` for an image the detector's transform would resize to no pixels (3000×2: its
+        short side scaled down with the long one), as ``GeneralizedRCNNTransform`` computes the size."""
+        import math
+
+        transform = self.model.transform
+        short, long = min(width, height), max(width, height)
+        scale = min(float(transform.min_size[-1]) / short, float(transform.max_size) / long)
+        if math.floor(short * scale) < 1:
+            raise BadInput(f"{width}×{height} pixels: {self.detector} resizes the long side to at most "
+                           f"{transform.max_size}, which leaves the short side no pixels; crop or pad it to a less "
+                           "extreme shape")
 
     # ------------------------------------------------------------ running
 
@@ -275,8 +289,9 @@ class Detector:
         results = []
         for d in found:
             keep = self.thresholds.select(d["scores"], d["labels"], self.wanted)
+            count = int(keep.numel())  # no pyramid level, no cells: nothing is pooled
             results.append({"boxes": d["boxes"][keep].cpu(), "scores": d["scores"][keep].cpu(),
-                            "labels": d["labels"][keep].cpu(), "levels": [], "cells": torch.zeros((len(keep), 4))})
+                            "labels": d["labels"][keep].cpu(), "levels": [""] * count, "cells": torch.zeros((count, 4))})
         return results
 
     def _pool(self, features: Any, boxes: list[Any], sizes: list[tuple[int, int]]) -> list[dict[str, Any]]:
@@ -318,7 +333,8 @@ class Detector:
         done: dict[str, tuple[Decoded | None, dict[str, Any] | None]] = {}
 
         def on_problem(problem: dict[str, Any]) -> None:
-            if self.on_error != "skip" and "annotation_id" not in problem:
+            # on_error="stop" (single images): an image's problem stops the run, and with strict a box's too
+            if self.on_error != "skip" and (self.strict or "annotation_id" not in problem):
                 raise BadInput(f"image {problem['image']!r}: {problem['problem']}")
             problems[str(problem["image"])].append(problem)
 
@@ -328,7 +344,8 @@ class Detector:
                 done[transformed.image.image_id] = (transformed, pooled)
         shapes = self.feature_shapes
         out: dict[str, list[Any]] = {name: [] for name in ("box", "kept", "feature_box", "levels", "width", "height", "problems",
-                                                            "score", "class_name", *(feature_column(op) for op in self.ops))}
+                                                            "score", "class_name", "class_index",
+                                                            *(feature_column(op) for op in self.ops))}
         for record, _ in records:
             member, result = done.get(record.image_id) or (None, None)
             count = 0 if result is None else int(result["boxes"].shape[0])
@@ -343,7 +360,9 @@ class Detector:
             scores = result["scores"] if result else None
             out["score"].append(scores.numpy().astype(np.float32) if scores is not None else np.full(count, np.nan, np.float32))
             labels = result["labels"] if result else None
-            out["class_name"].append(np.asarray([self.categories[int(i)] for i in labels.tolist()] if labels is not None
+            indices = labels.tolist() if labels is not None else []
+            out["class_index"].append(np.asarray(indices if labels is not None else [-1] * count, dtype=np.int64))
+            out["class_name"].append(np.asarray([self._class_name(int(i)) for i in indices] if labels is not None
                                                 else [""] * count, dtype=str))
             for op in self.ops:
                 out[feature_column(op)].append(result[op] if result else np.zeros((0, *shapes[op]), np.float32))

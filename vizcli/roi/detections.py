@@ -36,7 +36,7 @@ class Detections:
                     "class": str(self.result["class_name"][number][rank]) or None,
                     "score": None if math.isnan(score) else round(score, 6),
                     "box": [round(float(value), 3) for value in box],
-                    "level": str(self.result["levels"][number][rank]) if len(self.result["levels"][number]) else None,
+                    "level": str(self.result["levels"][number][rank]) or None if len(self.result["levels"][number]) else None,
                 }
                 for op in self.detector.ops:
                     value = np.asarray(self.result[feature_column(op)][number][rank])
@@ -101,9 +101,8 @@ def save_detections(detections: Detections, path: str, save_format: str) -> str:
         "scores": np.concatenate(result["score"]).astype(np.float32),
         "image_index": np.repeat(np.arange(len(counts), dtype=np.int64), counts),
     }
-    if detector.detect:
-        index = {name: number for number, name in enumerate(detector.categories)}
-        arrays["labels"] = np.asarray([index[str(name)] for names in result["class_name"] for name in names], dtype=np.int64)
+    if detector.detect:  # the detector's class indices as they are (names repeat: COCO has ten N/A)
+        arrays["labels"] = np.concatenate(result["class_index"]).astype(np.int64).reshape(-1)
     for op in detector.ops:
         shape = detector.feature_shapes[op]
         arrays[feature_column(op)] = np.concatenate(result[feature_column(op)]).reshape(-1, *shape)
