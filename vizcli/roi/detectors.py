@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from vizcli.common.errors import BadInput
@@ -128,11 +128,11 @@ def check_detection_settings(
     known before its weights load (torchvision's, or ``class_names``).
     """
     check_detector(detector)
-    defaults = {item.name: item.default for item in fields(Thresholds)}
+    defaults = Thresholds()
     wanted = split_classes(classes)
-    top = defaults["max_detections"] if max_detections is None else max_detections
+    top = defaults.max_detections if max_detections is None else max_detections
     thresholds = Thresholds(
-        defaults["min_score"] if min_score is None else min_score, top,
+        defaults.min_score if min_score is None else min_score, top,
         min(DEFAULT_MIN_DETECTIONS, top) if min_detections is None else min_detections, wanted)
     thresholds.check()
     count_known = not _is_weights_file(weights)  # torchvision's weights: their count; a file: known once read
@@ -147,8 +147,9 @@ def check_detection_settings(
         for name in wanted:
             check_class_name(name, known, detector)
     if not detect:
-        given = [(name, value) for name, value in (("min_score", min_score), ("max_detections", max_detections))
-                 if value is not None and value != defaults[name]]
+        given: list[tuple[str, object]] = [
+            (name, value) for name, value in (("min_score", min_score), ("max_detections", max_detections))
+            if value is not None and value != getattr(defaults, name)]
         given += [(name, value) for name, value in (("min_detections", min_detections), ("classes", ",".join(wanted) or None),
                                                     ("class_names", class_names)) if value is not None]
         if given:
