@@ -167,3 +167,26 @@ def test_the_extension_chooses_the_format_when_none_is_given(invoke, tmp_path):
     result = invoke("shapes", "--depth", "1", "-o", tmp_path / "s.json")
     assert result.exit_code == 0, result.stderr
     assert json.loads((tmp_path / "s.json").read_text())["schema"] == "vizcli.shapes/1"
+
+
+def test_an_output_that_is_a_read_file_is_refused_however_it_is_named(tmp_path):
+    from vizcli.common.errors import BadInput
+    from vizcli.common.files import refuse_overwriting_inputs
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    source = tmp_path / "m.py"
+    source.write_text("x = 1\n")
+    (tmp_path / "link.py").symlink_to(source)
+    os.link(source, tmp_path / "hard.py")
+    for output, inputs in ((source, [source]), (tmp_path / "link.py", [source]), (tmp_path / "hard.py", [source]),
+                           (tmp_path / "." / "m.py", [tmp_path / "link.py"]), (model / "config.json", [model]),
+                           ([tmp_path / "new.npy", source], [source])):
+        with pytest.raises(BadInput, match="is also an input"):
+            refuse_overwriting_inputs(output, inputs)
+    refuse_overwriting_inputs(tmp_path / "new.txt", [source, model])  # nothing there yet
+    refuse_overwriting_inputs("-", [source])
+    refuse_overwriting_inputs(os.devnull, [os.devnull])
+    refuse_overwriting_inputs(model / "config.json", [model], whole_folders=False)  # a dataset folder: only itself
+    assert source.read_text() == "x = 1\n"

@@ -143,14 +143,69 @@ def _mode(path: str, parameter: str, value: str) -> int | None:
         raise BadInput(os_error_reason(error), parameter=parameter, value=value) from None
 
 
+def refuse_overwriting_inputs(
+    outputs: str | os.PathLike[str] | None | Iterable[str | os.PathLike[str] | None],
+    inputs: Iterable[str | os.PathLike[str] | None],
+    parameter: str = "output",
+    whole_folders: bool = True,
+) -> None:
+    """Refuse, before any work, an output that is one of the files the command reads: writing it would
+    destroy its own input. The one check every command that writes makes.
+
+    ``outputs``: the path (or paths: ``FILE.npy`` and its ``FILE.npy.json``) the command writes.
+    ``inputs``: every file it reads (images, a model's ``.py``, ``.pt2`` or ``config.json``, weights,
+    an output being exported); a folder in ``inputs`` is read as a whole (a model folder, a folder of
+    shards) and refuses every file in it (``whole_folders=False``: a dataset folder, whose new files a
+    run may write). Files are compared by identity (device and inode), so a symbolic link, a
+    hard link or another spelling of the path is caught too; ``-``, ``None`` and special files
+    (``/dev/stdout``, a pipe) are never inputs overwritten.
+    """
+    if outputs is None or isinstance(outputs, (str, os.PathLike)):
+        outputs = [outputs]
+    for output in outputs:
+        if output is None or str(output) == "-" or is_special_file(output):
+            continue
+        identity = _identity(output)
+        if identity is None:  # nothing there yet: it cannot be a file that is read
+            continue
+        for source in inputs:
+            if source is None or str(source) in ("", "-"):
+                continue
+            if identity in _identities(source, whole_folders):
+                shown = os.fspath(source)
+                raise BadInput(f"is also an input ({shown}); the run would overwrite what it reads: write the result "
+                               "elsewhere", parameter=parameter, value=os.fspath(output))
+
+
 def check_not_an_input(output: str | None, inputs: Iterable[str | None], parameter: str = "output") -> None:
-    """Refuse (before any work) an output that is one of the inputs: the run would destroy what it reads."""
-    if output is None or output == "-" or is_special_file(output):
-        return
-    target = os.path.realpath(output)
-    for source in inputs:
-        if source and source != "-" and os.path.realpath(source) == target:
-            raise BadInput(f"is also an input ({source}); write the result elsewhere", parameter=parameter, value=output)
+    """``refuse_overwriting_inputs`` for one output, a folder in ``inputs`` counting as itself only (a
+    dataset folder: a rerun may write its output there again)."""
+    refuse_overwriting_inputs(output, inputs, parameter, whole_folders=False)
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` names, through symbolic links; None if there is none."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _identities(source: str | os.PathLike[str], whole_folders: bool) -> set[tuple[int, int]]:
+    """The identities of ``source``: the file, or the folder and (``whole_folders``) every file in it."""
+    found = _identity(source)
+    if found is None:
+        return set()
+    if not whole_folders or not is_folder(source):
+        return {found}
+    identities = {found}
+    try:
+        for root, _, names in os.walk(source):
+            identities.update(item for item in (_identity(os.path.join(root, name)) for name in names) if item)
+    except OSError:
+        pass
+    return identities
 
 
 def choose_format(path: str | None, given: str | None, by_extension: dict[str, str], default: str) -> str:
