@@ -220,7 +220,7 @@ def choose_format(path: str | None, given: str | None, by_extension: dict[str, s
     return given or implied or default
 
 
-def is_special_file(path: str | Path) -> bool:
+def is_special_file(path: str | os.PathLike[str]) -> bool:
     """True for existing non-regular files such as /dev/null, /dev/stdout or a named pipe."""
     try:
         mode = os.stat(path).st_mode
