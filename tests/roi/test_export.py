@@ -86,5 +86,82 @@ def test_bad_exports_are_one_error_line(invoke, detected, args, fragment, tmp_pa
 def test_an_npz_export_refuses_a_folder_with_files_and_leaves_nothing(invoke, detected, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    assert "not an empty folder" in one_error_line(invoke("roi", "export", detected, "--layout", "butd-npz", "-o", tmp_path / "full"))
+    assert "exists (a folder)" in one_error_line(invoke("roi", "export", detected, "--layout", "butd-npz", "-o", tmp_path / "full"))
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+
+
+def _features(image_id, boxes=2):
+    from vizcli.roi.export import ImageFeatures
+
+    generator = np.random.default_rng(len(image_id))
+    return ImageFeatures(image_id, 64, 48, generator.random((boxes, 4), dtype=np.float32),
+                         generator.random((boxes, 8), dtype=np.float32), np.arange(boxes, dtype=np.int64),
+                         np.full(boxes, 0.5, np.float32))
+
+
+def test_two_images_that_would_share_an_npz_name_are_refused_and_leave_nothing(tmp_path):
+    from vizcli.common.errors import BadInput
+    from vizcli.roi.export import write_npz_folder
+
+    with pytest.raises(BadInput, match="'x.png' and 'x.jpg' would both be x.npz"):
+        write_npz_folder(iter([_features("x.png"), _features("y.png"), _features("x.jpg")]), str(tmp_path / "out"))
+    assert list(tmp_path.iterdir()) == []
+    assert write_npz_folder(iter([_features("x.png"), _features("sub/x.jpg")]), str(tmp_path / "out")) == 2
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_the_npz_folder_follows_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    from vizcli.roi.export import write_npz_folder
+
+    previous = os.umask(umask)
+    try:
+        write_npz_folder(iter([_features("a/b.png")]), str(tmp_path / "out"))
+    finally:
+        os.umask(previous)
+    for folder in (tmp_path / "out", tmp_path / "out" / "a"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+    data = np.load(tmp_path / "out" / "a" / "b.npz", allow_pickle=False)
+    np.testing.assert_array_equal(data["x"], _features("a/b.png").features)
+
+
+def test_an_npz_export_never_replaces_a_folder_or_a_link(tmp_path):
+    import os
+
+    from vizcli.common.errors import BadInput
+    from vizcli.roi.export import write_npz_folder
+
+    (tmp_path / "empty").mkdir(mode=0o755)
+    (tmp_path / "to-empty").symlink_to(tmp_path / "empty")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name, what in (("empty", "a folder"), ("to-empty", "a link"), ("dangling", "a link"), ("empty/", "a folder")):
+        with pytest.raises(BadInput, match=f"exists \\({what}\\)"):
+            write_npz_folder(iter([_features("a.png")]), str(tmp_path / name))
+    assert sorted(os.listdir(tmp_path)) == ["dangling", "empty", "to-empty"] and os.listdir(tmp_path / "empty") == []
+    assert os.readlink(tmp_path / "dangling") == str(tmp_path / "nowhere")
+
+
+def test_export_refuses_to_write_over_its_own_input_however_named(tmp_path):
+    from vizcli.common.errors import BadInput
+    from vizcli.roi.export import export_command
+
+    source = tmp_path / "X.parquet"
+    source.write_bytes(b"PAR1 rows PAR1")
+    (tmp_path / "link.tsv").symlink_to(source)
+    for destination in (source, tmp_path / "link.tsv", tmp_path / "." / "X.parquet"):
+        with pytest.raises(BadInput, match="is also an input"):
+            export_command(str(source), "butd-tsv", str(destination), None)
+    assert source.read_bytes() == b"PAR1 rows PAR1"
+
+
+def test_the_tsv_goes_to_stdout_for_a_dash_and_the_npz_folder_refuses_it(tmp_path, capsys):
+    from vizcli.common.errors import BadInput
+    from vizcli.roi.export import export_command, write_tsv
+
+    assert write_tsv(iter([_features("a.png"), _features("b.png")]), "-") == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["a.png", "b.png"] and not (tmp_path / "-").exists()
+    with pytest.raises(BadInput, match="stdout cannot hold"):
+        export_command(str(tmp_path / "X.parquet"), "butd-npz", "-", None)

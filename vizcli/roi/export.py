@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -56,6 +57,12 @@ def export_command(output: str, layout: str, destination: str | None, feature: s
         raise BadInput(f"use one of {', '.join(LAYOUTS)}", parameter="layout", value=layout)
     if not destination:
         raise BadInput(f"give where to write: -o feats.tsv ({LAYOUTS[0]}) or -o FOLDER/ ({LAYOUTS[1]})")
+    if layout == "butd-npz" and destination == "-":
+        raise BadInput("butd-npz writes a folder of files, which stdout cannot hold; give -o FOLDER/ (or --layout "
+                       "butd-tsv for stdout)", parameter="output", value=destination)
+    from vizcli.common.files import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(destination, [output])  # a shard folder: every file in it
     schema, metadata, units = read_output(output, ROI_DATASET_SCHEMA)
     column = _feature_column(schema, feature, output)
     categories = _categories(metadata)
@@ -82,8 +89,13 @@ def _feature_column(schema: Any, feature: str | None, output: str) -> str:
 
 
 def _categories(metadata: dict[str, Any]) -> dict[str, int]:
+    """Class name → the detector's class index: the names the output recorded (unique, so each maps
+    back to one index), else torchvision's for its detector."""
     from vizcli.roi.detectors import DETECTORS, detector_categories
 
+    recorded = metadata.get("categories")
+    if isinstance(recorded, list) and all(isinstance(name, str) for name in recorded):
+        return {name: index for index, name in enumerate(recorded)}
     model = str(metadata.get("model", ""))
     if model not in DETECTORS:
         return {}
@@ -135,12 +147,13 @@ def _b64(array: Any) -> str:
 
 
 def write_tsv(images: Iterator[ImageFeatures], destination: str) -> int:
-    """The bottom-up-attention TSV, written atomically; returns the image count."""
-    from vizcli.common.files import atomic_output, check_writable
+    """The bottom-up-attention TSV, written atomically (``-``: to stdout, as every command writes
+    there); returns the image count."""
+    from vizcli.common.files import check_writable, open_destination
 
     check_writable(destination)
     count = 0
-    with atomic_output(destination, binary=False) as handle:
+    with open_destination(destination, binary=False) as handle:
         writer = csv.DictWriter(handle, fieldnames=TSV_FIELDS, delimiter="\t", lineterminator="\n")
         for image in images:
             writer.writerow({"image_id": image.image_id, "image_w": image.width, "image_h": image.height,
@@ -159,12 +172,19 @@ def npz_name(image_id: str) -> PurePosixPath:
 
 
 def write_npz_folder(images: Iterator[ImageFeatures], destination: str) -> int:
-    """One ``.npz`` per image, written into a temporary folder renamed to ``destination`` when whole."""
+    """One ``.npz`` per image, written into a temporary folder renamed to ``destination`` when whole.
+
+    ``destination`` must not exist (a user's folder, even an empty one, or a link, even a dangling one,
+    is never replaced); the folders are made as ``mkdir`` makes them (0777 less the umask). Two images
+    whose names differ only in their extension (``x.png``, ``x.jpg``) would both be ``x.npz``: refused.
+    """
     import numpy as np
 
-    target = Path(destination)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise BadInput("exists and is not an empty folder; butd-npz writes a new folder", parameter="output", value=destination)
+    target = Path(destination.rstrip("/") or destination)
+    if os.path.lexists(target):
+        what = "a link" if target.is_symlink() else "a folder" if target.is_dir() else "a file"
+        raise BadInput(f"exists ({what}); butd-npz writes a new folder and never replaces one: give a new name, or "
+                       "remove it", parameter="output", value=destination)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise BadInput(f"its folder {parent} does not exist", parameter="output", value=destination)
@@ -173,18 +193,33 @@ def write_npz_folder(images: Iterator[ImageFeatures], destination: str) -> int:
     temporary = Path(checked_os_call(lambda: tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent),
                                      "output", destination))
     count = 0
+    written: dict[PurePosixPath, str] = {}  # file name → the image id it holds
     try:
         for image in images:
-            file = temporary / npz_name(image.image_id)
+            name = npz_name(image.image_id)
+            if name in written:
+                raise BadInput(f"images {written[name]!r} and {image.image_id!r} would both be {name}, which readers look up "
+                               "by the name without its extension; rename one, or export --layout butd-tsv (full ids)",
+                               parameter="output", value=destination)
+            written[name] = image.image_id
+            file = temporary / name
             file.parent.mkdir(parents=True, exist_ok=True)
             np.savez(file, x=image.features, bbox=image.boxes, num_bbox=np.int64(len(image.boxes)),
                      image_w=np.int64(image.width), image_h=np.int64(image.height), objects_id=image.objects_id,
                      objects_conf=image.objects_conf)
             count += 1
-        if target.is_dir():
-            target.rmdir()
+        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp's 0700, as mkdir would have made it
+        if os.path.lexists(target):  # made while the files were written: still never replaced
+            raise BadInput("appeared while the files were written; nothing was replaced: give a new name",
+                           parameter="output", value=destination)
         temporary.rename(target)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
     return count
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
