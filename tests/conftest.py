@@ -19,11 +19,7 @@ EXAMPLES = ROOT / "examples"
 def runner():
     from typer.testing import CliRunner
 
-    from vizcli.common import console
-
-    console.reset_consoles()
-    yield CliRunner()
-    console.reset_consoles()
+    return CliRunner()
 
 
 @pytest.fixture
@@ -32,9 +28,6 @@ def invoke(runner):
     from vizcli.cli import app
 
     def _invoke(*args, input=None):
-        from vizcli.common import console
-
-        console.reset_consoles()
         return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return _invoke

@@ -24,11 +24,10 @@ from vizcli.common.errors import Interrupted, VizcliError, one_line
 from vizcli.common.files import OS_WRITE_ERRORS
 from vizcli.common.usage import click_errors, usage_message
 from vizcli.embed import cli as embed_cli
+from vizcli.outputs import cli as outputs_cli
 from vizcli.roi import cli as roi_cli
 from vizcli.search import cli as search_cli
 from vizcli.shapes import cli as shapes_cli
-
-_state = {"debug": bool(os.environ.get("VIZCLI_DEBUG"))}
 
 # Core parameter names whose flag is not simply --name-with-dashes.
 PARAMETER_FLAGS = {
@@ -42,6 +41,8 @@ PARAMETER_FLAGS = {
     "images": "",
     "texts": "",
     "image": "image",  # one positional image: "image PATH: …", as the decoding errors say it
+    "stored": "",  # the OUTPUT that info/verify/merge/export read
+    "destination": "-o",
 }
 
 class _ErrorBoundary(TyperGroup):
@@ -53,14 +54,15 @@ class _ErrorBoundary(TyperGroup):
 
     def main(self, *args: Any, **extra: Any) -> Any:
         extra["standalone_mode"] = False
+        run = extra.setdefault("obj", {})  # this invocation's settings: --debug (the callback sets it)
+        run.setdefault("debug", bool(os.environ.get("VIZCLI_DEBUG")))
         previous_handlers = signals.install()
         tolerate_narrow_encodings()
-        console.speak_flags(self._flags())
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), console.speaking_flags(self._flags()):
                 # third-party warnings (torch's weights_only, torchvision's FutureWarnings) would
                 # precede the one Error: line; --debug shows them
-                warnings.simplefilter("default" if _state["debug"] else "ignore")
+                warnings.simplefilter("default" if run["debug"] else "ignore")
                 result = super().main(*args, **extra)
             code = result if isinstance(result, int) else 0
         except click_errors.NoArgsIsHelpError as error:
@@ -73,7 +75,7 @@ class _ErrorBoundary(TyperGroup):
             _print_error("interrupted by SIGINT; no output file was written")
             code = 130
         except (VizcliError, Interrupted) as error:
-            if _state["debug"]:
+            if run["debug"]:
                 raise
             _print_error(error.for_command_line(self._flags()))
             code = error.exit_code
@@ -87,25 +89,24 @@ class _ErrorBoundary(TyperGroup):
             signals.silence_stdout()
             code = 0
         except ImportError as error:  # a library that cannot load (under ulimit -v, its shared objects cannot be mapped)
-            if _state["debug"]:
+            if run["debug"]:
                 raise
             _print_error(f"could not load {error.name or 'a library'} ({one_line(str(error))[:160]}); if memory is "
                          "limited (ulimit -v), raise the limit; else reinstall vizcli (make setup)")
             code = 1
         except MemoryError:
-            if _state["debug"]:
+            if run["debug"]:
                 raise
             _print_error("out of memory; use smaller inputs, fewer boxes or a smaller --batch-size")
             code = 1
         except OSError as error:
-            if error.errno not in OS_WRITE_ERRORS or _state["debug"]:
+            if error.errno not in OS_WRITE_ERRORS or run["debug"]:
                 raise
             _print_error(f"writing output failed: {error.strerror}; free space or write elsewhere (-o FILE)")
             signals.silence_stdout()
             code = 1
         finally:
             signals.restore(previous_handlers)
-            console.speak_flags({})
         try:
             sys.stdout.flush()
         except BrokenPipeError:
@@ -151,13 +152,14 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _main(
+    context: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors (also VIZCLI_DEBUG=1)."),
 ) -> None:
     if debug:
-        _state["debug"] = True
+        context.obj["debug"] = True
         warnings.simplefilter("default")
 
 
@@ -165,6 +167,10 @@ app.command(epilog=shapes_cli.EPILOG)(shapes_cli.shapes)
 app.command(epilog=roi_cli.EPILOG)(roi_cli.roi)
 app.command(epilog=embed_cli.EPILOG)(embed_cli.embed)
 app.command(epilog=approx_cli.EPILOG)(approx_cli.approx)
+app.command(epilog=outputs_cli.INFO_EPILOG)(outputs_cli.info)
+app.command(epilog=outputs_cli.VERIFY_EPILOG)(outputs_cli.verify)
+app.command(epilog=outputs_cli.MERGE_EPILOG)(outputs_cli.merge)
+app.command(epilog=outputs_cli.EXPORT_EPILOG)(outputs_cli.export)
 app.command(epilog=search_cli.EPILOG)(search_cli.search)
 
 

@@ -1,16 +1,17 @@
 """Where text goes: results to stdout, progress, warnings and informational lines to stderr.
 
 Every command pipes cleanly because only results reach stdout. Consoles are rich Consoles,
-created on first use and cached; ``reset_consoles`` forgets them when the streams change
-(under a test runner).
+made for the streams as they are at each use (a test runner swaps them).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from vizcli.common.errors import printable
@@ -39,9 +40,6 @@ def isatty(stream: Any) -> bool:
         return False
 
 
-_consoles: dict[str, Any] = {}
-
-
 def stdout_console() -> Any:
     """The rich Console for results (no colour unless stdout is a terminal and NO_COLOR unset)."""
     return _console("stdout")
@@ -65,46 +63,45 @@ def _console_class() -> Any:
 
 
 def _console(which: str) -> Any:
-    if which not in _consoles:
-        Console = _console_class()
+    """A Console for the stream as it is now (made afresh: cheap, and right when a test runner swaps the streams)."""
+    Console = _console_class()
 
-        stream = sys.stdout if which == "stdout" else sys.stderr
-        no_color = bool(os.environ.get("NO_COLOR")) or not isatty(stream)
-        width = terminal_width(None if isatty(stream) else DEFAULT_WIDTH)
-        if width is None and isatty(stream):
-            width = max(shutil.get_terminal_size().columns, MIN_TABLE_WIDTH)
-        _consoles[which] = Console(
-            stderr=which == "stderr",  # no file=: rich then follows sys.stdout/sys.stderr as they change
-            no_color=no_color,
-            color_system=None if no_color else "auto",
-            width=width,
-            highlight=False,
-            soft_wrap=False,
-        )
-    return _consoles[which]
-
-
-def reset_consoles() -> None:
-    """Forget cached consoles (the streams changed, e.g. under a test runner)."""
-    _consoles.clear()
+    stream = sys.stdout if which == "stdout" else sys.stderr
+    no_color = bool(os.environ.get("NO_COLOR")) or not isatty(stream)
+    width = terminal_width(None if isatty(stream) else DEFAULT_WIDTH)
+    if width is None and isatty(stream):
+        width = max(shutil.get_terminal_size().columns, MIN_TABLE_WIDTH)
+    return Console(
+        stderr=which == "stderr",  # no file=: rich then follows sys.stdout/sys.stderr as they change
+        no_color=no_color,
+        color_system=None if no_color else "auto",
+        width=width,
+        highlight=False,
+        soft_wrap=False,
+    )
 
 
-_flags: dict[str, str] = {}  # parameter name → command-line flag, set by the CLI (speak_flags)
+# parameter name → command-line flag while the CLI runs a command (speaking_flags); the Python API keeps names
+_FLAGS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("vizcli_flags", default={})  # noqa: B039 (never mutated)
 
 
-def speak_flags(flags: dict[str, str]) -> None:
-    """From now on, warnings name parameters as these flags (``threads=10000`` → ``--threads 10000``),
-    as errors do; the CLI's boundary calls this, the Python API keeps parameter names."""
-    _flags.clear()
-    _flags.update(flags)
+@contextlib.contextmanager
+def speaking_flags(flags: dict[str, str]) -> Iterator[None]:
+    """Within this block, warnings name parameters as these flags (``threads=10000`` → ``--threads 10000``), as errors do."""
+    token = _FLAGS.set(dict(flags))
+    try:
+        yield
+    finally:
+        _FLAGS.reset(token)
 
 
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    if _flags:
+    flags = _FLAGS.get()
+    if flags:
         from vizcli.common.errors import mentions_as_flags
 
-        message = mentions_as_flags(message, _flags)
+        message = mentions_as_flags(message, flags)
     print(f"Warning: {printable(message)}", file=sys.stderr)
 
 

@@ -1,0 +1,123 @@
+"""What ``vizcli roi`` and ``vizcli detect`` write, in one place: the roi output kind.
+
+Dataset outputs (schema ``vizcli.roi/2``) hold one row per box (``vizcli.roi.rows``); single-image
+files (``vizcli.roi/1`` from RoIAlign/RoIPool, ``vizcli.roi.detections/1`` from a detector) hold
+the ``[K, C, h, w]`` arrays and a metadata document. ``verify`` rebuilds the recorded worker
+(``RoIExtractor`` or ``Detector``) from the validated settings and recomputes every stored column
+of the sampled images; ``export`` writes the bottom-up-attention layouts (``vizcli.roi.export``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vizcli.common.errors import BadInput
+from vizcli.common.formats import ROI_DATASET_SCHEMA, ROI_SCHEMA
+from vizcli.datasets.kinds import OutputKind, setting
+
+DETECTIONS_SCHEMA = "vizcli.roi.detections/1"
+TOLERANCES = {"float32": 1e-4, "bfloat16": 5e-2}  # by the recorded compute dtype
+_TEXT = (str, type(None))
+_NUMBER = (int, float, type(None))
+
+ROI_KIND = OutputKind(
+    command="roi",
+    schema=ROI_DATASET_SCHEMA,
+    key="image",
+    merge_keys=("image", "annotation_id"),
+    settings_version=2,
+    settings={
+        # RoIExtractor (vizcli roi)
+        "model": setting(str), "layer": setting(str), "output_size": setting(str, int, list), "sampling_ratio": setting(int),
+        "aligned": setting(bool), "max_size": setting(int, type(None)), "dtype": setting(str),
+        # Detector (vizcli detect)
+        "detector": setting(str), "detect": setting(bool), "min_score": setting(int, float), "max_detections": setting(int),
+        "min_detections": setting(int, type(None)), "classes": setting(*_TEXT), "class_names": setting(*_TEXT),
+        "num_classes": setting(int, type(None)),
+        # both
+        "weights": setting(*_TEXT), "op": setting(str, list), "seed": setting(int), "max_pixels": setting(int, type(None)),
+        "strict": setting(bool), "batch_size": setting(int), "decode_threads": setting(int, type(None)),
+        "decode_workers": setting(int, type(None)),
+    },
+    recompute="vizcli.roi.kind:recompute_rows",
+    tolerance="vizcli.roi.kind:tolerance",
+    derived_columns=("path",),
+    single_schemas=(ROI_SCHEMA, DETECTIONS_SCHEMA),
+    single_rows="vizcli.roi.kind:single_file_rows",
+    export_layouts={"butd-tsv": "vizcli.roi.kind:export_layout", "butd-npz": "vizcli.roi.kind:export_layout"},
+    describe="one row per box",
+)
+
+
+def tolerance(metadata: dict[str, Any]) -> float:
+    """The largest difference ``verify`` accepts: float noise of the recorded compute dtype."""
+    settings = metadata.get("settings") or {}
+    return TOLERANCES.get(str(settings.get("dtype") or metadata.get("dtype") or "float32"), 1e-4)
+
+
+def recompute_rows(stored: Any, metadata: dict[str, Any], settings: dict[str, Any], options: dict[str, Any]) -> tuple[Any, list[str]]:
+    """``stored``'s images pooled again by the worker ``settings`` describe, as rows of ``stored``'s schema.
+
+    ``options``: ``device``, and ``root`` (a folder the inputs moved to; see ``vizcli.common.relocate``).
+    """
+    from vizcli.common.relocate import find_again
+    from vizcli.roi.annotations import AnnotatedImage, Annotation
+    from vizcli.roi.rows import box_rows, build_worker, image_batch
+
+    root = options.get("root")
+    if settings.get("weights") not in (None, "DEFAULT") and not str(settings["weights"]).isupper():
+        settings = {**settings, "weights": find_again(str(settings["weights"]), root, "weights")}
+    worker = build_worker({**settings, "device": options.get("device", "auto"), "on_error": "skip"})
+    found = []
+    recorded, rebuilt = metadata.get("weights_sha256"), getattr(worker, "weights_sha256", None)
+    if recorded and rebuilt and recorded != rebuilt:
+        found.append(f"the weights are not the recorded ones (sha256 {rebuilt[:12]}… here, {str(recorded)[:12]}… recorded)")
+    detecting = bool(settings.get("detect"))
+    images: dict[str, AnnotatedImage] = {}
+    for row in stored.select(["image", "path", "annotation_id", "box", "label"]).to_pylist():
+        image = images.get(row["image"])
+        if image is None:
+            image = images[row["image"]] = AnnotatedImage(row["image"], find_again(row["path"], root, f"image {row['image']!r}"))
+        if not detecting:
+            image.annotations.append(Annotation(tuple(row["box"]), str(row["annotation_id"]), row["label"] or ""))
+    result = worker(image_batch(list(images.values())))
+    return box_rows(result, stored.schema), found
+
+
+def single_file_rows(arrays: dict[str, Any], metadata: dict[str, Any], path: str) -> Any:
+    """A single-image file (``vizcli.roi/1`` or ``vizcli.roi.detections/1``) as rows of the dataset schema: one per box."""
+    import numpy as np
+    import pyarrow as pa
+
+    boxes = metadata.get("boxes") or metadata.get("detections") or []
+    images = metadata.get("images") or []
+    if not isinstance(boxes, list) or not isinstance(images, list):
+        raise BadInput("its metadata has no boxes and images lists; not a vizcli roi file", parameter="output", value=path)
+    features = {name: np.asarray(value) for name, value in arrays.items() if getattr(value, "ndim", 0) >= 2}
+    for name, value in features.items():
+        if value.shape[0] != len(boxes):
+            raise BadInput(f"its array {name!r} has {value.shape[0]} rows for {len(boxes)} boxes; the file is damaged",
+                           parameter="output", value=path)
+    columns: dict[str, list[Any]] = {"image": [], "path": [], "annotation_id": [], "label": [], "box": []}
+    for number, box in enumerate(boxes, start=1):
+        image = images[int(box.get("image", 0))] if images else {}
+        columns["image"].append(str(image.get("path", "")))
+        columns["path"].append(str(image.get("path", "")))
+        columns["annotation_id"].append(str(box.get("number", number)))
+        columns["label"].append(str(box.get("label", "")))
+        columns["box"].append([float(value) for value in box.get("box", [0, 0, 0, 0])])
+    table = pa.table({**{name: pa.array(values) for name, values in columns.items() if name != "box"},
+                      "box": pa.array(columns["box"], type=pa.list_(pa.float64(), 4))})
+    for name, value in features.items():
+        flat = value.reshape(value.shape[0], -1).astype("float32")
+        table = table.append_column(f"features_{name.removeprefix('roi_').replace('-', '_')}",
+                                    pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1]))
+    return table
+
+
+def export_layout(output: str, layout: str, destination: str, options: dict[str, Any]) -> tuple[str, int]:
+    """Write a roi output in a bottom-up-attention ``layout`` (``vizcli.roi.export``); returns (written, images)."""
+    from vizcli.roi.export import export_command
+
+    return export_command(output, layout, destination, options.get("feature"))
+
