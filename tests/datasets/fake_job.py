@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--crash-once-marker")
     parser.add_argument("--env-log")
     parser.add_argument("--actor-env", help=f"the value the job asks for {ENV_NAME} in its workers")
+    parser.add_argument("--commit-seconds", type=float, default=30.0)
+    parser.add_argument("--stall-timeout", type=float, default=600.0)
     arguments = parser.parse_args()
     made = job(delay=arguments.delay, log=arguments.log, raise_on=arguments.raise_on, crash_on=arguments.crash_on,
                crash_once_marker=arguments.crash_once_marker, env_log=arguments.env_log,
@@ -121,9 +123,10 @@ def main() -> None:
     summary = run_dataset(made, pieces(arguments.count),
                           settings(arguments.output, arguments.rows_per_unit, engine=arguments.engine, workers=arguments.workers,
                                    ray_address=arguments.ray_address, resume=arguments.resume,
-                                   shard=Shard.parse(arguments.shard), quiet=True))
-    print(json.dumps({"driver_env": os.environ.get(ENV_NAME), "rows": summary.rows, "skipped": summary.skipped, "builds": summary.builds, "problems": summary.problems,
-                      "exit_code": summary.exit_code}), flush=True)
+                                   shard=Shard.parse(arguments.shard), quiet=True, commit_seconds=arguments.commit_seconds,
+                                   stall_timeout=arguments.stall_timeout))
+    print(json.dumps({"driver_env": os.environ.get(ENV_NAME), "rows": summary.rows, "skipped": summary.skipped, "builds": summary.builds, "problems": summary.problems}),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -52,24 +52,28 @@ def test_actors_are_built_once_for_a_run_of_200_units_and_write_what_the_local_e
     assert pq.read_table(local).equals(pq.read_table(out))  # the same rows, in the same order, as the local engine
 
 
-def test_the_jobs_actor_environment_reaches_every_worker_of_a_local_ray_and_of_a_callers_session(tmp_path, capsys):
+def test_the_jobs_actor_environment_reaches_every_worker_of_a_local_ray_and_of_a_callers_session(tmp_path):
     env_log = tmp_path / "env.log"
     summary = _run(tmp_path / "out.parquet", 40, "--rows-per-unit", "10", "--env-log", env_log, "--actor-env", "started-here")
     assert env_log.read_text().splitlines() == ["started-here", "started-here"]  # inherited from the local Ray vizcli started
     assert summary["driver_env"] is None  # and this process's environment is put back
     import ray
 
-    ray.init(num_cpus=3, include_dashboard=False, logging_level="ERROR")  # the Python API in a caller's own session (2 actors + reads)
+    ray.init(address="local", num_cpus=3, include_dashboard=False, logging_level="ERROR")  # the Python API in a caller's own session
     try:
         caller_log = tmp_path / "caller.log"
         made = fake_job.job(actor_env={fake_job.ENV_NAME: "runtime-env"}, env_log=str(caller_log))
         run_dataset(made, fake_job.pieces(40), fake_job.settings(str(tmp_path / "caller.parquet"), 10, engine="ray", workers=2,
                                                                  quiet=True))
         assert caller_log.read_text().splitlines() == ["runtime-env", "runtime-env"]  # sent as the actors' runtime_env
-        from vizcli.datasets.ray_engine import warn_if_too_few_cpus
+        from vizcli.common.errors import BadInput
+        from vizcli.datasets.ray_cluster import check_placeable
 
-        warn_if_too_few_cpus(ray, fake_job.settings("unused", 10, engine="ray", workers=3))  # 3 actors + reads > 3 CPUs
-        assert "the Ray cluster has 3 CPUs" in capsys.readouterr().err
+        check_placeable(ray, 3, 1)  # 3 actors fit 3 CPUs: the read tasks ask for none
+        with pytest.raises(BadInput, match=r"cannot place workers=4 actors of threads=1 CPU each: its 1 node has 3 CPUs, room for 3; use workers=3 or fewer"):
+            check_placeable(ray, 4, 1)
+        with pytest.raises(BadInput, match=r"room for 1; use workers=1 or fewer"):
+            check_placeable(ray, 2, 2)
     finally:
         ray.shutdown()
     assert fake_job.ENV_NAME not in os.environ
@@ -89,7 +93,7 @@ def test_a_worker_killed_mid_run_is_restarted_and_its_unit_retried(tmp_path):
 def test_a_row_that_kills_its_worker_every_time_is_split_out_and_the_rest_kept(tmp_path):
     out = tmp_path / "out.parquet"
     summary = _run(out, 60, "--rows-per-unit", "4", "--crash-on", "k37")
-    assert (summary["rows"], summary["skipped"], summary["problems"], summary["exit_code"]) == (59, 0, 1, SKIPPED_ROWS_EXIT)
+    assert (summary["rows"], summary["skipped"], summary["problems"]) == (59, 0, 1)
     ids = pq.read_table(out).column("id").to_pylist()
     assert sorted(ids, key=lambda key: int(key[1:])) == [f"k{i}" for i in range(60) if i != 37] and len(set(ids)) == 59
     (problem,) = [json.loads(line) for line in (tmp_path / "out.problems.jsonl").read_text().splitlines()]

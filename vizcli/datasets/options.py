@@ -15,7 +15,7 @@ import typer
 
 from vizcli.common.errors import BadInput
 from vizcli.common.options import Engine, OnError, ShardFormat
-from vizcli.datasets.run import DatasetSettings
+from vizcli.datasets.job import STALL_TIMEOUT, DatasetSettings
 
 DATASET_PANEL = "Dataset run"
 RAY_PANEL = "Ray"
@@ -29,6 +29,11 @@ ShardFormatOption = Annotated[ShardFormat, typer.Option("--shard-format", rich_h
 ShardSizeOption = Annotated[float, typer.Option("--shard-size", rich_help_panel=DATASET_PANEL,
                                                 help="Most MB of stored values per unit (a shard, or a Parquet row group; at most "
                                                 "512 texts or 256 boxes, so work spreads over workers); memory holds about one per worker.")]
+StallTimeoutOption = Annotated[
+    float, typer.Option("--stall-timeout", metavar="SECONDS", rich_help_panel=RAY_PANEL,
+                        help="--engine ray: end the run (exit 1, saying why; finished "
+                        "units kept for --resume) when no unit finishes and no rows are written for this long.")
+]
 OnErrorOption = Annotated[OnError, typer.Option("--on-error", rich_help_panel=DATASET_PANEL,
                                                 help="A bad row: skip it (recorded in problems.jsonl; the run exits 3), ignore "
                                                 "(skip it, exit 0), or stop.")]
@@ -106,7 +111,7 @@ MAX_WORKERS = 4096
 
 def dataset_settings(output: str, resume: bool, shard: str | None, shard_format: ShardFormat, shard_size: float,
                      engine: Engine, workers: int | None, ray_address: str | None, on_error: OnError, threads: int | None,
-                     quiet: bool, ray_timeout: float = 60.0) -> DatasetSettings:
+                     quiet: bool, ray_timeout: float = 60.0, stall_timeout: float = STALL_TIMEOUT) -> DatasetSettings:
     """Every dataset flag checked, before any model loads."""
     from vizcli.datasets.keys import Shard
     from vizcli.datasets.sink import check_output, is_table_output
@@ -119,6 +124,8 @@ def dataset_settings(output: str, resume: bool, shard: str | None, shard_format:
         raise BadInput("only for engine='ray' (the Ray cluster to join)", parameter="ray_address", value=ray_address)
     if not 1 <= ray_timeout <= 86400:
         raise BadInput("use 1..86400 seconds", parameter="ray_timeout", value=ray_timeout)
+    if not 1 <= stall_timeout <= 604800:
+        raise BadInput("use 1..604800 seconds", parameter="stall_timeout", value=stall_timeout)
     actors = 1
     if engine is Engine.ray:
         from vizcli.datasets.ray_engine import check_ray_installed, worker_count
@@ -131,7 +138,7 @@ def dataset_settings(output: str, resume: bool, shard: str | None, shard_format:
     check_output(output)
     return DatasetSettings(output=output, resume=resume, shard=parsed, shard_format=shard_format.value, unit_megabytes=shard_size,
                            engine=engine.value, workers=actors, threads=threads or 1, ray_address=ray_address, ray_timeout=ray_timeout,
-                           on_error=on_error.value, quiet=quiet)
+                           on_error=on_error.value, quiet=quiet, stall_timeout=stall_timeout)
 
 
 def summary_exit(problems: int, skipped_rows_note: str, on_error: str) -> int:

@@ -42,7 +42,9 @@ def ray_session(address: str | None, cpus: int, quiet: bool = False, timeout: fl
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR if quiet else logging.WARNING,
                                "log_to_driver": not quiet}
     if address is None:
-        options["num_cpus"] = cpus
+        # "local": always a new Ray, even where /tmp/ray/ray_current_cluster names one that another run (or a
+        # test's ray.cluster_utils.Cluster) started; with None, ray.init would join that one, or fail if it is gone
+        options.update(address="local", num_cpus=cpus)
     else:
         options["address"] = address
         probe_address(address, timeout)

@@ -2,8 +2,9 @@
 
 ::
 
-    from_items(pieces) → map_batches(read and plan units)        Ray tasks: the input is read on the cluster,
-                       → repartition(1 unit a block)              the --shard and --resume filters run there
+    from_items(pieces) → map_batches(read and plan units)        Ray tasks of 0 CPUs: the input is read on the
+                                                                   cluster, the --shard and --resume filters run
+                                                                   there; each unit leaves as a block of its own
                        → map_batches(UnitTask, ActorPoolStrategy)  actors, built once for the run: compute a unit
                                                                    and write it into the shared output
                        → iter_batches() on the driver              a few bytes per unit: its manifest entry,
@@ -21,6 +22,23 @@ checkpointing (``CheckpointConfig``) is not used: it records finished ids apart 
 crash between writing a block and recording its ids writes those rows twice; vizcli's units are
 their own checkpoint (a unit is renamed in whole, and ``--resume`` reads the ids from the units).
 Ray is an optional dependency (``pip install 'vizcli[ray]'``); nothing here imports it until a run starts.
+
+**Why a cluster whose CPUs all hold actors still runs.** Ray Data gives every operator a share of the
+cluster's CPUs (``ReservationOpResourceAllocator`` in ``ray/data/_internal/execution/resource_manager.py``:
+each eligible operator reserves ``reservation_ratio`` of the limits, the rest is shared) and launches a
+task only when the task's request fits its operator's budget (``can_submit_new_task``:
+``incremental_resource_usage().satisfies_limit(budget)``); Ray Core then places it only on a node with
+that much free (the docs' "Ray Data resource management" and "Specifying CPU and GPU resources": a task
+holds its ``num_cpus`` while it runs). With ``workers`` actors holding every CPU, any task that asks for
+a CPU, or a fraction of one, waits for ever: Ray Data reported the read as ``backpressured:tasks
+(ResourceBudget)``, and ``repartition(target_num_rows_per_block=1)`` added a ``StreamingRepartition``
+operator whose tasks take Ray's default of 1 CPU. So nothing but the actors asks for CPUs: the read
+tasks ask for ``num_cpus=0`` (they parse a file's rows and cut units, light beside a model; at most
+``READ_TASKS`` run at once, ``concurrency=``), and each unit leaves its read task as a block of its own
+because the plan is built with ``DataContext.target_max_block_size`` at 1 byte (the dataset keeps the
+context it was built with; the caller's value is put back at once), so no repartition operator is needed.
+``DataContext.execution_options.resource_limits`` and ``exclude_resources`` are left alone: they change
+Ray Data's budgets, not the CPUs Ray Core can place a task on.
 """
 
 from __future__ import annotations
@@ -34,23 +52,18 @@ from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import _UNSET, BadInput, Interrupted, RunFailure, VizcliError
+from vizcli.datasets.job import COMMIT_SECONDS, DatasetJob, DatasetSettings, Piece
+from vizcli.datasets.plan import Plan, decode_unit, encode_unit, plan_units
+from vizcli.datasets.ray_cluster import Stalled, Watchdog, check_placeable, stall_message
 from vizcli.datasets.ray_connect import ray_session
-from vizcli.datasets.run import (
-    DatasetJob,
-    DatasetSettings,
-    Piece,
-    Plan,
-    UnitTask,
-    decode_unit,
-    encode_unit,
-    plan_units,
-)
 from vizcli.datasets.sink import UnitWriter
+from vizcli.datasets.task import UnitTask
 
 INSTALL = "pip install 'vizcli[ray]'"
 ACTOR_RESTARTS = 4  # a worker process that dies is restarted this many times …
 TASK_RETRIES = 3  # … and the unit it held is run again on a live one
 MAX_SPLITS = 64  # rounds of halving a unit that kills its worker, at most
+READ_TASKS = 2  # read tasks running at once (0 CPUs each: they never wait for the actors' CPUs)
 
 
 def check_ray_installed() -> None:
@@ -69,8 +82,8 @@ def ray_engine(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: Uni
     # a local Ray started here passes the actors' environment to its workers itself, so the actors need no
     # runtime_env and start on the workers Ray has already started (a runtime_env makes Ray start new ones)
     inherited = settings.ray_address is None and not ray.is_initialized()
-    # a local Ray gets one CPU more than the actors take: the read tasks run beside them
-    with ray_session(settings.ray_address, settings.workers * settings.threads + 1, settings.quiet, settings.ray_timeout,
+    # a local Ray gets exactly the CPUs the actors take: the read tasks ask for none (see the module's docstring)
+    with ray_session(settings.ray_address, settings.workers * settings.threads, settings.quiet, settings.ray_timeout,
                      env=job.actor_env):
         yield from _rounds(replace(job, actor_env={}) if inherited else job, pieces, plan, writer, settings, counts)
 
@@ -81,7 +94,7 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
 
     from vizcli.datasets.keys import KeyIndex
 
-    warn_if_too_few_cpus(ray, settings)
+    check_placeable(ray, settings.workers, settings.threads)
     refs = [ray.put(piece) for piece in pieces]  # each read task fetches only its own piece
     folder = Path(writer.folder)
     kept = {path.name for path in folder.glob("part-*")}  # units on disk before this run, and those committed since
@@ -121,24 +134,6 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
         finished = KeyIndex(_unit_keys(folder, committed, writer.key)) if committed else None
         plan = replace(plan, split=tuple(split), poisoned=frozenset(poisoned), done=_both(plan.done, finished))
     raise RunFailure(f"workers kept dying after {MAX_SPLITS} rounds of splitting their units; see the Ray logs")
-
-
-READ_TASK_CPUS = 0.25  # what each read task asks for, beside the actors
-
-
-def warn_if_too_few_cpus(ray: Any, settings: DatasetSettings) -> None:
-    """A warning when the cluster's CPUs cannot hold the actors and a read task at once: Ray would wait
-    (for an autoscaler, or for ever) instead of failing."""
-    needed = settings.workers * settings.threads + READ_TASK_CPUS
-    try:
-        cpus = float(ray.cluster_resources().get("CPU", 0.0))
-    except Exception:  # noqa: BLE001 (a client connection may not report resources: nothing to check)
-        return
-    if cpus < needed:
-        from vizcli.common.console import warn
-
-        warn(f"the Ray cluster has {cpus:g} CPUs; workers={settings.workers} × threads={settings.threads} and the read tasks "
-             f"need {needed:g}, so the run waits until the cluster grows: lower workers= or add nodes")
 
 
 def _unit_keys(folder: Path, names: list[str], key: str) -> Iterator[list[str]]:
@@ -181,37 +176,56 @@ def _crashed_units(folder: Path) -> list[dict[str, Any]]:
 def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, settings: DatasetSettings,
               counts: dict[str, int], count_skipped: bool) -> Iterator[dict[str, Any]]:
     import ray.data
+    from ray.data import DataContext
 
     plan_ref = ray.put(plan)
-    dataset: Any = ray.data.from_items([{"piece": index} for index in range(len(refs))], override_num_blocks=max(1, len(refs)))
     env = dict(job.actor_env)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Ray's deprecation notes about its own arguments
-        dataset = dataset.map_batches(_read_units, fn_kwargs={"refs": refs, "plan": plan_ref, "to_batch": job.to_batch},
-                                      batch_size=1, batch_format="pandas", num_cpus=0.25)
-        dataset = dataset.repartition(target_num_rows_per_block=1)
-        dataset = dataset.map_batches(
-            _UnitActor, fn_constructor_kwargs={"job": _remote_job(job), "writer": writer},
+    context = DataContext.get_current()
+    saved = context.target_max_block_size
+    context.target_max_block_size = 1  # every unit a block of its own (the dataset keeps the context it was built with)
+    try:
+        dataset: Any = ray.data.from_items([{"piece": index} for index in range(len(refs))], override_num_blocks=max(1, len(refs)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Ray's deprecation notes about its own arguments
+            dataset = dataset.map_batches(_read_units, fn_kwargs={"refs": refs, "plan": plan_ref, "to_batch": job.to_batch},
+                                          batch_size=1, batch_format="pandas", num_cpus=0, concurrency=min(READ_TASKS, max(1, len(refs))))
+            dataset = _with_actors(dataset, job, writer, settings, env)
+    finally:
+        context.target_max_block_size = saved
+    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pandas"))
+    watchdog = Watchdog(Path(writer.folder), settings.stall_timeout,
+                        lambda idle: stall_message(ray, idle, settings.workers, settings.threads))
+    try:
+        with watchdog:
+            for batch in batches:
+                for row in batch.itertuples(index=False):
+                    watchdog.progressed()
+                    summary = json.loads(row.summary)
+                    skipped = int(summary.pop("skipped", 0))
+                    counts["skipped"] += skipped if count_skipped else 0
+                    counts["builds"] += int(summary.pop("builds", 0))
+                    if "error" in summary:
+                        raise error_from_record(summary["error"])
+                    yield summary
+    except Stalled as stall:
+        raise RunFailure(stall.message) from None
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:  # stop Ray Data's executor while Ray is still up (else its threads log tracebacks)
+            close()
+
+
+def _with_actors(dataset: Any, job: DatasetJob, writer: UnitWriter, settings: DatasetSettings, env: dict[str, str]) -> Any:
+    import ray.data
+
+    return dataset.map_batches(
+            _UnitActor, fn_constructor_kwargs={"job": _remote_job(job), "writer": writer,
+                                               "commit_seconds": settings.commit_seconds},
             batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=settings.workers, max_tasks_in_flight_per_actor=1),
             # one unit at a time an actor: a unit queued behind a busy actor would wait while another idles
             num_cpus=settings.threads, max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES,
             **({"runtime_env": {"env_vars": env}} if env else {}),
         )
-    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pandas"))
-    try:
-        for batch in batches:
-            for row in batch.itertuples(index=False):
-                summary = json.loads(row.summary)
-                skipped = int(summary.pop("skipped", 0))
-                counts["skipped"] += skipped if count_skipped else 0
-                counts["builds"] += int(summary.pop("builds", 0))
-                if "error" in summary:
-                    raise error_from_record(summary["error"])
-                yield summary
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:  # stop Ray Data's executor while Ray is still up (else its threads log tracebacks)
-            close()
 
 
 def _remote_job(job: DatasetJob) -> DatasetJob:
@@ -237,22 +251,23 @@ def _read_units(batch: Any, refs: list[Any], plan: Any, to_batch: Any) -> Iterat
 class _UnitActor:
     """One Ray actor: a ``UnitTask`` built once; a unit in, its summary (JSON) out."""
 
-    def __init__(self, job: DatasetJob, writer: UnitWriter) -> None:
-        self.task = UnitTask(job, writer, claims=True)
+    def __init__(self, job: DatasetJob, writer: UnitWriter, commit_seconds: float = COMMIT_SECONDS) -> None:
+        self.task = UnitTask(job, writer, claims=True, commit_seconds=commit_seconds)
         self.builds = 1
 
     def __call__(self, batch: Any) -> dict[str, list[str]]:
         summaries = []
         for data, skipped in zip(batch["unit"], batch["skipped"]):
-            summary: dict[str, Any] = {"entry": None, "keys": [], "problems": [], "position": -1}
+            parts: list[dict[str, Any]] = []
             if data:
                 try:
-                    summary = self.task.run(decode_unit(bytes(data)))
+                    parts = list(self.task.run(decode_unit(bytes(data))))
                 except VizcliError as error:  # sent back as data: Ray's wrappers drop an exception's cause
-                    summary["error"] = error_record(error)
-            summary["skipped"], summary["builds"] = int(skipped), self.builds
+                    parts = [{"entry": None, "keys": [], "problems": [], "position": -1, "error": error_record(error)}]
+            parts = parts or [{"entry": None, "keys": [], "problems": [], "position": -1}]
+            parts[0]["skipped"], parts[0]["builds"] = int(skipped), self.builds
             self.builds = 0  # counted once, with this actor's first unit
-            summaries.append(json.dumps(summary, ensure_ascii=False))
+            summaries += [json.dumps(part, ensure_ascii=False) for part in parts]
         return {"summary": summaries}
 
 

@@ -222,6 +222,7 @@ class TableSink:
 
     def _check_settings(self, unit: Path) -> None:
         recorded = read_unit_metadata(unit, self.output)
+        recorded.pop("rows", None)  # a finished file's total (what it held when it was finished), not a setting
         if recorded != self.metadata:
             differing = sorted(k for k in set(recorded) | set(self.metadata) if recorded.get(k) != self.metadata.get(k))
             raise BadInput(f"was written with other settings ({', '.join(differing)} differ); resume with the same "
@@ -297,6 +298,17 @@ class TableSink:
         finally:  # a signal while writing (Interrupted) leaves no half-written manifest either
             temporary.unlink(missing_ok=True)
 
+    def adopt_written(self) -> int:
+        """Record the units on disk that no summary reported yet (a Ray worker writes the finished part of
+        a long unit before its unit is done): a stopped run keeps them. Returns how many."""
+        found = [unit for unit in self._existing_units() if unit.name not in self.entries]
+        for unit in found:
+            try:
+                self.record(self._entry_of(unit))
+            except BadInput:  # damaged beyond reading: --resume's own check names it
+                continue
+        return len(found)
+
     def finish(self) -> str:
         """Mark the output complete (a manifest, or the joined Parquet file); returns its path."""
         try:
@@ -312,10 +324,12 @@ class TableSink:
 
         final = Path(self.output)
         temporary = final.with_name(f".{final.name}.tmp")
+        rows = sum(pq.ParquetFile(unit).metadata.num_rows for unit in self.units)
+        schema = _with_recorded_rows(self.schema, rows)  # verify cross-checks the footer against it (a deleted row)
         try:
-            with pq.ParquetWriter(temporary, self.schema) as writer:
+            with pq.ParquetWriter(temporary, schema) as writer:
                 for unit in self.units:
-                    writer.write_table(read_parquet(unit, self.output).cast(self.schema))
+                    writer.write_table(read_parquet(unit, self.output).cast(schema))
             _replace_durably(temporary, final)
         finally:
             temporary.unlink(missing_ok=True)
@@ -369,3 +383,9 @@ def write_shard(table: Any, path: Path, shard_format: str, array_shapes: dict[st
             text_arrays = {name: np.array(values, dtype=str) for name, values in texts.items()}
             everything = {**arrays, **text_arrays, "vizcli": np.array(metadata), "arrow_schema": np.array(schema_text)}
             np.savez(handle, **everything)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle
+
+
+def _with_recorded_rows(schema: Any, rows: int) -> Any:
+    """``schema`` whose vizcli metadata also records the output's row total."""
+    recorded = json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    return schema.with_metadata({**(schema.metadata or {}), METADATA_KEY: json.dumps({**recorded, "rows": rows}).encode()})
