@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from vizcli.common import signals
+from vizcli.common.errors import BadInput, Interrupted, VizcliError, one_line
 from vizcli.datasets.keys import Shard
 from vizcli.datasets.run import DatasetJob, DatasetSettings, Item, ItemsPiece, run_dataset
 
@@ -30,8 +33,8 @@ ENV_NAME = "VIZCLI_FAKE_ACTOR_ENV"
 class Squares:
     def __init__(self, scale: float = 1.0, raise_on: str | None = None, crash_on: str | None = None,
                  crash_once_marker: str | None = None, delay: float = 0.0, log: str | None = None,
-                 env_log: str | None = None) -> None:
-        self.scale, self.raise_on, self.crash_on, self.delay = scale, raise_on, crash_on, delay
+                 env_log: str | None = None, item_delay: float = 0.0) -> None:
+        self.scale, self.raise_on, self.crash_on, self.delay, self.item_delay = scale, raise_on, crash_on, delay, item_delay
         self.crash_once_marker = crash_once_marker
         if log:
             with open(log, "a", encoding="utf-8") as handle:
@@ -49,8 +52,8 @@ class Squares:
         if self.crash_once_marker and not Path(self.crash_once_marker).exists():
             Path(self.crash_once_marker).write_text("crashed once")
             os._exit(4)
-        if self.delay:
-            time.sleep(self.delay)
+        if self.delay or self.item_delay:  # a model's cost: per batch, and per item
+            time.sleep(self.delay + self.item_delay * len(ids))
         index = np.asarray(batch["index"], dtype=np.int64)
         return {"id": ids, "index": index, "vector": expected_vectors(index, self.scale)}
 
@@ -106,6 +109,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--ray-address")
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--item-delay", type=float, default=0.0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--shard")
     parser.add_argument("--log")
@@ -117,14 +121,19 @@ def main() -> None:
     parser.add_argument("--commit-seconds", type=float, default=30.0)
     parser.add_argument("--stall-timeout", type=float, default=600.0)
     arguments = parser.parse_args()
-    made = job(delay=arguments.delay, log=arguments.log, raise_on=arguments.raise_on, crash_on=arguments.crash_on,
+    made = job(delay=arguments.delay, item_delay=arguments.item_delay, log=arguments.log, raise_on=arguments.raise_on, crash_on=arguments.crash_on,
                crash_once_marker=arguments.crash_once_marker, env_log=arguments.env_log,
                actor_env={ENV_NAME: arguments.actor_env} if arguments.actor_env else None)
-    summary = run_dataset(made, pieces(arguments.count),
-                          settings(arguments.output, arguments.rows_per_unit, engine=arguments.engine, workers=arguments.workers,
-                                   ray_address=arguments.ray_address, resume=arguments.resume,
-                                   shard=Shard.parse(arguments.shard), quiet=True, commit_seconds=arguments.commit_seconds,
-                                   stall_timeout=arguments.stall_timeout))
+    signals.install()
+    try:
+        summary = run_dataset(made, pieces(arguments.count),
+                              settings(arguments.output, arguments.rows_per_unit, engine=arguments.engine, workers=arguments.workers,
+                                       ray_address=arguments.ray_address, resume=arguments.resume,
+                                       shard=Shard.parse(arguments.shard), quiet=True, commit_seconds=arguments.commit_seconds,
+                                       stall_timeout=arguments.stall_timeout))
+    except (VizcliError, Interrupted) as error:  # as vizcli's error boundary does: one line, the exit status
+        print(f"Error: {one_line(error.detail)}", file=sys.stderr, flush=True)
+        raise SystemExit(128 + error.signal_number if isinstance(error, Interrupted) else 2 if isinstance(error, BadInput) else 1) from None
     print(json.dumps({"driver_env": os.environ.get(ENV_NAME), "rows": summary.rows, "skipped": summary.skipped, "builds": summary.builds, "problems": summary.problems}),
           flush=True)
 

@@ -25,15 +25,26 @@ from vizcli.common.errors import BadInput
 ACTOR_CLASS = "_UnitActor"  # Ray Data names the actors MapWorker(MapBatches(_UnitActor))
 
 
+def node_cpus(ray: Any) -> list[float] | None:
+    """The CPUs of each live node (None when this connection cannot list nodes)."""
+    try:
+        return [float(node.get("Resources", {}).get("CPU", 0.0)) for node in ray.nodes() if node.get("Alive")]
+    except Exception:  # noqa: BLE001 (a client connection may not list nodes)
+        return None
+
+
+def room_for(cpus: list[float], threads: int) -> int:
+    """Actors of ``threads`` CPUs the nodes can hold at once (an actor lives on one node)."""
+    return sum(int(cpu // threads) for cpu in cpus)
+
+
 def check_placeable(ray: Any, workers: int, threads: int) -> None:
     """``BadInput`` when the cluster's nodes cannot hold ``workers`` actors of ``threads`` CPUs at once:
     Ray would wait for ever (or for an autoscaler) instead of failing."""
-    try:
-        nodes = [node for node in ray.nodes() if node.get("Alive")]
-    except Exception:  # noqa: BLE001 (a client connection may not list nodes: nothing to check)
+    cpus = node_cpus(ray)
+    if cpus is None:
         return
-    cpus = [float(node.get("Resources", {}).get("CPU", 0.0)) for node in nodes]
-    room = sum(int(cpu // threads) for cpu in cpus)
+    room = room_for(cpus, threads)
     if room >= workers:
         return
     shown = " + ".join(f"{cpu:g}" for cpu in sorted(cpus, reverse=True)) or "no"
@@ -51,14 +62,27 @@ class Stalled(Exception):  # noqa: N818 (raised in the main thread by the watchd
         self.message = message
 
 
+class Shrunk(Exception):  # noqa: N818 (raised in the main thread by the watchdog's signal, caught by the engine)
+    """Nodes were lost: the cluster now holds only ``room`` (at least one) of the run's actors."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__(f"room for {room} actors")
+        self.room = room
+
+
 class Watchdog:
     """A thread that checks the run's progress every few seconds. When it has seen none for ``timeout``
     seconds it asks Ray why, then raises ``Stalled`` in the main thread (by a signal to it, which also
-    wakes a blocking wait), again at each check until the engine stops. Disabled (a no-op) outside the
-    main thread, where no signal handler can be set."""
+    wakes a blocking wait), again at each check until the engine stops. When ``room()`` (the actors the
+    live nodes can hold) falls below ``workers`` but not to 0, nodes were lost and the actors they held
+    can never come back: it raises ``Shrunk`` at once, so the engine goes on with fewer. Disabled (a
+    no-op) outside the main thread, where no signal handler can be set."""
 
-    def __init__(self, folder: Path, timeout: float, explain: Callable[[float], str], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, folder: Path, timeout: float, explain: Callable[[float], str], room: Callable[[], int | None] | None = None,
+                 workers: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
         self.folder, self.timeout, self.explain, self.clock = folder, timeout, explain, clock
+        self.room, self.workers = room, workers
+        self.shrunk: int | None = None
         self.period = min(5.0, max(0.2, timeout / 20))
         self.last = clock()
         self.seen = self._files()
@@ -88,11 +112,20 @@ class Watchdog:
             signal.signal(signal.SIGALRM, self._previous if self._previous is not None else signal.SIG_DFL)
 
     def _on_signal(self, signal_number: int, frame: Any) -> None:
-        if self.message is not None and not self._stop.is_set():
+        if self._stop.is_set():
+            return
+        if self.shrunk is not None:
+            raise Shrunk(self.shrunk)
+        if self.message is not None:
             raise Stalled(self.message)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.period):
+            room = self.room() if self.room is not None else None
+            if room is not None and 0 < room < self.workers:
+                self.shrunk = room
+                signal.pthread_kill(self._main, signal.SIGALRM)
+                continue
             files = self._files()
             if files != self.seen:
                 self.seen, self.last = files, self.clock()

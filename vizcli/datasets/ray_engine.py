@@ -54,7 +54,7 @@ from typing import Any
 from vizcli.common.errors import _UNSET, BadInput, Interrupted, RunFailure, VizcliError
 from vizcli.datasets.job import COMMIT_SECONDS, DatasetJob, DatasetSettings, Piece
 from vizcli.datasets.plan import Plan, decode_unit, encode_unit, plan_units
-from vizcli.datasets.ray_cluster import Stalled, Watchdog, check_placeable, stall_message
+from vizcli.datasets.ray_cluster import Shrunk, Stalled, Watchdog, check_placeable, node_cpus, room_for, stall_message
 from vizcli.datasets.ray_connect import ray_session
 from vizcli.datasets.sink import UnitWriter
 from vizcli.datasets.task import UnitTask
@@ -111,6 +111,14 @@ def _rounds(job: DatasetJob, pieces: Sequence[Piece], plan: Plan, writer: UnitWr
             return
         except Interrupted:
             raise
+        except Shrunk as lost:  # nodes were lost for good: the actors they held cannot come back
+            crashed = []
+            if not settings.quiet:
+                from vizcli.common.console import warn
+
+                warn(f"the Ray cluster lost nodes and now holds {lost.room} of the workers={settings.workers} actors; "
+                     f"the run goes on with {lost.room} (finished units are kept)")
+            settings = replace(settings, workers=lost.room)
         except Exception as error:
             failure = _ray_failure(error)
             crashed = _crashed_units(folder)
@@ -193,8 +201,12 @@ def _one_plan(job: DatasetJob, refs: list[Any], plan: Plan, writer: UnitWriter, 
     finally:
         context.target_max_block_size = saved
     batches = iter(dataset.iter_batches(batch_size=None, batch_format="pandas"))
+    def room() -> int | None:
+        cpus = node_cpus(ray)
+        return None if cpus is None else room_for(cpus, settings.threads)
+
     watchdog = Watchdog(Path(writer.folder), settings.stall_timeout,
-                        lambda idle: stall_message(ray, idle, settings.workers, settings.threads))
+                        lambda idle: stall_message(ray, idle, settings.workers, settings.threads), room, settings.workers)
     try:
         with watchdog:
             for batch in batches:

@@ -300,13 +300,17 @@ class TableSink:
 
     def adopt_written(self) -> int:
         """Record the units on disk that no summary reported yet (a Ray worker writes the finished part of
-        a long unit before its unit is done): a stopped run keeps them. Returns how many."""
+        a long unit before its unit is done), and write the manifest again (a signal may have stopped its
+        last write): a stopped run keeps them. Returns how many were adopted."""
         found = [unit for unit in self._existing_units() if unit.name not in self.entries]
         for unit in found:
             try:
-                self.record(self._entry_of(unit))
+                entry = self._entry_of(unit)
             except BadInput:  # damaged beyond reading: --resume's own check names it
                 continue
+            self.entries[entry["file"]] = entry
+        if self.directory and self.entries and self.folder.is_dir():
+            self._write_manifest(complete=False)
         return len(found)
 
     def finish(self) -> str:
