@@ -31,8 +31,8 @@ ShardSizeOption = Annotated[float, typer.Option("--shard-size", rich_help_panel=
                                                 "512 texts or 256 boxes, so work spreads over workers); memory holds about one per worker.")]
 StallTimeoutOption = Annotated[
     float, typer.Option("--stall-timeout", metavar="SECONDS", rich_help_panel=RAY_PANEL,
-                        help="--engine ray: end the run (exit 1, saying why; finished "
-                        "units kept for --resume) when no unit finishes and no rows are written for this long.")
+                        help="End a Ray run that makes no progress (no unit finished, no rows written) for this long: "
+                        "one line says why, exit 1; finished units are kept for --resume.")
 ]
 OnErrorOption = Annotated[OnError, typer.Option("--on-error", rich_help_panel=DATASET_PANEL,
                                                 help="A bad row: skip it (recorded in problems.jsonl; the run exits 3), ignore "
@@ -60,11 +60,12 @@ class DatasetFlags:
     workers: int | None = None
     ray_address: str | None = None
     ray_timeout: float = 60.0
+    stall_timeout: float = STALL_TIMEOUT
 
     def settings(self, output: str, threads: int | None = None, quiet: bool = False) -> DatasetSettings:
         """Every dataset flag checked, before any model loads."""
         return dataset_settings(output, self.resume, self.shard, self.shard_format, self.shard_size, self.engine, self.workers,
-                                self.ray_address, self.on_error, threads, quiet, self.ray_timeout)
+                                self.ray_address, self.on_error, threads, quiet, self.ray_timeout, self.stall_timeout)
 
     def given(self) -> list[str]:
         """The flags given a value other than their default (for commands that refuse them without a dataset)."""
@@ -74,7 +75,7 @@ class DatasetFlags:
 
 _DATASET_OPTIONS = {"resume": ResumeOption, "shard": ShardOption, "shard_format": ShardFormatOption, "shard_size": ShardSizeOption,
                     "on_error": OnErrorOption, "engine": EngineOption, "workers": WorkersOption, "ray_address": RayAddressOption,
-                    "ray_timeout": RayTimeoutOption}
+                    "ray_timeout": RayTimeoutOption, "stall_timeout": StallTimeoutOption}
 
 
 def dataset_options(command: Callable[..., Any]) -> Callable[..., Any]:
