@@ -57,3 +57,35 @@ def test_entries_are_kept_newest_last_and_bounded(monkeypatch, tmp_path):
         cache.write_entry("probe.json", f"k{number}", number, keep=3)
     assert cache.read_entry("probe.json", "k0") is None
     assert [cache.read_entry("probe.json", f"k{n}") for n in (2, 3, 4)] == [2, 3, 4]
+
+
+def test_a_named_pipe_or_a_huge_file_in_a_caches_place_is_ignored_never_waited_on(monkeypatch, tmp_path):
+    import threading
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    os.mkfifo(tmp_path / "pipe.json")
+    found = []
+    reader = threading.Thread(target=lambda: found.append(cache.read_entry("pipe.json", "k")), daemon=True)
+    reader.start()
+    reader.join(timeout=10)  # an open() that waits for a writer would still be blocked here
+    assert not reader.is_alive() and found == [None]
+    cache.write_entry("pipe.json", "k", 1)
+    assert (tmp_path / "pipe.json").is_fifo()  # not replaced: it is not ours
+    (tmp_path / "huge.json").write_text('{"k": 1, "pad": "' + "x" * cache.MAX_CACHE_BYTES + '"}')
+    assert cache.read_entry("huge.json", "k") is None
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert cache.read_entry("list.json", "k") is None
+
+
+def test_values_are_used_only_when_their_check_accepts_them(monkeypatch, tmp_path):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    cache.write_entry("x.json", "good", 5)
+    cache.write_entry("x.json", "bad", "five")
+    assert cache.read_entry("x.json", "good", lambda value: value > 0) == 5
+    assert cache.read_entry("x.json", "bad", lambda value: value > 0) is None  # the check's TypeError: not believed
+    file = tmp_path / "weights.bin"
+    file.write_bytes(b"z" * 10)
+    status = file.stat()
+    key = f"{os.path.realpath(file)}|{status.st_dev}|{status.st_ino}|{status.st_size}|{status.st_mtime_ns}"
+    cache.write_entry(cache.DIGESTS, key, "G" * 64)  # 64 characters, not a hex digest
+    assert cache.cached_sha256(file) == hashlib.sha256(b"z" * 10).hexdigest()

@@ -32,6 +32,9 @@ def test_the_probe_measures_once_then_reads_the_cache(own_cache):
     assert all(value > 0 for value in first["seconds"].values())
     assert next(model.parameters()).dtype.is_floating_point and str(next(model.parameters()).dtype) == "torch.float32"
     second = dtype_probe.probe(model, TINY)
+    if first["noisy"]:  # this busy machine's pairs disagreed twice: float32, and nothing was cached
+        assert first["fastest"] == "float32" and not second["cached"]
+        return
     assert second["cached"] and second["seconds"] == first["seconds"] and second["fastest"] == first["fastest"]
     stored = json.loads((own_cache / dtype_probe.PROBE_CACHE).read_text())
     (key,) = stored
@@ -69,3 +72,50 @@ def test_the_cli_says_what_auto_picked_and_warns_when_bfloat16_is_slower(invoke,
     assert "Warning: --dtype bfloat16 is not faster here: bfloat16 took 1.60×" in result.stderr
     result = invoke("embed", "a cat", "--dtype", "auto", "-p", "mean")  # a few texts: numpy, no probe
     assert result.exit_code == 0 and "--dtype auto: float32 in numpy" in result.stderr
+
+
+@pytest.mark.parametrize("stored", [{"float32": 0, "bfloat16": 0.5}, {"float32": -1.0, "bfloat16": 0.5},
+                                    {"float32": float("nan"), "bfloat16": 1.0}, {"float32": 1e9, "bfloat16": 1.0},
+                                    {"float32": True, "bfloat16": 1.0}, {"float32": 1.0}, "fast", [1, 2]])
+def test_an_implausible_cached_figure_is_measured_again_never_an_error(own_cache, stored):
+    from vizcli.embed.bert import build_encoder
+
+    model = build_encoder(TINY).eval()
+    _seed_probe(TINY, stored)
+    measured = {"float32": [1.0, 1.0, 1.0], "bfloat16": [1.6, 1.5, 1.7]}
+    result = dtype_probe.probe(model, TINY, timer=lambda *args: measured)
+    assert not result["cached"] and result["seconds"] == {"float32": 1.0, "bfloat16": 1.6} and result["fastest"] == "float32"
+    assert "1.60×" in dtype_probe.describe(result)  # the message's ratio divides by float32's time
+    assert dtype_probe.probe(model, TINY)["cached"]  # the new figures replaced the bad ones
+
+
+def test_the_decision_needs_every_interleaved_pair_to_agree():
+    decided = dtype_probe.verdict({"float32": [1.0, 2.0, 1.1], "bfloat16": [0.5, 1.2, 0.6]})  # load doubled one pair: both
+    assert decided["fastest"] == "bfloat16" and decided["seconds"] == {"float32": 1.1, "bfloat16": 0.6}
+    assert dtype_probe.verdict({"float32": [1.0, 1.0, 1.0], "bfloat16": [1.6, 1.5, 0.99]})["fastest"] == "float32"
+    # a busy machine's one-shot figures (0.19× to 1.70×): noise, no decision
+    assert dtype_probe.verdict({"float32": [1.0, 1.0, 1.0], "bfloat16": [0.19, 1.70, 0.9]})["fastest"] is None
+
+
+def test_a_probe_that_measured_noise_is_repeated_then_ignored(own_cache):
+    from vizcli.embed.bert import build_encoder
+
+    model = build_encoder(TINY).eval()
+    noisy = {"float32": [1.0, 1.0, 1.0], "bfloat16": [0.19, 1.70, 0.9]}
+    clear = {"float32": [1.0, 1.1, 1.0], "bfloat16": [0.5, 0.52, 0.49]}
+    calls = []
+
+    def timings(*figures):
+        def timer(*args):
+            calls.append(args)
+            return figures[len(calls) - 1]
+        return timer
+
+    result = dtype_probe.probe(model, TINY, timer=timings(noisy, clear))  # noise, then a clear answer: used, cached
+    assert len(calls) == 2 and result["fastest"] == "bfloat16" and not result["noisy"]
+    assert dtype_probe.probe(model, TINY, timer=timings())["cached"]
+    (own_cache / dtype_probe.PROBE_CACHE).unlink()
+    calls.clear()
+    result = dtype_probe.probe(model, TINY, timer=timings(noisy, noisy, clear))  # noise twice: float32, not cached
+    assert len(calls) == 2 and result["fastest"] == "float32" and result["noisy"] and "disagreed" in dtype_probe.describe(result)
+    assert not (own_cache / dtype_probe.PROBE_CACHE).exists()
