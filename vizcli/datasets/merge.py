@@ -109,6 +109,7 @@ def merge_outputs(inputs: list[str], output: str, key_columns: tuple[str, ...], 
         raise BadInput("every input holds 0 rows; there is nothing to merge", parameter="inputs", value=inputs[0])
     shapes = {f"features_{op}": tuple(wanted["feature_shape"]) for op in wanted.get("ops", [])} if "feature_shape" in wanted else {}
     shapes.update({"features_" + op.replace("-", "_"): tuple(shape) for op, shape in wanted.get("feature_shapes", {}).items()})
+    _refuse_earlier_units(output)
     sink = TableSink(output, schema.remove_metadata(), wanted, key_columns[0], shard_format, array_shapes=shapes)
     seen = UniqueKeys()
     position = 0
@@ -127,6 +128,17 @@ def merge_outputs(inputs: list[str], output: str, key_columns: tuple[str, ...], 
     except BaseException:
         sink.discard(set())
         raise
+
+
+def _refuse_earlier_units(output: str) -> None:
+    """A merge writes a new output: finished units of an earlier run where it would write are refused
+    here, before the sink would advise ``resume=True`` (which merge does not take)."""
+    from vizcli.datasets.sink import is_directory_output
+
+    folder = Path(output) if is_directory_output(output) else Path(output + PARTS_SUFFIX)
+    if folder.is_dir() and any(path.is_file() for path in folder.glob("part-*")):
+        raise BadInput(f"{folder} holds finished units of an earlier run; a merge writes a new output: write elsewhere, "
+                       "or remove them", parameter="output", value=output)
 
 
 def _keys_written(sink: TableSink, key_columns: tuple[str, ...]) -> Any:
