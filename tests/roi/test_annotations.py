@@ -162,3 +162,33 @@ def test_headerless_csv_is_read_as_x1_y1_x2_y2_label(invoke, tmp_path):
     result = invoke("roi", CHELSEA, "--boxes-file", boxes, "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert [box["label"] for box in json.loads(result.stdout)["metadata"]["boxes"]] == ["", "ear"]
+
+
+def test_csv_and_json_boxes_without_area_are_problems_and_the_rest_is_read(tmp_path):
+    rows = tmp_path / "boxes.csv"
+    rows.write_text("image,x1,y1,x2,y2,label\na.png,10,10,60,60,cat\na.png,5,5,5,40,flat\nb.png,1,1,9,x,typo\nb.png,1,1,9,9,dog\n")
+    read = read_annotations(str(rows))
+    assert {key: [a.label for a in boxes] for key, boxes in read.by_key.items()} == {"a.png": ["cat"], "b.png": ["dog"]}
+    assert [(p["line"], p["image"], p["annotation_id"]) for p in read.problems] == [(3, "a.png", "2"), (4, "b.png", "3")]
+    assert "x2 (5) must be greater than x1 (5)" in read.problems[0]["problem"] and "must be numbers" in read.problems[1]["problem"]
+    keyed = tmp_path / "boxes.json"
+    keyed.write_text(json.dumps({"a.png": [[10, 10, 60, 60], [3, 8, 20, 8]], "b.png": [[0, 0, 1e400, 5]]}).replace("Infinity", "1e400"))
+    read = read_annotations(str(keyed))
+    assert [len(read.by_key[key]) for key in ("a.png", "b.png")] == [1, 0]
+    assert [(p["image"], p["box"]) for p in read.problems] == [("a.png", 2), ("b.png", 1)]
+
+
+def test_yolo_labels_in_a_subfolder_are_found(tmp_path):
+    labels = tmp_path / "labels"
+    (labels / "train").mkdir(parents=True)
+    (labels / "train" / "0001.txt").write_text("3 0.5 0.5 0.25 0.5\n")
+    (tmp_path / "classes.txt").write_text("a\nb\nc\nd\n")
+    read = read_annotations(str(labels))
+    assert read.format == "yolo" and read.by_key["train/0001"][0].label == "d"
+    from vizcli.roi.annotations import AnnotatedImage, attach
+
+    (image,) = attach(read, [AnnotatedImage(image_id="train/0001.jpg", path="images/train/0001.jpg")])
+    assert image.annotations[0].box == (0.5, 0.5, 0.25, 0.5) and image.annotations[0].normalized
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    with pytest.raises(BadInput, match="in it or in its subfolders"):
+        read_annotations(str(tmp_path / "empty"))

@@ -155,3 +155,18 @@ def test_boxes_keyed_by_an_ambiguous_file_name(invoke, tmp_path):
     result = invoke("roi", first, second, "--boxes-file", boxes, "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert [row["box"][0] for row in json.loads(result.stdout)["rows"]] == [1, 2]
+
+
+def test_a_box_without_area_stops_a_boxes_file_and_is_a_problem_for_a_dataset(tmp_path):
+    from vizcli.roi.boxes import load_boxes_file, read_keyed_boxes
+
+    rows = tmp_path / "boxes.csv"
+    rows.write_text("x1,y1,x2,y2\n1,1,9,9\n4,4,4,9\n")
+    with pytest.raises(BadInput, match="x2 \\(4\\) must be greater than x1 \\(4\\)"):
+        load_boxes_file(str(rows), ["a.png"])  # --boxes-file: the user's one image, fixed at once
+    problems = []
+    keyed, every = read_keyed_boxes(str(rows), on_bad_box=problems.append)
+    assert keyed == {} and [box.coords for box in every] == [(1.0, 1.0, 9.0, 9.0)]
+    assert [(p["line"], p["annotation_id"]) for p in problems] == [(3, "2")]
+    rows.write_text("x1,y1,x2,y2\n4,4,4,9\n")  # every row a problem: no boxes, and no error either
+    assert read_keyed_boxes(str(rows), on_bad_box=problems.append) == ({}, None)

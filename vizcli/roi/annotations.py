@@ -72,12 +72,13 @@ def detect_format(path: str) -> str:
     ``images`` and ``annotations`` (COCO), an XML file (VOC), other JSON, else CSV."""
     file = Path(path)
     if is_folder(file):
-        names = [child.suffix.lower() for child in file.iterdir() if child.is_file()]
-        if ".xml" in names:
+        suffixes = _suffixes_under(file)
+        if ".xml" in suffixes:
             return "voc"
-        if ".txt" in names:
+        if ".txt" in suffixes:
             return "yolo"
-        raise BadInput("a folder with neither .xml (Pascal VOC) nor .txt (YOLO) files", parameter="annotations", value=path)
+        raise BadInput("a folder with neither .xml (Pascal VOC) nor .txt (YOLO) files, in it or in its subfolders "
+                       "(such as labels/train/)", parameter="annotations", value=path)
     require_file(path, "annotations", "an annotations file or folder")
     with open(file, "rb") as handle:
         head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -88,6 +89,22 @@ def detect_format(path: str) -> str:
     if head.startswith(b"{") or head.startswith(b"["):
         return "json"
     return "csv"
+
+
+def _suffixes_under(folder: Path) -> set[str]:
+    """The suffixes of the files in ``folder`` and its subfolders (YOLO's ``labels/train/*.txt``),
+    walking down until a folder with .xml or .txt files is met."""
+    import os
+
+    found: set[str] = set()
+    try:
+        for _, _, names in os.walk(folder):
+            found.update(Path(name).suffix.lower() for name in names)
+            if found & {".xml", ".txt"}:
+                break
+    except OSError:
+        pass
+    return found
 
 
 def _read_limited(file: Path, limit: int) -> bytes:
@@ -220,7 +237,7 @@ def _numbers(value: Any, count: int) -> bool:
 
 def _read_voc(path: str) -> Annotations:
     folder = Path(path)
-    files = sorted(folder.glob("*.xml")) if is_folder(folder) else [require_file(path, "annotations", "a VOC .xml file")]
+    files = sorted(folder.rglob("*.xml")) if is_folder(folder) else [require_file(path, "annotations", "a VOC .xml file")]
     images: list[AnnotatedImage] = []
     problems: list[dict[str, Any]] = []
     for file in files:
@@ -336,9 +353,11 @@ def _read_boxes_file(path: str, fmt: str, max_boxes: int) -> Annotations:
     """Today's ``--boxes-file`` formats (and a CSV without a header line), keyed by image name."""
     from vizcli.roi.boxes import read_keyed_boxes
 
-    keyed, every = read_keyed_boxes(path, max_boxes, parameter="annotations")
+    problems: list[dict[str, Any]] = []
+    keyed, every = read_keyed_boxes(path, max_boxes, parameter="annotations", on_bad_box=problems.append)
     by_key = {key: [_from_box(box) for box in boxes] for key, boxes in keyed.items()}
-    return Annotations(fmt, None, by_key=by_key, every_image=[_from_box(box) for box in every] if every is not None else None)
+    return Annotations(fmt, None, by_key=by_key, every_image=[_from_box(box) for box in every] if every is not None else None,
+                       problems=problems)
 
 
 def _from_box(box: Any) -> Annotation:

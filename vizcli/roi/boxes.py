@@ -11,7 +11,7 @@ import io
 import math
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -92,11 +92,18 @@ def load_boxes_file(path: str, image_names: list[str], max_boxes: int = DEFAULT_
     return result
 
 
-def read_keyed_boxes(path: str, max_boxes: int = DEFAULT_MAX_BOXES,
-                     parameter: str = "boxes_file") -> tuple[dict[str, list[Box]], list[Box] | None]:
+BadBox = Callable[[dict[str, Any]], None]  # called with a problem for a box that cannot be a box
+
+
+def read_keyed_boxes(path: str, max_boxes: int = DEFAULT_MAX_BOXES, parameter: str = "boxes_file",
+                     on_bad_box: BadBox | None = None) -> tuple[dict[str, list[Box]], list[Box] | None]:
     """The boxes of a JSON or CSV boxes file: those keyed by an image name, and those for every
     image (``None`` when there are none). Errors name ``parameter``, the option the file came from
-    (``boxes_file``, or ``annotations`` for a dataset's CSV/JSON annotations)."""
+    (``boxes_file``, or ``annotations`` for a dataset's CSV/JSON annotations).
+
+    ``on_bad_box``: a box that cannot be a box (no area, coordinates that are not finite numbers)
+    is given to it as a problem (``{"annotations_file", "line" or "box", "annotation_id", "image",
+    "problem"}``) and left out, instead of being an error: a dataset records it and goes on."""
     check_max_boxes(max_boxes)
     try:
         text = _read_boxes_text(path, max_boxes)
@@ -104,8 +111,8 @@ def read_keyed_boxes(path: str, max_boxes: int = DEFAULT_MAX_BOXES,
         if not stripped:
             raise BadInput("is empty; give a JSON list of [x1,y1,x2,y2] or a CSV with x1,y1,x2,y2", parameter="boxes_file", value=path)
         if stripped[0] in "[{" or path.lower().endswith(".json"):
-            return _boxes_from_json(text, path)
-        return _boxes_from_csv(text, path, max_boxes)
+            return _boxes_from_json(text, path, on_bad_box)
+        return _boxes_from_csv(text, path, max_boxes, on_bad_box)
     except BadInput as error:
         if parameter == "boxes_file":
             raise
@@ -140,11 +147,24 @@ def check_max_boxes(max_boxes: int) -> None:
         raise BadInput("must be at least 1", parameter="max_boxes", value=max_boxes)
 
 
-def _boxes_from_json(text: str, path: str) -> tuple[dict[str, list[Box]], list[Box] | None]:
+def _boxes_from_json(text: str, path: str, on_bad_box: BadBox | None = None) -> tuple[dict[str, list[Box]], list[Box] | None]:
     data = parse_json(text, "boxes_file", path)
     if isinstance(data, dict):
-        return {str(key): _box_list(value, f"boxes_file={path!r} [{key!r}]") for key, value in data.items()}, None
-    return {}, _box_list(data, f"boxes_file={path!r}")
+        return {str(key): _box_list(value, f"boxes_file={path!r} [{key!r}]", _reporter(on_bad_box, path, str(key)))
+                for key, value in data.items()}, None
+    return {}, _box_list(data, f"boxes_file={path!r}", _reporter(on_bad_box, path, None))
+
+
+def _reporter(on_bad_box: BadBox | None, path: str, image: str | None) -> Callable[[int, str], None] | None:
+    """``(box number, message) → on_bad_box(problem)`` for the boxes of one JSON list."""
+    if on_bad_box is None:
+        return None
+
+    def report(number: int, message: str) -> None:
+        on_bad_box({"annotations_file": path, "box": number, "annotation_id": str(number),
+                    **({"image": image} if image else {}), "problem": message})
+
+    return report
 
 
 def match_image(key: str, image_names: list[str], where: str) -> str:
@@ -160,11 +180,19 @@ def match_image(key: str, image_names: list[str], where: str) -> str:
     raise BadInput(f"{where}: names no image given; images: {shown}")
 
 
-def _box_list(value, source: str) -> list[Box]:
+def _box_list(value, source: str, report: Callable[[int, str], None] | None = None) -> list[Box]:
     if not isinstance(value, list):
         raise BadInput(f"{source}: expected a list of boxes, got {type(value).__name__}")
     boxes = []
     for index, item in enumerate(value, start=1):
+        if report is not None and isinstance(item, list) and len(item) == 4 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
+            try:  # a box of numbers that is no box (no area, not finite): a problem, the rest goes on
+                x1, y1, x2, y2 = (float(v) for v in item)
+                boxes.append(_checked(Box(index, x1, y1, x2, y2), source))
+            except (BadInput, OverflowError) as error:
+                report(index, str(error.detail if isinstance(error, BadInput) else error))
+            continue
         label = ""
         if isinstance(item, dict):
             if "box" not in item:
@@ -187,7 +215,8 @@ def _box_list(value, source: str) -> list[Box]:
 HEADERLESS_COLUMNS = ("x1", "y1", "x2", "y2", "label")
 
 
-def _boxes_from_csv(text: str, path: str, max_boxes: int) -> tuple[dict[str, list[Box]], list[Box] | None]:
+def _boxes_from_csv(text: str, path: str, max_boxes: int,
+                    on_bad_box: BadBox | None = None) -> tuple[dict[str, list[Box]], list[Box] | None]:
     first = next(csv.reader(io.StringIO(text.lstrip().splitlines()[0] if text.strip() else "")), [])
     headerless = 4 <= len(first) <= 5 and _all_numbers(first[:4])
     # strict: a quote that is never closed is an error, not one field swallowing the rest of the file
@@ -205,23 +234,32 @@ def _boxes_from_csv(text: str, path: str, max_boxes: int) -> tuple[dict[str, lis
     keyed: dict[str, list[Box]] = {}
     every: list[Box] = []
     offset = 0 if headerless else 1
+    bad = 0
     for index, row in enumerate(_csv_rows(reader, path), start=1):
         source = f"boxes_file={path!r} line {index + offset}"
         if index > max_boxes:
             raise BadInput(f"more than max_boxes={max_boxes:,} boxes; raise it if that is right", parameter="boxes_file", value=path)
-        try:
-            values = [float(row[key]) for key in ("x1", "y1", "x2", "y2")]
-        except (TypeError, ValueError):
-            shown = shorten(str([row.get(k) for k in ("x1", "y1", "x2", "y2")]))
-            raise BadInput(f"box {index} ({source}): x1,y1,x2,y2 must be numbers; got {shown}") from None
-        x1, y1, x2, y2 = values
-        box = _checked(Box(index, x1, y1, x2, y2, label=(row.get("label") or "").strip()), source)
         image_key = (row.get("image") or "").strip()
+        try:
+            try:
+                values = [float(row[key]) for key in ("x1", "y1", "x2", "y2")]
+            except (TypeError, ValueError):
+                shown = shorten(str([row.get(k) for k in ("x1", "y1", "x2", "y2")]))
+                raise BadInput(f"box {index} ({source}): x1,y1,x2,y2 must be numbers; got {shown}") from None
+            x1, y1, x2, y2 = values
+            box = _checked(Box(index, x1, y1, x2, y2, label=(row.get("label") or "").strip()), source)
+        except BadInput as error:
+            if on_bad_box is None:
+                raise
+            bad += 1  # a dataset's row that is no box: a problem, and the run goes on
+            on_bad_box({"annotations_file": path, "line": index + offset, "annotation_id": str(index),
+                        **({"image": image_key} if image_key else {}), "problem": error.detail})
+            continue
         if image_key:
             keyed.setdefault(image_key, []).append(box)
         else:
             every.append(box)
-    if not keyed and not every:
+    if not keyed and not every and not bad:
         raise BadInput("no boxes in the file", parameter="boxes_file", value=path)
     return keyed, every or None
 
