@@ -18,7 +18,7 @@ _LAZY = {
     "check_diagram": "vizcli.shapes.diagram",
     "PoolSpec": "vizcli.roi.pooling",
     "roi_features": "vizcli.roi.pooling",
-    "run_roi": "vizcli.roi.pooling",
+    "run_roi": "vizcli.roi.report",
     "explain_box": "vizcli.roi.explain",
     "load_bert": "vizcli.embed.loading",
     "embed_texts": "vizcli.embed.encode",
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from vizcli.embed.loading import load_bert
     from vizcli.roi.explain import explain_box
     from vizcli.roi.extract import RoIExtractor
-    from vizcli.roi.pooling import PoolSpec, roi_features, run_roi
+    from vizcli.roi.pooling import PoolSpec, roi_features
+    from vizcli.roi.report import run_roi
     from vizcli.search.searcher import Searcher
     from vizcli.shapes.diagram import check_diagram
     from vizcli.shapes.report import run_shapes

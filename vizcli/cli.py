@@ -26,6 +26,7 @@ from vizcli.common.usage import click_errors, usage_message
 from vizcli.embed import cli as embed_cli
 from vizcli.outputs import cli as outputs_cli
 from vizcli.roi import cli as roi_cli
+from vizcli.roi import detect_cli
 from vizcli.search import cli as search_cli
 from vizcli.shapes import cli as shapes_cli
 
@@ -165,6 +166,7 @@ def _main(
 
 app.command(epilog=shapes_cli.EPILOG)(shapes_cli.shapes)
 app.command(epilog=roi_cli.EPILOG)(roi_cli.roi)
+app.command(epilog=detect_cli.EPILOG)(detect_cli.detect)
 app.command(epilog=embed_cli.EPILOG)(embed_cli.embed)
 app.command(epilog=approx_cli.EPILOG)(approx_cli.approx)
 app.command(epilog=outputs_cli.INFO_EPILOG)(outputs_cli.info)

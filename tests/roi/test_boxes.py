@@ -10,7 +10,7 @@ from roi_reference import pool_quantisation_error, pool_rounded_box, round_half_
 
 from tests.checks import CHELSEA, PROPERTY, either_value_or_bad_input, one_error_line
 from vizcli.common.errors import BadInput
-from vizcli.roi.boxes import Box, fit_boxes, load_boxes_file, parse_box_text
+from vizcli.roi.boxes import Box, load_boxes_file, parse_box_text
 
 
 def test_parse_box_text():
@@ -54,17 +54,6 @@ def test_bad_box_files(tmp_path, content, fragment):
     path.write_text(content)
     with pytest.raises(BadInput, match=fragment):
         load_boxes_file(str(path), ["a.png"])
-
-
-def test_fit_boxes_clips_with_warning_or_refuses():
-    warnings = []
-    boxes = [Box(1, -10, 5, 50, 60), Box(2, 10, 10, 20, 20)]
-    fitted = fit_boxes(boxes, 40, 40, False, "a.png", warnings.append)
-    assert fitted[0].coords == (0, 5, 40, 40) and len(warnings) == 1 and "box 1" in warnings[0]
-    with pytest.raises(BadInput, match="box 1 .*strict=True"):
-        fit_boxes(boxes, 40, 40, True, "a.png", warnings.append)
-    with pytest.raises(BadInput, match="box 5 .*entirely outside"):
-        fit_boxes([Box(5, 100, 100, 120, 120)], 40, 40, False, "a.png", warnings.append)
 
 
 def test_rounding_and_quantisation_error():

@@ -48,7 +48,7 @@ def test_strict_turns_a_clipped_box_into_a_problem(invoke, images, tmp_path):
     assert clipped.exit_code == 0 and pq.read_table(tmp_path / "c.parquet")["box"].to_pylist()[0] == [1.0, 1.0, 64.0, 48.0]
 
 
-@pytest.mark.parametrize("flag", [["--save-format", "npz"], ["--format", "json"]])
+@pytest.mark.parametrize("flag", [["--output-format", "npz"], ["--format", "json"]])
 def test_a_single_image_format_with_a_dataset_output_is_refused(invoke, images, tmp_path, flag):
     result = invoke("roi", images, "--boxes", "1,1,30,30", *flag, "-o", tmp_path / "r.parquet")
     assert result.exit_code == 2 and result.stderr.startswith(f"Error: {flag[0]} {flag[1]} is for single images")
@@ -195,7 +195,7 @@ def test_partly_outside_is_clipped_with_warning(invoke):
         (["--boxes", "10,30,20,20"], "y2 (20) must be greater than y1 (30)"),
         (["--boxes", "nan,1,2,3"], "finite"),
         ([], "no boxes given"),
-        (["--boxes", "1000,1000,1100,1100"], "box 1 (1000, 1000, 1100, 1100): entirely outside"),
+        (["--boxes", "1000,1000,1100,1100"], "box 1 [1000.0, 1000.0, 1100.0, 1100.0] lies outside the 451×300 image"),
         (["--boxes", "1,1,9,9", "--layer", "layer9"], "--layer layer9"),
         (["--boxes", "1,1,9,9", "--output-size", "0"], "--output-size 0"),
         (["--boxes", "1,1,9,9", "--output-size", "1000"], "at most 256"),
@@ -255,9 +255,11 @@ def _rounded(text: str) -> str:
 
 
 def test_roi_tables_and_explain_match_golden(invoke, golden):
-    result = invoke("roi", CHELSEA, *BOXES, "--op", "both", "--explain", "1:3,3", "--quiet")
+    result = invoke("roi", CHELSEA, *BOXES, "--op", "both", "--explain", "1:3,3")
     assert result.exit_code == 0, result.stderr
-    golden("roi_chelsea_both_explain.txt", _rounded(result.stdout.replace(str(CHELSEA), "CHELSEA")))
+    (preprocessing,) = [line for line in result.stderr.splitlines() if line.startswith(str(CHELSEA))]  # on stderr now
+    assert str(CHELSEA) not in result.stdout
+    golden("roi_chelsea_both_explain.txt", _rounded(f"{preprocessing}\n{result.stdout}".replace(str(CHELSEA), "CHELSEA")))
 
 
 def test_explain_notes_matches_golden(invoke, golden):
@@ -310,6 +312,6 @@ def test_roi_metadata_records_the_exif_orientation(invoke, tmp_path):
 @pytest.mark.parametrize("fmt", ["pt", "npy", "npz", "safetensors"])
 def test_roi_features_go_to_a_pipe_in_every_format(fmt):
     result = subprocess.run([sys.executable, "-m", "vizcli", "roi", str(CHELSEA), "--boxes", "1,1,50,50", "-o", "/dev/stdout",
-                             "--save-format", fmt, "--quiet"], capture_output=True, cwd=ROOT, timeout=300)
+                             "--output-format", fmt, "--quiet"], capture_output=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-500:]
     assert len(result.stdout) > 256 * 7 * 7 * 4  # one box of [256, 7, 7] float32, plus headers

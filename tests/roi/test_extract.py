@@ -9,7 +9,7 @@ from tests.checks import CHELSEA
 def test_the_extractor_takes_a_batch_dict_of_paths_or_bytes():
     from vizcli.roi import extract
     from vizcli.roi.boxes import Box
-    from vizcli.roi.pooling import run_roi
+    from vizcli.roi.report import run_roi
 
     extractor = extract.RoIExtractor(model="resnet18", layer="layer3")
     boxes = [[140.0, 80.0, 210.0, 150.0], [290.0, 100.0, 350.0, 165.0]]

@@ -165,7 +165,7 @@ def test_a_single_image_on_a_pyramid_equals_multiscale_roi_align_and_the_dataset
 
     from vizcli.roi.boxes import Box
     from vizcli.roi.extract import RoIExtractor
-    from vizcli.roi.pooling import compute_feature_maps, run_roi
+    from vizcli.roi.report import run_roi
 
     coords = [(2.0, 3.0, 30.0, 40.0), (0.0, 0.0, 250.0, 230.0), (10.0, 20.0, 150.0, 150.0), (5.0, 5.0, 400.0, 250.0)]
     spec = PoolSpec.for_layer("fpn", (7, 7), sampling_ratio=2, aligned=False)
@@ -176,7 +176,7 @@ def test_a_single_image_on_a_pyramid_equals_multiscale_roi_align_and_the_dataset
     assert [box.spatial_scale for box in image.boxes] == [1 / 4, 1 / 16, 1 / 8, 1 / 16]
     assert image.boxes[1].cells == (0.0, 0.0, 250 / 16, 230 / 16)
     extractor = RoIExtractor(model="resnet18", layer="fpn", op="both", output_size=7, sampling_ratio=2, aligned=False)
-    maps = {name: fmap.tensor for name, fmap in compute_feature_maps(extractor.backbone, image_tensor(CHELSEA)).items()}
+    maps = {name: fmap.tensor for name, fmap in image.feature_maps.items()}  # the backbone's pyramid on the padded image
     padded = next(iter(image.feature_maps.values())).padded
     with torch.inference_mode():
         reference = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)(maps, [torch.tensor(coords)], [(padded[1], padded[0])])
@@ -188,12 +188,6 @@ def test_a_single_image_on_a_pyramid_equals_multiscale_roi_align_and_the_dataset
     assert sorted(meta["images"][0]["levels"]) == ["0", "1", "2", "3"] and "seeded random" in meta["notes"][0]
 
 
-
-
-def image_tensor(path):
-    from vizcli.common.images import load_image, to_normalized_tensor
-
-    return to_normalized_tensor(load_image(str(path)).image)
 
 
 def _annotated(path, coords):

@@ -26,7 +26,7 @@ def test_dataset_rows_equal_the_single_image_path(invoke, coco, tmp_path):
     meta = json.loads(table.schema.metadata[b"vizcli"])
     assert meta["schema"] == "vizcli.roi/2" and meta["feature_shape"] == [256, 7, 7] and meta["ops"] == ["align"]
     from vizcli.roi.boxes import Box
-    from vizcli.roi.pooling import run_roi
+    from vizcli.roi.report import run_roi
 
     single = run_roi([str(images / "a.png")], {str(images / "a.png"): [Box(1, 10, 8, 50, 38), Box(2, 50, 20, 80, 50)]})
     expected = single.images[0].outputs["align"].reshape(2, -1).numpy()

@@ -284,35 +284,6 @@ def _csv_rows(reader: csv.DictReader, path: str) -> Iterator[dict[str, str]]:
         yield row
 
 
-def fit_boxes(boxes: list[Box], width: int, height: int, strict: bool, image: str, warn) -> list[Box]:
-    """Clip boxes partly outside a ``width`` × ``height`` image (warning, or error if strict).
-
-    A box entirely outside the image is always an error.
-    """
-    fitted = []
-    for box in boxes:
-        if box.x2 <= 0 or box.y2 <= 0 or box.x1 >= width or box.y1 >= height:
-            raise BadInput(
-                f"box {box.number} {_fmt(box.coords)}: entirely outside {image} ({width}×{height}); "
-                "coordinates are image pixels x1,y1,x2,y2"
-            )
-        if box.x1 >= 0 and box.y1 >= 0 and box.x2 <= width and box.y2 <= height:
-            fitted.append(box)
-            continue
-        clipped = box._replace(x1=max(box.x1, 0.0), y1=max(box.y1, 0.0), x2=min(box.x2, float(width)), y2=min(box.y2, float(height)))
-        if clipped.coords != box.coords:
-            message = f"box {box.number} {_fmt(box.coords)}: partly outside {image} ({width}×{height})"
-            if strict:
-                raise BadInput(message + "; fix it, or leave out strict=True to clip it")
-            warn(message + f"; clipped to {_fmt(clipped.coords)}")
-        fitted.append(clipped)
-    return fitted
-
-
-def _fmt(coords) -> str:
-    return "(" + ", ".join(f"{value:g}" for value in coords) + ")"
-
-
 def clip_boxes(image: Any, width: int, height: int, strict: bool) -> tuple[list, list[int], list[dict[str, Any]]]:
     """``image``'s boxes in pixels, clipped to the image; those outside it (or, with ``strict``,
     partly outside) become problems."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 
@@ -96,8 +96,13 @@ BatchSizeOption = Annotated[int, typer.Option("--batch-size", rich_help_panel=MO
                                               help="Images per forward pass (images of one padded size run together).")]
 DecodeThreadsOption = Annotated[int, typer.Option("--decode-threads", rich_help_panel=MODEL,
                                                   help="Threads decoding images ahead of the model.")]
-if TYPE_CHECKING:  # mypy sees the shared aliases; typer, each in its help panel
-    MaxPixels, Weights, Seed, Device, Threads, Quiet = MaxPixelsOption, WeightsOption, SeedOption, DeviceOption, ThreadsOption, QuietOption
+if TYPE_CHECKING:  # mypy sees the shared aliases; typer sees each in its help panel
+    MaxPixels: TypeAlias = MaxPixelsOption
+    Weights: TypeAlias = WeightsOption
+    Seed: TypeAlias = SeedOption
+    Device: TypeAlias = DeviceOption
+    Threads: TypeAlias = ThreadsOption
+    Quiet: TypeAlias = QuietOption
 else:
     MaxPixels, Weights, Seed = in_panel(MaxPixelsOption, INPUT), in_panel(WeightsOption, MODEL), in_panel(SeedOption, MODEL)
     Device, Threads, Quiet = in_panel(DeviceOption, MODEL), in_panel(ThreadsOption, MODEL), in_panel(QuietOption, OUTPUT)
@@ -117,8 +122,8 @@ def roi(
     max_size: Annotated[int | None, typer.Option("--max-size", rich_help_panel=INPUT,
                                                  help="Downscale so the longest side is at most N pixels (boxes follow).")] = None,
     max_pixels: MaxPixels = None,
-    op: Annotated[str, typer.Option("--op", rich_help_panel=POOLING, help=(
-        "align (RoIAlign), pool (RoIPool), or both (also written align,pool).")] = "align",
+    op: Annotated[str, typer.Option("--op", rich_help_panel=POOLING,
+                                    help="align (RoIAlign), pool (RoIPool), or both (also written align,pool).")] = "align",
     output_size: Annotated[str, typer.Option("--output-size", rich_help_panel=POOLING, help="N or HxW bins.")] = "7",
     sampling_ratio: Annotated[int, typer.Option("--sampling-ratio", rich_help_panel=POOLING, help=(
         "RoIAlign's samples per bin side (2 gives the 2×2 of the study notes on RoI pooling); 0 = adaptive."))] = 2,
@@ -161,7 +166,8 @@ def roi(
     if explain_notes:
         from vizcli.roi.render import print_notes
 
-        return print_notes()
+        print_notes()
+        return None
     inputs = image_inputs(images, boxes, boxes_file, annotations, annotations_format, images_root, glob, max_boxes)
     settings = {"model": model, "weights": weights, "layer": layer.value, "op": op, "output_size": output_size,
                 "sampling_ratio": sampling_ratio, "aligned": aligned, "max_size": max_size, "dtype": dtype.value,
@@ -190,7 +196,7 @@ def refuse_old_spellings(images: list[str] | None, **given: Any) -> None:
     is no file), ``--detect``, ``--save-format`` and the flags of the old output verbs."""
     from vizcli.common.errors import BadInput
 
-    first = (images or [None])[0]
+    first = images[0] if images else ""
     if first in OLD_VERBS and not Path(first).exists():
         raise BadInput(f"'vizcli roi {first}' is now '{OLD_VERBS[first]}' (a command of its own; see its --help)")
     for name, value in given.items():

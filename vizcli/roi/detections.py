@@ -196,7 +196,7 @@ def detect_command(settings: dict[str, Any], images: list[str], boxes: dict[str,
         if image != "-":
             require_file(image, "images", "an image file")  # before the detector loads
     set_threads(threads, warn)
-    detector = Detector(**settings, batch_size=1)
+    detector = Detector(**{"batch_size": 1, **settings})  # settings may give batch_size and decode_workers
     for note in detector.notes:
         warn(note)
     detections = detect_images(detector, images, boxes)

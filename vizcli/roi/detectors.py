@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vizcli.common.errors import BadInput
+from vizcli.roi.ops import split_ops
 
 TWO_STAGE = (
     "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
@@ -65,20 +66,11 @@ class Thresholds:
 
 
 def parse_ops(text: str, detect: bool, detector: str | None) -> tuple[str, ...]:
-    """``--op`` as a tuple: ``align``, ``pool``, ``both`` (align and pool), ``box-head``, ``none``,
-    or a comma list (``align,box-head``)."""
-    names: list[str] = []
-    for part in (piece.strip() for piece in str(text).split(",")):
-        names.extend(("align", "pool") if part == "both" else (part,))
-    allowed = ("align", "pool", "box-head", "none")
-    for name in names:
-        if name not in allowed:
-            raise BadInput(f"use {', '.join(allowed)}, both, or a comma list such as align,box-head", parameter="op", value=text)
-    if "none" in names:
-        if len(names) > 1 or not detect:
-            raise BadInput("none (boxes only) goes alone, with detect=True", parameter="op", value=text)
-        return ()
-    ops = tuple(dict.fromkeys(names))
+    """``op`` for a detector run (``vizcli.roi.ops.split_ops`` reads the names): ``align``, ``box-head``,
+    ``none`` (boxes only, with ``detect``), or a comma list (``align,box-head``)."""
+    ops = split_ops(text)
+    if not ops and not detect:
+        raise BadInput("none (boxes only) goes alone, with detect=True", parameter="op", value=text)
     through_detector = detect or "box-head" in ops
     if through_detector and "pool" in ops:
         raise BadInput("a detector's boxes are pooled with its own RoIAlign (align) and box head (box-head), not RoIPool",

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vizcli.common.errors import BadInput
-from vizcli.roi.pooling import PoolSpec, RoiReport, pool_rounded_cells
+from vizcli.roi.pooling import PoolSpec, pool_rounded_cells
+from vizcli.roi.report import RoiReport
 
 NOTES_MAP_SIDE = 16  # the synthetic map of the notes' examples is 16×16
 
@@ -141,7 +142,8 @@ def parse_explain(text: str, box_count: int, output_size: tuple[int, int]) -> tu
         raise BadInput("use BOX or BOX:ROW,COL (box numbers start at 1), e.g. 1 or 1:3,3", parameter="explain", value=text)
     number = int(match.group(1))
     if not 1 <= number <= box_count:
-        raise BadInput(f"box {number} does not exist; there are {box_count} boxes", parameter="explain", value=text)
+        there = "there is 1 box" if box_count == 1 else f"there are {box_count:,} boxes"
+        raise BadInput(f"box {number} does not exist; {there}", parameter="explain", value=text)
     row = int(match.group(2)) if match.group(2) else output_size[0] // 2
     col = int(match.group(3)) if match.group(3) else output_size[1] // 2
     if not (0 <= row < output_size[0] and 0 <= col < output_size[1]):

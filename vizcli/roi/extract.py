@@ -12,7 +12,6 @@ a box that cannot be pooled, becomes a problem record instead of stopping the ru
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ from vizcli.common.formats import ROI_DATASET_SCHEMA
 from vizcli.roi.annotations import AnnotatedImage
 from vizcli.roi.backbones import Backbone, assign_levels, load_backbone
 from vizcli.roi.boxes import clip_boxes
-from vizcli.roi.pooling import OPS, PAD_TO, PoolSpec, parse_output_size
+from vizcli.roi.ops import pooling_ops
+from vizcli.roi.pooling import PAD_TO, PoolSpec, check_max_size, pad_batch, padded_size, parse_output_size, roi_features
 
 DTYPES = values(ComputeDtype)
 PREFETCH_PER_WORKER = 4
@@ -41,11 +41,19 @@ class Prepared:
     boxes: list[tuple[float, float, float, float]]  # clipped, original pixels
     kept: list[int]  # index into image.annotations of each box
     problems: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # what loading did, in order (for display)
+    exif_orientation: int = 1
+    picture: Any = None  # the RGB image as loaded (original size), kept only for ``details``
 
     @property
     def padded(self) -> tuple[int, int]:
         _, height, width = self.tensor.shape
-        return math.ceil(height / PAD_TO) * PAD_TO, math.ceil(width / PAD_TO) * PAD_TO
+        return padded_size(height, width)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) the network sees, before padding (after ``max_size``)."""
+        return int(self.tensor.shape[2]), int(self.tensor.shape[1])
 
 
 class RoIExtractor:
@@ -92,14 +100,13 @@ class RoIExtractor:
             torch.set_num_threads(threads)
         self.on_error, self.strict = on_error, strict
         self.batch_size, self.decode_workers = max(1, batch_size), max(1, decode_workers)
-        self.ops = OPS if op == "both" else (op,)
-        if not set(self.ops) <= set(OPS):
-            raise BadInput("use align, pool or both", parameter="op", value=op)
+        self.ops = pooling_ops(op)
         size = output_size if isinstance(output_size, tuple) else parse_output_size(str(output_size))
         self.spec = PoolSpec(size, 1.0, sampling_ratio, aligned)
-        if max_size is not None and max_size < 32:
-            raise BadInput("at least 32 pixels", parameter="max_size", value=max_size)
-        self.max_size, self.dtype, self.max_pixels = max_size, dtype, pixel_limit(max_pixels)
+        self.max_size, self.dtype, self.max_pixels = check_max_size(max_size), dtype, pixel_limit(max_pixels)
+        # True: results also carry each image's feature maps, loading steps and picture (for tables,
+        # --explain and --plot of single images); a dataset run leaves it False
+        self.details = False
         self.device = resolve_device(device)
         self.backbone: Backbone = load_backbone(model, layer, weights, seed)
         self.backbone.module.to(self.device)
@@ -112,7 +119,14 @@ class RoIExtractor:
 
     @property
     def notes(self) -> list[str]:
-        return list(self.backbone.notes)
+        """What a user should know about these results (random weights, emulated bfloat16)."""
+        from vizcli.common.runtime import cpu_has_bfloat16_units
+
+        notes = list(self.backbone.notes)
+        if self.dtype == "bfloat16" and self.device.type == "cpu" and cpu_has_bfloat16_units() is False:
+            notes.append("this CPU has no bfloat16 units (AVX512-BF16/AMX): bfloat16 convolutions are emulated and run "
+                         "many times slower than float32 here (16× in benchmarks/RESULTS.md)")
+        return notes
 
     @functools.cached_property
     def weights_sha256(self) -> str:
@@ -160,22 +174,21 @@ class RoIExtractor:
         picture, factor = loaded.image, 1.0
         if self.max_size is not None:
             picture, factor = resize_image(loaded, self.max_size)
-        return Prepared(image, to_normalized_tensor(picture), (width, height), factor, boxes, kept, problems)
+        steps = [*loaded.record.steps, f"normalised, zero-padded to a multiple of {PAD_TO}"]
+        return Prepared(image, to_normalized_tensor(picture), (width, height), factor, boxes, kept, problems, steps,
+                        loaded.record.exif_orientation, loaded.image if self.details else None)
 
     # ------------------------------------------------------------ pooling
 
     def pool(self, batch: list[Prepared]) -> list[dict[str, Any]]:
         """Run the backbone once on ``batch`` (images of one padded size) and pool every box.
 
-        Returns per image ``{"levels": ndarray[K] int, "cells": ndarray[K, 4], op: ndarray[K, C, h, w]}``.
+        Returns per image ``{"levels": [K] level names, "cells": ndarray[K, 4], op: ndarray[K, C, h, w]}``,
+        with ``details`` also ``"maps"``: ``{level name: Tensor[1, C, h, w]}``.
         """
         import torch
-        import torch.nn.functional as F
 
-        height, width = batch[0].padded
-        stacked = torch.stack([
-            F.pad(item.tensor, (0, width - item.tensor.shape[2], 0, height - item.tensor.shape[1])) for item in batch
-        ]).to(self.device)
+        stacked = pad_batch([item.tensor for item in batch], batch[0].padded).to(self.device)
         with torch.inference_mode():
             if self.dtype == "bfloat16":
                 with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
@@ -194,28 +207,22 @@ class RoIExtractor:
             chosen = (levels == index).nonzero().flatten()
             if chosen.numel() == 0:
                 continue
-            scale = 1.0 / self.backbone.strides[name]
-            rois = torch.cat([owner[chosen, None], everything[chosen]], dim=1).to(self.device)
-            cells[chosen] = everything[chosen] * scale
+            stride = self.backbone.strides[name]
+            cells[chosen] = everything[chosen] * (1.0 / stride)
             for op in self.ops:
-                pooled[op][chosen] = self._pool_level(maps[name], rois, op, scale).float().cpu()
+                features = roi_features(maps[name], everything[chosen], op, self.spec.at_stride(stride), image_index=owner[chosen])
+                pooled[op][chosen] = features.float().cpu()
         results, start = [], 0
-        for item in batch:
+        for number, item in enumerate(batch):
             end = start + len(item.boxes)
             result = {"levels": [names[i] for i in levels[start:end].tolist()], "cells": cells[start:end].numpy()}
             for op in self.ops:
                 result[op] = pooled[op][start:end].numpy()
+            if self.details:
+                result["maps"] = {name: maps[name][number : number + 1] for name in names}
             results.append(result)
             start = end
         return results
-
-    def _pool_level(self, features: Any, rois: Any, op: str, scale: float) -> Any:
-        from torchvision.ops import roi_align, roi_pool
-
-        rois = rois.to(features.dtype)
-        if op == "align":
-            return roi_align(features, rois, self.spec.output_size, scale, self.spec.sampling_ratio, self.spec.aligned)
-        return roi_pool(features, rois, self.spec.output_size, scale)
 
     # ------------------------------------------------------------ a batch dict (Ray Data's map_batches)
 
@@ -228,7 +235,9 @@ class RoIExtractor:
         cells of the level), ``levels`` (``[K]`` level names), ``width``/``height`` and ``problems``
         (a JSON list, ``"[]"`` when none). Optional columns: ``id``; ``normalized`` (per box: YOLO
         ``cx,cy,w,h`` in 0..1, converted with the image's real size). With ``on_error="skip"`` an
-        image that cannot be read gets no boxes and a problem instead of raising.
+        image that cannot be read, or a box outside its image, becomes a problem; ``"stop"`` raises.
+        With ``details``, also ``maps``, ``steps``, ``exif_orientation``, ``resize_factor`` and ``picture``
+        per image (see ``Prepared``).
         """
         import json
 
@@ -240,8 +249,8 @@ class RoIExtractor:
         prepared: list[Prepared | None] = [None] * len(records)
 
         def on_problem(problem: dict[str, Any]) -> None:
-            if self.on_error != "skip" and "annotation_id" not in problem:
-                raise BadInput(f"image {problem['image']!r}: {problem['problem']}")
+            if self.on_error != "skip":
+                raise BadInput(problem_text(problem))
             problems[str(problem["image"])].append(problem)
 
         results: dict[int, dict[str, Any]] = {}
@@ -266,7 +275,24 @@ class RoIExtractor:
             for op in self.ops:
                 out[f"features_{op}"].append(result[op] if result else empty)
         out["features"] = out[f"features_{self.ops[0]}"]
+        if self.details:
+            out["maps"] = [results[id(done)]["maps"] if done is not None else {} for done in prepared]
+            for name, default in (("steps", []), ("exif_orientation", 1), ("factor", 1.0), ("input_size", (0, 0)),
+                                  ("picture", None)):
+                out["resize_factor" if name == "factor" else name] = [getattr(done, name) if done is not None else default
+                                                                       for done in prepared]
         return {**batch, **out}
+
+
+def problem_text(problem: dict[str, Any]) -> str:
+    """A problem record as one message that names the image (and the box: 1 for the image's first)."""
+    text, image = str(problem["problem"]), problem["image"]
+    if "annotation_id" in problem:
+        index = str(problem["annotation_id"])
+        box = f"box {int(index) + 1}" if index.isdigit() else f"box {index}"
+        return (f"image {image}: {box}{text[3:] if text.startswith('box ') else ': ' + text}; boxes are x1,y1,x2,y2 in the "
+                "image's pixels: fix or drop it")
+    return text if text.startswith(f"image {problem.get('path', image)}") else f"image {image}: {text}"
 
 
 def batch_records(batch: dict[str, Any], with_boxes: bool = True) -> list[tuple[AnnotatedImage, bytes | None]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vizcli.common.plotting import pyplot, save_png
 from vizcli.roi.explain import explain_align
-from vizcli.roi.pooling import RoiReport
+from vizcli.roi.report import RoiReport
 
 
 def plot_roi(report: RoiReport, path: str) -> None:

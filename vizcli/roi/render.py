@@ -8,7 +8,7 @@ from vizcli.common.console import info, print_renderables
 from vizcli.common.errors import printable
 from vizcli.common.formats import ROI_SCHEMA, to_json, write_arrays
 from vizcli.roi.explain import AlignExplanation, NotesExamples, PoolExplanation, explain_box
-from vizcli.roi.pooling import RoiReport
+from vizcli.roi.report import RoiReport
 
 
 def _box(values, digits: int = 1) -> str:
@@ -68,7 +68,6 @@ def roi_renderables(report: RoiReport) -> list[Any]:
     out: list[Any] = []
     rows = roi_rows(report, limit=TABLE_ROWS)
     for image in report.images:
-        out.append(Text(printable(f"{image.source}: " + " → ".join(image.steps))))
         pyramid = len(image.feature_maps) > 1
         for name, fmap in image.feature_maps.items():
             _, channels, feature_h, feature_w = fmap.tensor.shape
@@ -110,15 +109,27 @@ def roi_renderables(report: RoiReport) -> list[Any]:
         out.append(geometry)
         out.append(values)
         if len(image.boxes) > TABLE_ROWS:
-            out.append(Text(f"… and {len(image.boxes) - TABLE_ROWS:,} more boxes (all of them in --format json and -o FILE)"))
-    out.append(Text(
-        f"op {', '.join(report.ops)} · output {report.spec.output_size[0]}×{report.spec.output_size[1]} per channel "
-        f"({', '.join(f'{op} {list(report.images[0].outputs[op].shape[1:])}' for op in report.ops)} per box) · sampling ratio "
-        f"{report.spec.sampling_ratio or 'adaptive'} · aligned={report.spec.aligned} · device {report.device}"
-    ))
+            more = len(image.boxes) - TABLE_ROWS
+            out.append(Text(f"… and {more:,} more {'box' if more == 1 else 'boxes'} (all of them in --format json and -o FILE)"))
+    out.append(Text(settings_line(report)))
     out.append(Text("RoIPool shift: how far each edge (x1, y1, x2, y2) of RoIPool's rounded box lies from the exact box, in image pixels."))
     out.append(Text(report.weights_note))
     return out
+
+
+def settings_line(report: RoiReport) -> str:
+    """The pooling settings that applied: RoIAlign's sampling ratio and alignment only when it ran."""
+    spec = report.spec
+    shapes = ", ".join(f"{op} {list(report.images[0].outputs[op].shape[1:])}" for op in report.ops)
+    parts = [f"op {', '.join(report.ops)}", f"output {spec.output_size[0]}×{spec.output_size[1]} per channel ({shapes} per box)"]
+    if "align" in report.ops:
+        parts += [f"sampling ratio {spec.sampling_ratio or 'adaptive'}", f"aligned={spec.aligned}"]
+    return " · ".join([*parts, f"device {report.device}"])
+
+
+def preprocessing_lines(report: RoiReport) -> list[str]:
+    """What was done to each image before the backbone saw it (one line an image)."""
+    return [printable(f"{image.source}: " + " → ".join(image.steps)) for image in report.images]
 
 
 def explanation_lines(explanation, label: str) -> list[str]:
@@ -168,6 +179,13 @@ def _agreement(by_hand: float, op_value: float | None, op: str) -> str:
     return f"  by hand {by_hand:+.6f} vs {op} {op_value:+.6f}: {verdict} (|difference| {difference:.1e})"
 
 
+def print_notes() -> None:
+    """The two worked examples of RoI pooling in the study notes, recomputed, on stdout."""
+    from vizcli.roi.explain import notes_examples
+
+    print("\n".join(notes_lines(notes_examples())))
+
+
 def notes_lines(examples: NotesExamples) -> list[str]:
     lines = ["The notes' example 1: a 14×14 region pooled to 7×7 with 2×2 cells (RoIPool, synthetic 16×16 map, scale 1)"]
     x1, y1, x2, y2 = examples.pool_box
@@ -192,12 +210,16 @@ def notes_lines(examples: NotesExamples) -> list[str]:
 
 
 def print_report(
-    report: RoiReport, output_format: str | None, explain_target: tuple[int, int, int] | None, channel: int
+    report: RoiReport, output_format: str | None, explain_target: tuple[int, int, int] | None, channel: int,
+    say: Any = info,
 ) -> None:
     """The report on stdout (table, JSON, or nothing for ``None``); the ``--explain`` computation
-    after a table (or alone), on stderr after JSON so stdout stays one document."""
+    after a table (or alone), on stderr after JSON so stdout stays one document. The images'
+    preprocessing goes to ``say`` (stderr), so stdout holds the result alone."""
     import sys
 
+    for line in preprocessing_lines(report):
+        say(line)
     if output_format == "json":
         document = {"schema": ROI_SCHEMA, "metadata": report.metadata(), "rows": roi_rows(report)}
         print(to_json(document))
@@ -213,7 +235,10 @@ def print_report(
 
 
 def save_features(report: RoiReport, path: str, save_format: str) -> str:
-    """Write every op's ``Tensor[K, C, h, w]`` with the report's metadata; returns what was saved, in words."""
+    """Write every op's ``Tensor[K, C, h, w]`` with the report's metadata; returns what was written, in words."""
     arrays = {f"roi_{name}": report.stacked(name) for name in report.ops}
     write_arrays(arrays, report.metadata(), save_format, path)
-    return f"saved {', '.join(f'{k} {list(v.shape)}' for k, v in arrays.items())} to {path}"
+    from vizcli.common.files import writes_side_files
+
+    side = f" and the metadata to {path}.json" if save_format == "npy" and writes_side_files(path) else ""
+    return f"wrote {', '.join(f'{k} {list(v.shape)}' for k, v in arrays.items())} to {path}{side}"
