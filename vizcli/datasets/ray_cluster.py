@@ -50,8 +50,8 @@ def check_placeable(ray: Any, workers: int, threads: int) -> None:
     shown = " + ".join(f"{cpu:g}" for cpu in sorted(cpus, reverse=True)) or "no"
     nodes_text = f"its {len(cpus)} node has" if len(cpus) == 1 else f"its {len(cpus)} nodes have"
     fix = f"use workers={room} or fewer, or add nodes" if room else f"add nodes of {threads:g} CPUs or more, or lower threads="
-    raise BadInput(f"the Ray cluster cannot place workers={workers} actors of threads={threads} CPU{'s' if threads != 1 else ''} "
-                   f"each: {nodes_text} {shown} CPUs, room for {room}; {fix}", parameter="workers", value=workers)
+    raise BadInput(f"the Ray cluster has room for {room} actors of {threads:g} CPU{'s' if threads != 1 else ''} ({nodes_text} "
+                   f"{shown} CPUs); {fix}", parameter="workers", value=workers)
 
 
 class Stalled(Exception):  # noqa: N818 (raised in the main thread by the watchdog's signal, caught by the engine)
