@@ -115,7 +115,7 @@ def test_a_node_lost_at_tight_capacity_leaves_the_run_to_finish_with_every_row_o
 def test_a_stalled_run_ends_with_the_watchdogs_line_and_resume_finishes_it(tight, tmp_path):
     out = tmp_path / "out.parquet"
     parts = tmp_path / "out.parquet.parts"
-    stall = 10
+    stall = 30  # above the time this machine takes to start the actors: that is no progress either
     process = subprocess.Popen(_fake(out, 400, tight, "--rows-per-unit", "10", "--delay", "0.3", "--stall-timeout", stall),
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -133,7 +133,7 @@ def test_a_stalled_run_ends_with_the_watchdogs_line_and_resume_finishes_it(tight
     line = errors[0]
     assert line.startswith("Error: the Ray run made no progress for "), line
     assert "0 free" in line and "0 of workers=2 actors alive" in line and "rerun with resume=True" in line, line
-    assert "add nodes or rerun with workers=1" in line, line
+    assert "2 restarting" in line and "no live node has 1 free CPU for an actor: add nodes" in line, line
     print(f"watchdog line {waited:.1f} s after the last node went (stall_timeout {stall} s): {line}")
     kept = count(parts, "part-*")
     assert kept >= 4

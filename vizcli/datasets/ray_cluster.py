@@ -161,7 +161,8 @@ def stall_message(ray: Any, idle: float, workers: int, threads: int) -> str:
     others = max(0.0, total - free - ours)
     parts = [f"the Ray run made no progress for {idle:.0f} s (no unit finished, no part written)"]
     node_text = ", ".join(f"{node['name']} {node['free']:g}/{node['cpus']:g}" for node in nodes) or "none"
-    parts.append(f"the cluster has {total:g} CPUs on {len(nodes)} live nodes, {free:g} free (free/total: {node_text})")
+    parts.append(f"the cluster has {total:g} CPUs on {len(nodes)} live node{'s' if len(nodes) != 1 else ''}, {free:g} free "
+                 f"(free/total: {node_text})")
     actor_text = f"{len(alive)} of workers={workers} actors alive, holding {ours:g} CPUs"
     if waiting:
         actor_text += ", " + ", ".join(f"{count} {state.lower().replace('_', ' ')}" for state, count in sorted(waiting.items()))
@@ -172,8 +173,10 @@ def stall_message(ray: Any, idle: float, workers: int, threads: int) -> str:
     if demands:
         parts.append(f"Ray has pending demands it cannot place: {demands}")
     room = sum(int(node["cpus"] // threads) for node in nodes)
-    if room < workers:
-        fix = f"the cluster now has room for {room} actors of threads={threads}: add nodes or rerun with workers={max(1, room)}"
+    if room == 0:
+        fix = f"no live node has {threads:g} free CPU{'s' if threads != 1 else ''} for an actor: add nodes"
+    elif room < workers:
+        fix = f"the cluster now has room for {room} of the workers={workers} actors: add nodes or rerun with workers={room}"
     elif others > 0:
         fix = "other work holds the CPUs the actors need: wait for it or lower workers="
     else:
