@@ -204,10 +204,10 @@ def test_recorded_settings_that_name_a_remote_code_folder_do_not_run_it(invoke, 
     recorded["settings"]["model"] = str(folder)
     metadata[key] = json.dumps(recorded).encode()
     pq.write_table(table.replace_schema_metadata(metadata), output)
-    from vizcli.embed.verify import verify_embed
+    from vizcli.outputs.verify import verify_output
 
     with pytest.raises(BadInput, match="auto_map"):
-        verify_embed(str(output))
+        verify_output(str(output))
     assert not marker.exists()
 
 
@@ -234,10 +234,8 @@ def test_parquet_metadata_is_never_unpickled(invoke, tmp_path):
     result = invoke("embed", "--file", path, "--column", "text")
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
-    from vizcli.embed.verify import verify_embed
-
-    with pytest.raises(BadInput, match="not written by a vizcli dataset run"):
-        verify_embed(str(path))
+    for verb in ("verify", "info"):
+        assert "not one written by vizcli" in one_error_line(invoke(verb, path))
     assert not marker.exists()
 
 

@@ -153,18 +153,3 @@ def summary_exit(problems: int, skipped_rows_note: str, on_error: str) -> int:
     warn(f"{records} recorded and the rows they name skipped ({skipped_rows_note}); exit status {SKIPPED_ROWS_EXIT} "
          "(--on-error ignore exits 0)")
     return SKIPPED_ROWS_EXIT
-
-
-def verify_command(outputs: list[str], verify: Any) -> None:
-    """``vizcli roi|embed verify OUTPUT``: the report on stdout; ``RunFailure`` (exit 1) unless reproduced."""
-    from vizcli.common.errors import RunFailure
-
-    if len(outputs) != 1:
-        raise BadInput(f"verify takes one output (a Parquet file or a shard folder), got {len(outputs)}")
-    verification = verify(outputs[0])
-    print("\n".join(verification.lines()))
-    if not verification.ok:
-        worst = max(verification.differences.values(), default=0.0)
-        reason = verification.mismatches[0] if verification.mismatches else f"largest difference {worst:.3g}"
-        raise RunFailure(f"not reproduced: {reason} (tolerance {verification.tolerance:g})", parameter="output",
-                         value=outputs[0])

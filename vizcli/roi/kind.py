@@ -98,16 +98,28 @@ def single_file_rows(arrays: dict[str, Any], metadata: dict[str, Any], path: str
         if value.shape[0] != len(boxes):
             raise BadInput(f"its array {name!r} has {value.shape[0]} rows for {len(boxes)} boxes; the file is damaged",
                            parameter="output", value=path)
-    columns: dict[str, list[Any]] = {"image": [], "path": [], "annotation_id": [], "label": [], "box": []}
+    columns: dict[str, list[Any]] = {name: [] for name in ("image", "path", "width", "height", "annotation_id", "label",
+                                                             "iscrowd", "difficult", "box", "feature_box", "level")}
     for number, box in enumerate(boxes, start=1):
         image = images[int(box.get("image", 0))] if images else {}
+        width, height = (list(image.get("size") or [0, 0]) + [0, 0])[:2]
         columns["image"].append(str(image.get("path", "")))
         columns["path"].append(str(image.get("path", "")))
+        columns["width"].append(int(width))
+        columns["height"].append(int(height))
         columns["annotation_id"].append(str(box.get("number", number)))
         columns["label"].append(str(box.get("label", "")))
+        columns["iscrowd"].append(False)
+        columns["difficult"].append(False)
         columns["box"].append([float(value) for value in box.get("box", [0, 0, 0, 0])])
-    table = pa.table({**{name: pa.array(values) for name, values in columns.items() if name != "box"},
-                      "box": pa.array(columns["box"], type=pa.list_(pa.float64(), 4))})
+        columns["feature_box"].append([float(value) for value in box.get("feature_box", [0, 0, 0, 0])])
+        columns["level"].append(str(box.get("level", "")))
+    quads = ("box", "feature_box")
+    table = pa.table({name: pa.array(values, type=pa.list_(pa.float64(), 4) if name in quads else
+                                     pa.int32() if name in ("width", "height") else None)
+                      for name, values in columns.items()})
+    if "score" in boxes[0] if boxes else False:
+        table = table.append_column("score", pa.array([float(box["score"]) for box in boxes], type=pa.float32()))
     for name, value in features.items():
         flat = value.reshape(value.shape[0], -1).astype("float32")
         table = table.append_column(f"features_{name.removeprefix('roi_').replace('-', '_')}",

@@ -1,0 +1,60 @@
+"""vizcli merge and export: any form of an output, its kind read from the output."""
+
+import numpy as np
+import pytest
+
+from tests.checks import one_error_line
+
+
+def test_shards_and_parquet_of_one_kind_merge_and_repeats_are_refused(invoke, made, tmp_path):
+    merged = tmp_path / "all.parquet"
+    result = invoke("merge", made["roi-shards"], "-o", merged)
+    assert result.exit_code == 0, result.stderr
+    assert "merged 1 output of roi: wrote 3 rows" in result.stderr and result.stdout == ""
+    again = invoke("merge", made["roi-shards"], merged, "-o", tmp_path / "twice.parquet")
+    assert "appears in more than one input" in one_error_line(again)
+    assert not (tmp_path / "twice.parquet").exists()
+
+
+def test_single_image_files_gather_into_one_dataset(invoke, made, tmp_path):
+    merged = tmp_path / "gathered.parquet"
+    assert invoke("merge", made["one.npz"], "-o", merged).exit_code == 0
+    info = invoke("info", merged, "--format", "json")
+    assert '"rows": 2' in info.stdout and '"kind": "roi"' in info.stdout
+
+
+def test_outputs_of_different_kinds_do_not_merge(invoke, made, tmp_path):
+    message = one_error_line(invoke("merge", made["roi.parquet"], made["embed.parquet"], "-o", tmp_path / "x.parquet"))
+    assert "different kinds (embed, roi)" in message
+
+
+def test_merge_needs_a_table_destination(invoke, made, tmp_path):
+    assert "-o out.parquet" in one_error_line(invoke("merge", made["roi.parquet"], "-o", tmp_path / "x.json"))
+
+
+@pytest.mark.parametrize("name", ["roi.parquet", "roi-shards", "one.npz", "one.safetensors", "one.pt"])
+def test_roi_outputs_export_as_the_bottom_up_attention_tsv(invoke, made, tmp_path, name):
+    target = tmp_path / "feats.tsv"
+    result = invoke("export", made[name], "--layout", "butd-tsv", "--feature", "align", "-o", target)
+    assert result.exit_code == 0, result.stderr
+    lines = target.read_text().splitlines()
+    assert lines and all(len(line.split("\t")) == 8 for line in lines)
+
+
+@pytest.mark.parametrize(("layout", "check"), [
+    ("jsonl", lambda path: len(path.read_text().splitlines()) == 5),
+    ("tsv", lambda path: len(path.read_text().splitlines()[0].split("\t")) == 385),
+    ("npy", lambda path: np.load(path).shape == (5, 384)),
+])
+def test_embed_outputs_export_as_jsonl_tsv_and_npy(invoke, made, tmp_path, layout, check):
+    target = tmp_path / f"vectors.{layout}"
+    result = invoke("export", made["embed.parquet"], "--layout", layout, "--feature", "mean", "-o", target)
+    assert result.exit_code == 0, result.stderr
+    assert check(target)
+
+
+def test_export_refuses_an_unknown_layout_and_its_own_input(invoke, made):
+    assert "embed outputs export as jsonl, npy, tsv" in one_error_line(
+        invoke("export", made["embed.parquet"], "--layout", "butd-tsv", "-o", "x.tsv"))
+    message = one_error_line(invoke("export", made["roi.parquet"], "--feature", "align", "-o", made["roi.parquet"]))
+    assert "input" in message
