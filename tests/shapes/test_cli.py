@@ -28,7 +28,7 @@ def test_golden_depth_3_table_for_an_image(invoke, golden, monkeypatch):
     monkeypatch.chdir(EXAMPLES)  # a relative path: the text wraps the same wherever the clone lives
     result = invoke("shapes", "chelsea.png")
     assert result.exit_code == 0, result.stderr
-    assert "451×300" in result.stdout and "random weights" in result.stdout
+    assert "451×300" in result.stderr and "random weights" in result.stdout  # preprocessing: stderr (issue 34)
     golden("shapes_resnet18_chelsea.txt", _stable(result.stdout))
 
 

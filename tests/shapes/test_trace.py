@@ -104,3 +104,40 @@ def test_parameters_read_by_functional_code_are_counted_once_so_the_column_sums_
     report = run_shapes([], None, False, name, None, 0, "cpu", None)
     # vit's class token and position embedding, swin's qkv weights and bias tables are read with get_attr
     assert sum(r.params for r in report.runs[0].trace.records) == report.parameters
+
+
+class _TwoNames(torch.nn.Module):
+    """One Linear registered as ``linear`` and inside ``model`` (torchinfo's ReuseLinearExtended)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(10, 10)
+        self.model = torch.nn.Sequential(self.linear, torch.nn.ReLU(), self.linear)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def test_a_module_under_two_names_ran_under_either():
+    from vizcli.shapes.report import run_module_shapes
+
+    report = run_module_shapes(_TwoNames(), torch.randn(2, 10), device="cpu")
+    records = report.runs[0].trace.records
+    assert report.unused_parameters == {}
+    assert sum(r.params for r in records) == 110 and sum(r.macs for r in records) == 2 * 2 * 100
+
+
+def test_a_tied_weight_is_counted_once():
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(100, 8)
+            self.head = torch.nn.Linear(8, 100, bias=False)
+            self.head.weight = self.embedding.weight
+
+        def forward(self, ids):
+            return self.head(self.embedding(ids))
+
+    model = Tied()
+    trace = trace_shapes(model, torch.randint(0, 100, (1, 5)))
+    assert sum(r.params for r in trace.records) == sum(p.numel() for p in model.parameters()) == 800

@@ -54,19 +54,57 @@ class AnyModel:
 
 def is_any_model(spec: str) -> bool:
     """Whether ``--model spec`` names a factory, an exported program, a text model folder, a Hugging Face
-    ``ORG/NAME`` or a short text-model name (torchvision's names have no ``/``)."""
+    ``ORG/NAME`` or a short text-model name (torchvision's names have no ``/``).
+
+    A bare name (``resnet18``) always means the library's model, even where a folder of that name
+    holds a ``config.json``: a folder is named by a path (``./resnet18``, ``models/bert``)."""
     if spec.lower() in TEXT_SHORT_NAMES or FACTORY.match(spec) or is_exported_program(spec):
         return True
     path = Path(spec).expanduser()
-    if path.is_dir() and (path / "config.json").exists():
+    if is_path_spelling(spec) and path.is_dir() and (path / "config.json").exists():
         return True
     from vizcli.text_models.folders import HUB_REPO_ID
 
     return spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and HUB_REPO_ID.fullmatch(spec) is not None
 
 
+def is_path_spelling(spec: str) -> bool:
+    """Whether ``spec`` is written as a path (``./x``, ``~/x``, ``/x``, ``a/b``), not a bare name."""
+    import os
+
+    return spec.startswith((".", "~")) or "/" in spec or (os.sep != "/" and os.sep in spec)
+
+
 def is_exported_program(spec: str) -> bool:
     return spec.lower().endswith(".pt2")
+
+
+def model_files(spec: str) -> list[str]:
+    """The files ``--model spec`` reads, for ``refuse_overwriting_inputs``: a factory's ``.py``, a
+    ``.pt2``, or a model folder (read as a whole); none for a library model's name."""
+    match = FACTORY.match(spec)
+    if match is not None:
+        target = match.group("target")
+        return [str(Path(target).expanduser())] if target.endswith(".py") else []
+    if is_exported_program(spec):
+        return [str(Path(spec).expanduser())]
+    path = Path(spec).expanduser()
+    if is_path_spelling(spec) and path.is_dir():
+        return [str(path)]
+    return []
+
+
+def _with_modes(module: Any) -> Any:
+    """``module`` (a ``torch.export`` program's, whose ``train()``/``eval()`` raise NotImplementedError)
+    with ``nn.Module``'s own: they set the ``training`` flags, and the graph runs as it was exported
+    (dropout and batch norm as at export). ``--train`` and ``--compare`` switch modes; they then run."""
+    import types
+
+    import torch.nn as nn
+
+    module.train = types.MethodType(nn.Module.train, module)
+    module.eval = types.MethodType(nn.Module.eval, module)
+    return module
 
 
 def load_exported(spec: str) -> AnyModel:
@@ -102,9 +140,9 @@ def load_exported(spec: str) -> AnyModel:
         args, kwargs = inputs
         if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor):
             example = args[0]
-    return AnyModel(program.module(), path.name, "exported", example=example,
+    return AnyModel(_with_modes(program.module()), path.name, "exported", example=example,
                     steps=(f"the program's example input {'×'.join(map(str, example.shape))}",) if example is not None else (),
-                    note="a torch.export program: its own graph and weights (loaded with weights_only=True)")
+                    note="a torch.export program: its own graph and weights (loaded with weights_only=True), run as exported")
 
 
 @contextlib.contextmanager
@@ -160,17 +198,32 @@ def load_factory(spec: str, model_args: dict[str, Any]) -> AnyModel:
     factory = getattr(module, name, None)
     if not callable(factory):
         raise BadInput(f"{target} has no callable {name!r}; name the function that builds the model", parameter="model", value=spec)
+    _check_arguments(factory, name, model_args, spec)
     try:
         built = factory(**model_args)
-    except TypeError as error:
-        raise BadInput(f"{name}() does not take these arguments ({error_text(error, 120)}); check model_arg=KEY=VALUE",
-                       parameter="model", value=spec) from None
-    except Exception as error:
+    except Exception as error:  # the arguments fit its signature: whatever it raises is the factory's own failure
         raise RunFailure(f"{name}() raised {type(error).__name__}: {error_text(error, 160)}", parameter="model", value=spec) from None
     if not isinstance(built, nn.Module):
         raise BadInput(f"{name}() returned {type(built).__name__}, not a torch.nn.Module", parameter="model", value=spec)
     arguments = ", ".join(f"{key}={value!r}" for key, value in model_args.items())
     return AnyModel(built.eval(), spec, "factory", note=f"built by {name}({arguments}): your code, its own weights")
+
+
+def _check_arguments(factory: Any, name: str, model_args: dict[str, Any], spec: str) -> None:
+    """``BadInput`` when ``model_args`` do not fit ``factory``'s signature (checked before the call, so a
+    ``TypeError`` raised inside the factory is its own failure, not a wrong argument)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin without a signature: the call itself will tell
+        return
+    try:
+        signature.bind(**model_args)
+    except TypeError as error:
+        wanted = ", ".join(parameter for parameter in signature.parameters) or "no arguments"
+        raise BadInput(f"{name}({wanted}) does not take these arguments ({error_text(error, 120)}); check model_arg=KEY=VALUE",
+                       parameter="model", value=spec) from None
 
 
 def _import_file(path: Path, spec: str) -> Any:
@@ -214,9 +267,11 @@ def load_text_model(spec: str, text: str | None, seq_len: int | None, seed: int 
 
     folder, name, bundled = locate_model(None if spec.lower() in TEXT_SHORT_NAMES else spec)
     config = read_json(folder / "config.json", name)
+    weights = weights_file(folder, name)
+    check_declared_size(config, weights, name)  # before transformers allocates what config.json declares
     tokenizer = load_tokenizer(folder, name)
     model = transformers_model(folder, name)
-    state_dict = strip_prefix(read_weights(weights_file(folder, name), name))
+    state_dict = strip_prefix(read_weights(weights, name))
     prefix = getattr(model, "base_model_prefix", "")
     if prefix:
         state_dict = strip_prefix(state_dict, (prefix + ".",))
@@ -243,6 +298,47 @@ def load_text_model(spec: str, text: str | None, seq_len: int | None, seed: int 
     # called with the ids alone: transformers' encoders then attend to every token (an all-ones mask)
     return AnyModel(model.eval(), shown, "text", example=torch.tensor([ids], dtype=torch.long), steps=steps,
                     note=f"{config.get('model_type', 'text')} model from {'the bundled package' if bundled else folder}, its trained weights")
+
+
+_DECLARED_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings",
+                   "type_vocab_size", "num_attention_heads")
+MAX_DECLARED_SIZE = 1 << 31  # no real dimension comes near it; beyond it is a mistake (or an attack)
+WEIGHTS_SLACK = 4  # declared float32 bytes per byte of the weights file beyond which config.json is not believed
+
+
+def declared_parameters(config: dict[str, Any]) -> int:
+    """The parameters a BERT-family ``config.json`` declares (embeddings, layers, pooler), about:
+    ``(V + P + T)·H + L·(4H² + 2HI + 9H + I) + H²`` for vocabulary V, positions P, token types T,
+    hidden size H, L layers and intermediate size I."""
+    hidden = int(config.get("hidden_size", 0))
+    inner = int(config.get("intermediate_size", 4 * hidden))
+    layers = int(config.get("num_hidden_layers", 0))
+    rows = int(config.get("vocab_size", 0)) + int(config.get("max_position_embeddings", 0)) + int(config.get("type_vocab_size", 0))
+    return rows * hidden + layers * (4 * hidden * hidden + 2 * hidden * inner + 9 * hidden + inner) + hidden * hidden
+
+
+def check_declared_size(config: dict[str, Any], weights: Path, name: str) -> None:
+    """Refuse, before anything is allocated, a ``config.json`` whose sizes are not positive integers, or
+    that declares a model far larger than its weights file holds or than this process may use (a
+    77 GB embedding in a folder of a few MB would otherwise be allocated first and fail after)."""
+    from vizcli.common.runtime import memory_budget
+
+    for key in _DECLARED_SIZES:
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DECLARED_SIZE):
+            raise BadInput(f"config.json: {key} is {value!r}; it must be a whole number from 1 to {MAX_DECLARED_SIZE:,}",
+                           parameter="model", value=name)
+    declared = 4 * declared_parameters(config)  # float32 bytes, as transformers builds it
+    held = weights.stat().st_size
+    if declared > WEIGHTS_SLACK * held + (64 << 20):
+        raise BadInput(f"config.json declares about {declared / 1e9:,.1f} GB of float32 parameters, but {weights.name} holds "
+                       f"{held / 1e6:,.1f} MB; the config does not describe these weights: check config.json",
+                       parameter="model", value=name)
+    budget = memory_budget()
+    if budget is not None and declared > budget:
+        raise BadInput(f"config.json declares about {declared / 1e9:,.1f} GB of float32 parameters, and this process may use "
+                       f"{budget / 1e9:,.1f} GB more (ulimit -v, free memory); run where more memory is free",
+                       parameter="model", value=name)
 
 
 def any_input_size(text: str) -> tuple[int, ...]:

@@ -1,4 +1,4 @@
-"""``vizcli shapes``: parse the flags, run the shapes report, hand it to the renderer."""
+"""``vizcli shapes``: parse the flags into a ``ShapesRequest``, run it, write what it gives."""
 
 from __future__ import annotations
 
@@ -6,185 +6,129 @@ from typing import Annotated
 
 import typer
 
+from vizcli.common.choices import Choice
 from vizcli.common.options import (
     DeviceOption,
     MaxPixelsOption,
     Optimizer,
-    OutputOption,
     SeedOption,
     ShapesFormat,
     StorageDtype,
     ThreadsOption,
-    WeightsOption,
     complete_model_name,
 )
 
-FORMAT_BY_EXTENSION = {"json": "json", "csv": "csv", "md": "markdown", "mmd": "mermaid", "txt": "table"}
+INPUT, MODEL, OUTPUT, MEMORY, COMPARISON, ACTIVATIONS = "Input", "Model", "Output", "Memory/Training", "Comparison", "Activations"
 
 EPILOG = (
     "Examples:\n\n"
     "  vizcli shapes examples/chelsea.png        # 69 rows: every conv, bn, relu call, add, flatten\n\n"
-    "  vizcli shapes --check                     # verdict per node of the notes' diagram\n\n"
-    "  vizcli shapes --input-size 3x320x320 --check\n\n"
+    "  vizcli shapes --model resnet18 --model resnet34 --depth 2   # totals side by side, then the blocks aligned\n\n"
+    "  vizcli shapes --weights base.pth --weights tuned.pth examples/chelsea.png --sort change   # what fine-tuning changed\n\n"
+    "  vizcli shapes examples/chelsea.png --stats --stage-strip stages.png --channel-grid layer1.0.conv1=grid.png\n\n"
+    "  vizcli shapes --model my_net.py:build --input-size 3x32x32 --input-size mask=32x32:bool   # several inputs\n\n"
+    "  vizcli shapes --check                     # verdict per node of the notes' ResNet18 diagram\n\n"
     "  vizcli shapes --format mermaid > resnet18.md\n\n"
-    "  vizcli shapes --plot resnet18.svg              # the traced graph, repeated blocks rolled (×N)\n\n"
+    "  vizcli shapes --plot resnet18.svg --depth 2    # the traced graph, one node per block\n\n"
     "  vizcli shapes --model vit_b_16 --compare       # torchinfo's and FlopCounterMode's counts beside vizcli's, and why\n\n"
-    "  vizcli shapes --model resnet50 --depth 1\n\n"
     "  vizcli shapes --model fasterrcnn_resnet50_fpn_v2 --depth 1   # detectors run through forward hooks\n\n"
     "  vizcli shapes --model r3d_18 --input-size 3x16x112x112\n\n"
-    "  vizcli shapes --model my_net.py:build --model-arg width=64 --input-size 3x32x32   # runs my_net.py\n\n"
     "  vizcli shapes --model minilm --text 'a cat sits on the mat' --depth 2\n\n"
     "  vizcli shapes --model minilm --seq-len 16,64,256   # MACs against L: where the L² term begins to matter\n\n"
-    "Weights are seeded random unless --weights is given: shapes, parameter and MAC counts are "
-    "exact either way; predictions are shown only with real weights."
+    "Weights are seeded random unless --weights is given: shapes, parameter and MAC counts are exact either way; "
+    "predictions are shown only with real weights. 'The notes' are the study notes on ResNet18 that vizcli checks."
 )
 
 
+class ChangeOrder(Choice):
+    order = "order"
+    change = "change"
+    cosine = "cosine"
+
+
 def shapes(
-    images: Annotated[
-        list[str] | None,
-        typer.Argument(help="Image files ('-' for stdin). Without one, a synthetic --input-size tensor is used."),
-    ] = None,
-    input_size: Annotated[
-        str | None,
-        typer.Option(
-            "--input-size",
-            help="CxHxW of the synthetic input, CxTxHxW for video models (default: the input torchvision's figures are for: "
-            "the weights' crop size, 520 for segmentation, 800 for detection, 16 frames for video).",
-        ),
-    ] = None,
-    keep_size: Annotated[
-        bool, typer.Option("--keep-size", help="Skip resize 256 / centre-crop 224: run at the image's own size.")
-    ] = False,
-    depth: Annotated[
-        int, typer.Option("--depth", min=1, max=3, help="1 stages, 2 blocks, 3 every computation.")
-    ] = 3,
-    output_format: Annotated[
-        ShapesFormat | None,
-        typer.Option("--format", "-f", case_sensitive=False, help="What to print (default: from -o's extension, else table)."),
-    ] = None,
-    check: Annotated[
-        bool,
-        typer.Option("--check", help="Compare the notes' diagram with the measured run; exit 1 if a stated size differs."),
-    ] = False,
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="Any torchvision classification, segmentation (fcn_*, deeplabv3_*, lraspp_*), detection "
-            "(fasterrcnn_*, retinanet_*, ssd*, fcos_*, maskrcnn_*, keypointrcnn_*) or video (r3d_18, mvit_*, swin3d_*, …) model; "
-            "your own: path/to/file.py:factory or package.module:factory (this RUNS that code, as torchinfo does in your "
-            "script: the one place vizcli runs code, see docs/security.md); or a Hugging Face BERT-family folder, or minilm (the bundled all-MiniLM-L6-v2).",
-            autocompletion=complete_model_name,
-        ),
-    ] = "resnet18",
-    model_arg: Annotated[
-        list[str] | None, typer.Option("--model-arg", help="key=value for your factory (a Python literal, else a string); repeatable.")
-    ] = None,
-    text: Annotated[str | None, typer.Option("--text", help="Text models: the input, tokenized with the model's own tokenizer.")] = None,
+    images: Annotated[list[str] | None, typer.Argument(
+        help="Image files ('-' for stdin). Without one, a seeded synthetic --input-size input is used.")] = None,
+    input_size: Annotated[list[str] | None, typer.Option(
+        "--input-size", rich_help_panel=INPUT,
+        help="The synthetic input, one sample (batch 1 is added): CxHxW, CxTxHxW for video (default: the size torchvision's "
+        "figures are for). Your own model: repeat for several inputs, [NAME=]SHAPE[:DTYPE[:HIGH]]: 3x32x32 (positional), "
+        "mask=32x32:bool (keyword), batch.ids=16:int64:30522 (key of a dict argument; ids drawn from [0, HIGH)).")] = None,
+    keep_size: Annotated[bool, typer.Option(
+        "--keep-size", rich_help_panel=INPUT, help="Run images at their own size (no resize 256 / centre-crop 224).")] = False,
+    text: Annotated[str | None, typer.Option(
+        "--text", rich_help_panel=INPUT, help="Text models: the input, tokenized with the model's own tokenizer.")] = None,
     seq_len: Annotated[str | None, typer.Option(
-        "--seq-len", help="Text models: N seeded random token ids (default 16); three or more lengths (16,64,256) print MACs "
-        "as a function of L, fitted to c + a·L + b·L², with the attention share at each L.")] = None,
-    weights: WeightsOption = None,
+        "--seq-len", rich_help_panel=INPUT, help="Text models: N seeded random token ids (default 16); three or more lengths "
+        "(16,64,256) print MACs as a function of L, fitted to c + a·L + b·L², with the attention share at each L.")] = None,
+    max_pixels: MaxPixelsOption = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", rich_help_panel=MODEL, autocompletion=complete_model_name,
+        help="The model (default resnet18); give it twice or more to compare models. Any torchvision classification, "
+        "segmentation, detection or video model; your own: path/to/file.py:factory or package.module:factory (this RUNS that "
+        "code, as torchinfo does in your script); a torch.export .pt2; a Hugging Face BERT-family folder, or minilm.")] = None,
+    model_arg: Annotated[list[str] | None, typer.Option(
+        "--model-arg", rich_help_panel=MODEL, help="key=value for your factory (a Python literal, else a string); repeatable.")] = None,
+    weights: Annotated[list[str] | None, typer.Option(
+        "--weights", rich_help_panel=MODEL, help="State-dict file (.pth/.pt/.safetensors), DEFAULT, or a weights name "
+        "(IMAGENET1K_V1; downloaded once into the torch hub cache). Twice: compare the two checkpoints.")] = None,
     seed: SeedOption = 0,
-    dtype: Annotated[
-        StorageDtype, typer.Option("--dtype", help="The dtype the memory figures assume for parameters and activations.")
-    ] = StorageDtype.float32,
-    train: Annotated[
-        bool, typer.Option("--train", help="Add one training step's memory (parameters, gradients, optimizer state, saved activations).")
-    ] = False,
-    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="The optimizer --train sizes (SGD with momentum).")] = Optimizer.adam,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="The batch --train sizes.")] = 1,
-    output: OutputOption = None,
-    compare: Annotated[
-        bool, typer.Option("--compare", help="Add what torchinfo and torch's FlopCounterMode count, per row and in total, and "
-                           "say why each differing row differs (torchinfo from the test extra).")
-    ] = False,
-    plot: Annotated[
-        str | None, typer.Option("--plot", help="Draw the traced graph into this .svg or .png (Graphviz), repeated blocks rolled "
-                                 "into one marked ×N.")
-    ] = None,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
-    max_pixels: MaxPixelsOption = None,
+    depth: Annotated[int, typer.Option(
+        "--depth", min=1, max=3, rich_help_panel=OUTPUT, help="Rows per stage (1), per block (2) or per computation (3); "
+        "the --plot graph follows it.")] = 3,
+    output_format: Annotated[ShapesFormat | None, typer.Option(
+        "--format", "-f", case_sensitive=False, rich_help_panel=OUTPUT,
+        help="What stdout shows (default: table; with -o, from its extension).")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", rich_help_panel=OUTPUT, help="Write the result to FILE (atomically) instead of stdout.")] = None,
+    plot: Annotated[str | None, typer.Option(
+        "--plot", rich_help_panel=OUTPUT, help="Draw a picture: the traced graph as .svg/.png (Graphviz; repeated blocks "
+        "rolled ×N); when comparing, a .png of each row's MACs per model or of the per-layer change.")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", rich_help_panel=OUTPUT, help="Compare the notes' ResNet18 diagram with the run; exit 1 if a stated size "
+        "differs.")] = False,
+    compare: Annotated[bool, typer.Option(
+        "--compare", rich_help_panel=OUTPUT, help="Add torchinfo's and FlopCounterMode's counts, per row and in total, and "
+        "why each differing row differs (torchinfo from the test extra).")] = False,
+    dtype: Annotated[StorageDtype, typer.Option(
+        "--dtype", rich_help_panel=MEMORY, help="The dtype the memory figures assume for parameters and activations.")
+    ] = StorageDtype.float32,
+    train: Annotated[bool, typer.Option(
+        "--train", rich_help_panel=MEMORY, help="Add one training step's memory (parameters, gradients, optimizer state, "
+        "saved activations).")] = False,
+    optimizer: Annotated[Optimizer, typer.Option(
+        "--optimizer", rich_help_panel=MEMORY, help="The optimizer whose state --train sizes (SGD with momentum).")
+    ] = Optimizer.adam,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", rich_help_panel=MEMORY, help="The batch of the training step --train sizes.")] = 1,
+    sort: Annotated[ChangeOrder, typer.Option(
+        "--sort", rich_help_panel=COMPARISON, help="Order the checkpoint comparison's rows: model order, largest change "
+        "first, or lowest cosine first.")] = ChangeOrder.order,
+    min_change: Annotated[float, typer.Option(
+        "--min-change", rich_help_panel=COMPARISON, help="Show only rows whose relative change ‖B−A‖/‖A‖ is at least "
+        "this (0.01 = 1%).")] = 0.0,
+    stats: Annotated[bool, typer.Option(
+        "--stats", rich_help_panel=ACTIVATIONS, help="Add each row's output statistics on the real input: mean, std, min, "
+        "max, fraction of zeros, NaN/Inf count (taken during the pass).")] = False,
+    stage_strip: Annotated[str | None, typer.Option(
+        "--stage-strip", rich_help_panel=ACTIVATIONS, help="Draw the input and each stage's most active feature map, "
+        "left to right, into this PNG.")] = None,
+    channel_grid: Annotated[list[str] | None, typer.Option(
+        "--channel-grid", rich_help_panel=ACTIVATIONS, help="LAYER=FILE.png: draw that row's channels, most active "
+        "first, as a grid (e.g. layer1.0.conv1=grid.png); repeatable.")] = None,
 ) -> None:
-    """Run ResNet18 (or another torchvision model) and print every computation's output shape."""
-    from vizcli.common.errors import BadInput, RunFailure
-    from vizcli.common.files import check_not_an_input, check_writable, choose_format
+    """Run ResNet18 (or another model) and print every computation's output shape, parameters and MACs;
+    compare models or checkpoints; show the activations."""
+    from vizcli.shapes.command import ShapesRequest, run_request, write_outcome
 
-    fmt = choose_format(output, output_format.value if output_format else None, FORMAT_BY_EXTENSION, "table")
-    check_writable(output)
-    check_not_an_input(output, [*(images or []), weights])
-    if plot is not None:
-        from vizcli.shapes.graph import check_plot_path
-
-        check_plot_path(plot, output)
-        check_writable(plot, parameter="plot")
-        check_not_an_input(plot, [*(images or []), weights], parameter="plot")
-    if check and model != "resnet18":
-        raise BadInput(f"--check compares with the notes' ResNet18 diagram; drop --model {model} or --check")
-    from vizcli.common.console import warn
-    from vizcli.common.runtime import set_threads
-    from vizcli.shapes.diagram import check_diagram
-    from vizcli.shapes.render import print_shapes
-    from vizcli.shapes.report import MemoryOptions, run_shapes
-
-    set_threads(threads, warn)
-    memory = MemoryOptions(dtype.value, train, optimizer.value, batch_size)
-    from vizcli.shapes.any_model import is_any_model, parse_model_args
-    from vizcli.shapes.sweep import parse_seq_lens
-
-    lengths = parse_seq_lens(seq_len)
-    if lengths is not None and len(lengths) > 1:
-        if plot is not None or compare:
-            raise BadInput(f"--{'plot' if plot is not None else 'compare'} is for one traced run; give one --seq-len")
-        _sweep(model, lengths, images, input_size, text, model_arg, weights, check, seed, device, fmt, output)
-        return
-    if is_any_model(model):
-        if weights is not None or keep_size:
-            raise BadInput(f"--{'weights' if weights is not None else 'keep-size'} is for torchvision models; your factory or "
-                           "model folder brings its own weights and input")
-        from vizcli.shapes.report import run_any_shapes
-
-        report = run_any_shapes(model, list(images or []), input_size, parse_model_args(model_arg or []), text,
-                                lengths[0] if lengths else None, seed, device, max_pixels, memory)
-    else:
-        if model_arg or text is not None or seq_len is not None:
-            raise BadInput("--model-arg, --text and --seq-len are for your own or text models (file.py:factory, a model folder, minilm)")
-        report = run_shapes(list(images or []), input_size, keep_size, model, weights, seed, device, max_pixels, memory)
-    if compare and report.runs[0].trace.error is None:
-        from vizcli.shapes.compare import compare_counts
-
-        report.comparison = compare_counts(report.model, report.runs[0].example, report.runs[0].trace)
-    diagram_check = check_diagram(report.runs[0].trace, report.model) if check else None
-    print_shapes(report, depth, fmt, diagram_check, output)
-    if plot is not None and report.runs[0].trace.records:
-        from vizcli.shapes.graph import write_graph
-
-        traced = report.runs[0].trace
-        write_graph(traced.records, traced.input_shape, f"{report.model_name} · input {'×'.join(map(str, traced.input_shape))}",
-                    report.task == "text", plot)
-    failed = [run for run in report.runs if run.trace.error is not None]
-    if failed:
-        raise RunFailure(failed[0].failure_message())
-    if diagram_check is not None and not diagram_check.all_hold:
-        first = diagram_check.differing[0]
-        raise RunFailure(
-            f"{len(diagram_check.differing)} sizes stated by the notes' diagram differ from the measured run "
-            f"(first: {first.node.id} states {first.node.size}, measured {first.measured})"
-        )
-
-
-def _sweep(model: str, lengths: list[int], images, input_size, text, model_arg, weights, check: bool, seed: int, device: str,
-           fmt: str, output: str | None) -> None:
-    """``--seq-len 16,64,256``: the sweep of a text model (see ``vizcli.shapes.sweep``)."""
-    from vizcli.common.errors import BadInput
-    from vizcli.shapes.any_model import FACTORY, is_any_model
-    from vizcli.shapes.sweep import print_sweep, sweep_seq_lens
-
-    if not is_any_model(model) or FACTORY.match(model):
-        raise BadInput("a --seq-len sweep is for text models (a BERT-family folder, minilm)", parameter="model", value=model)
-    if images or input_size or text is not None or model_arg or weights is not None or check:
-        raise BadInput("a --seq-len sweep takes the model and the lengths only; drop images, --input-size, --text, --model-arg, "
-                       "--weights and --check")
-    print_sweep(sweep_seq_lens(model, lengths, seed, device), fmt, output)
+    request = ShapesRequest(
+        images=list(images or []), input_size=list(input_size or []), keep_size=keep_size, depth=depth,
+        output_format=output_format.value if output_format else None, output=output, check=check,
+        models=list(model or ["resnet18"]), model_arg=list(model_arg or []), text=text, seq_len=seq_len,
+        weights=list(weights or []), seed=seed, dtype=dtype.value, train=train, optimizer=optimizer.value,
+        batch_size=batch_size, compare=compare, plot=plot, device=device, threads=threads, max_pixels=max_pixels,
+        sort=sort.value, min_change=min_change, stats=stats, stage_strip=stage_strip, channel_grid=list(channel_grid or []),
+    )
+    write_outcome(run_request(request))

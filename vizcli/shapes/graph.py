@@ -148,3 +148,30 @@ def write_graph(records: list[LayerRecord], input_shape: tuple[int, ...], title:
     with atomic_output(path, binary=True) as handle:
         handle.write(data)
 
+
+
+def records_at_depth(records: list[LayerRecord], depth: int, group_ops: dict[str, str]) -> list[LayerRecord]:
+    """``records`` as the table shows them at ``depth``: one node per stage (1) or block (2), its MACs and params
+    summed, its output the group's last; an edge wherever a computation of one group reads another's."""
+    if depth >= 3:
+        return records
+    groups: dict[str, LayerRecord] = {}
+    group_of_node: dict[str, str] = {}
+    previous: str | None = None
+    for record in records:
+        key = ".".join(record.name.split(".")[:depth])
+        if key not in groups:
+            groups[key] = LayerRecord(index=len(groups), name=key, op=group_ops.get(key, record.op), kind=record.kind,
+                                      shape=record.shape, dtype=record.dtype, params=0, macs=0, node=f"group{len(groups)}")
+        group = groups[key]
+        group.shape, group.params, group.macs = record.shape, group.params + record.params, group.macs + record.macs
+        if record.node:
+            group_of_node[record.node] = key
+            sources = [group_of_node.get(name) for name in record.inputs]
+        else:  # hooks: execution order
+            sources = [previous]
+        for source in sources:
+            if source is not None and source != key and groups[source].node not in group.inputs:
+                group.inputs.append(groups[source].node)
+        previous = key
+    return list(groups.values())

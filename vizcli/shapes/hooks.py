@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vizcli.shapes.records import LayerRecord, Trace, trace_error_text
+from vizcli.shapes.records import LayerRecord, Trace, new_parameters, trace_error_text
 from vizcli.shapes.wording import describe_module
 
 # torch functions a container's own code calls that get rows when hooks trace (they carry MACs, or are a softmax):
@@ -39,11 +39,27 @@ def _function_mode() -> Any:
     return FunctionRows
 
 
-def trace_with_hooks(model, example, counter) -> Trace:
+def first_tensor(value: Any) -> Any:
+    """The first tensor in a module's output (a tensor, or tuples, lists and dicts of them), or None."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    for item in items:
+        found = first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+def trace_with_hooks(model, example, counter, observers: tuple = ()) -> Trace:
+    """Trace ``model`` on ``example`` (a ``ModelInput``) with forward hooks; ``observers`` see each row's tensor."""
     import torch
 
     records: list[LayerRecord] = []
     calls: dict[str, int] = {}
+    counted: set[int] = set()  # parameters already in a row's params (tied weights: once)
     handles = []
     names = {module: name for name, module in model.named_modules()}
     current: dict[str, str | None] = {"running": None}
@@ -80,6 +96,8 @@ def trace_with_hooks(model, example, counter) -> Trace:
             calls[name] = call + 1
             records.append(LayerRecord(index=len(records), name=name, op=op, kind=label, shape=tuple(first.shape),
                                        dtype=str(first.dtype).replace("torch.", ""), params=0, macs=macs, call=call))
+            for observe in observers:
+                observe(records[-1], first)
         elif macs and records:
             records[-1].macs += macs
         return out
@@ -96,7 +114,8 @@ def trace_with_hooks(model, example, counter) -> Trace:
             leaf.pop()
 
     def _post(module, args, result):
-        if not isinstance(result, torch.Tensor):
+        result = first_tensor(result)  # an LSTM's (output, (h, c)), an LSTMCell's (h, c): the first carries the row
+        if result is None:
             return
         name = names[module]
         call = calls.get(name, 0)
@@ -109,11 +128,13 @@ def trace_with_hooks(model, example, counter) -> Trace:
                 kind=type(module).__name__,
                 shape=tuple(result.shape),
                 dtype=str(result.dtype).replace("torch.", ""),
-                params=sum(p.numel() for p in module.parameters()) if call == 0 else 0,
+                params=new_parameters(module.parameters(), counted),
                 macs=counter.take(),
                 call=call,
             )
         )
+        for observe in observers:
+            observe(records[-1], result)
 
     for module in model.modules():
         if not list(module.children()):
@@ -123,10 +144,10 @@ def trace_with_hooks(model, example, counter) -> Trace:
         else:
             handles.append(module.register_forward_pre_hook(_enter))
             handles.append(module.register_forward_hook(_leave, always_call=True))
-    trace = Trace(records=records, method="hooks", input_shape=tuple(example.shape))
+    trace = Trace(records=records, method="hooks", input_shape=example.shape)
     try:
         with _function_mode()(_functional):
-            trace.output = model(example)
+            trace.output = example.call(model)
         _keep_functional_macs()
     except Exception as error:
         trace.failed_at = current["running"] or "forward"

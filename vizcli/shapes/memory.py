@@ -54,11 +54,17 @@ def saved_activation_bytes(model: Any, example: Any, dtype: str = "float32") -> 
     """
     import torch
 
+    from vizcli.common.errors import BadInput, error_text
+
     was_training = model.training
     model.train()
     try:
-        with torch.enable_grad():
-            output = model(example)
+        try:
+            with torch.enable_grad():
+                output = model(example)
+        except (RuntimeError, TypeError, ValueError, IndexError, KeyError, AttributeError, NotImplementedError) as error:
+            raise BadInput(f"the training-mode forward pass failed ({type(error).__name__}: {error_text(error, 160)}); "
+                           "check that the input fits the model", parameter="train") from None
         roots = output_tensors(output)
         parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
         storages: dict[int, tuple[int, bool]] = {}

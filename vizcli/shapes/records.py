@@ -69,10 +69,24 @@ class Trace:
     operator_macs: dict[str, int] = field(default_factory=dict)  # ATen operator kind → MACs, the whole pass
     operator_calls: dict[str, int] = field(default_factory=dict)  # kinds that carry no MACs → how often they ran
     used_parameters: set[str] | None = None  # parameters the pass touched (fx only; None when unknown)
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # every input tensor: "0", "mask", "batch.ids"
+    activations: dict[int, Any] = field(default_factory=dict)  # record index → statistics of its output (with stats)
+    kept_maps: Any = None  # vizcli.shapes.activations.KeptMaps, when maps were asked for
 
     @property
     def shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         return [(record.name, record.shape) for record in self.records]
+
+
+def new_parameters(parameters: Any, seen: set[int]) -> int:
+    """Elements of the ``parameters`` not in ``seen`` (their ids), which are added to it: a tied weight (an
+    embedding's, reused by the output layer) or a module called twice is counted once."""
+    total = 0
+    for parameter in parameters:
+        if id(parameter) not in seen:
+            seen.add(id(parameter))
+            total += parameter.numel()
+    return total
 
 
 def torch_shape(shape: tuple[int, ...]) -> str:

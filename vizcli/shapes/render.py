@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vizcli.common.console import print_renderables, warn
-from vizcli.common.errors import printable
+from vizcli.common.console import info, print_renderables, warn
 from vizcli.common.files import open_destination
 from vizcli.common.formats import SHAPES_SCHEMA, to_json, write_records
 from vizcli.shapes.compare import comparison_lines
@@ -42,7 +41,8 @@ def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[st
     nodes = _diagram_nodes(records, report.model_name)
     if depth >= 3:
         return [dict(record.as_dict(), diagram_node=nodes.get(record.index),
-                     **({"axes": shape_words(report, run, record.shape, record.kind, record.call)} if report.task == "text" else {}))
+                     **({"axes": shape_words(report, run, record.shape, record.kind, record.call)} if report.task == "text" else {}),
+                     **_statistics_of(run, record.index))
                 for record in records]
     return [
         {
@@ -56,9 +56,18 @@ def shapes_rows(report: ShapesReport, run: ImageRun, depth: int) -> list[dict[st
             "macs": group.macs,
             "computations": group.rows,
             "diagram_nodes": group.diagram_nodes,
+            **_statistics_of(run, group.last_index),
         }
         for position, group in enumerate(group_records(run.trace, depth, nodes))
     ]
+
+
+def _statistics_of(run: ImageRun, index: int) -> dict[str, Any]:
+    """``{"activation": {...}}`` for a row with statistics of its output values (asked for with stats), else nothing."""
+    if not run.trace.activations:
+        return {}
+    found = run.trace.activations.get(index)
+    return {"activation": found.as_dict() if found is not None else None}
 
 
 def shapes_csv_rows(report: ShapesReport, depth: int) -> list[dict[str, Any]]:
@@ -69,6 +78,9 @@ def shapes_csv_rows(report: ShapesReport, depth: int) -> list[dict[str, Any]]:
             row = {"input": torch_shape(runs[0].trace.input_shape), **row, "shape": torch_shape(tuple(row["shape"]))}
             if "diagram_nodes" in row:
                 row["diagram_nodes"] = " ".join(row["diagram_nodes"])
+            if "activation" in row:
+                values = row.pop("activation") or {}
+                row.update({f"activation_{key}": values.get(key) for key in ("mean", "std", "min", "max", "zero_fraction", "nan", "inf")})
             rows.append(row)
     return rows
 
@@ -82,6 +94,7 @@ def shapes_document(report: ShapesReport, depth: int, check: DiagramCheck | None
             {
                 "inputs": [{"source": run.label, "preprocessing": run.steps} for run in runs],
                 "input_shape": list(first.trace.input_shape),
+                "input_shapes": {name: list(shape) for name, shape in first.trace.input_shapes.items()},
                 "method": first.trace.method,
                 "fallback_reason": first.trace.fallback_reason,
                 "failed_at": first.trace.failed_at,
@@ -124,9 +137,7 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         first = runs[0]
         records = first.trace.records
         nodes = _diagram_nodes(records, report.model_name)
-        for run in runs:
-            out.append(Text(printable(f"{run.label}: " + " → ".join(run.steps))))
-        title = f"{report.model_name} · input {torch_shape(first.trace.input_shape)} · depth {depth}"
+        title = f"{report.model_name} · input {_input_words(first)} · depth {depth}"
         table = Table(title=title, title_justify="left", show_lines=False, pad_edge=True)
         table.add_column("#", justify="right")
         table.add_column("name")
@@ -141,6 +152,10 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
         if compared is not None:
             table.add_column("torchinfo", justify="right")
             table.add_column("FlopCounter ÷2", justify="right")
+        with_statistics = bool(first.trace.activations)
+        if with_statistics:
+            for header in STATISTICS_HEADERS:
+                table.add_column(header, justify="right")
         if depth >= 3:
             _add_computation_rows(table, records, nodes, report, first, bool(nodes), compared)
         else:
@@ -149,6 +164,8 @@ def shapes_renderables(report: ShapesReport, depth: int) -> list[Any]:
                          f"{group.params:,}", human_count(group.macs) if group.macs else "—"]
                 if nodes:
                     cells.append(_node_summary(group.diagram_nodes))
+                if with_statistics:
+                    cells += _statistics_cells(first, group.last_index)
                 table.add_row(*cells)
         out.append(table)
         out.extend(_totals_lines(report, first))
@@ -182,6 +199,8 @@ def _add_computation_rows(table, records, nodes, report, run, with_nodes: bool, 
                 cells.append("")
             if compared is not None:
                 cells += ["", ""]
+            if run.trace.activations:
+                cells += [""] * len(STATISTICS_HEADERS)
             table.add_row(*cells, style="dim", end_section=True)
 
     for record in records:
@@ -201,8 +220,29 @@ def _add_computation_rows(table, records, nodes, report, run, with_nodes: bool, 
         if compared is not None:
             other = compared.rows[record.index]
             cells += [_other(other.torchinfo, record.macs), _other(other.flop_counter, record.macs)]
+        if run.trace.activations:
+            cells += _statistics_cells(run, record.index)
         table.add_row(*cells)
     _flush()
+
+
+STATISTICS_HEADERS = ("mean", "std", "min", "max", "zeros", "NaN/Inf")
+
+
+def _statistics_cells(run: ImageRun, index: int) -> list[str]:
+    found = run.trace.activations.get(index)
+    if found is None:
+        return ["—"] * len(STATISTICS_HEADERS)
+    numbers = [f"{value:.3g}" if value is not None else "—" for value in (found.mean, found.std, found.min, found.max)]
+    return [*numbers, f"{found.zeros:.1%}", f"{found.nan}/{found.inf}" if found.nan or found.inf else "0"]
+
+
+def _input_words(run: ImageRun) -> str:
+    """``1×3×224×224``, or every input by name when the model takes several."""
+    shapes = run.trace.input_shapes
+    if len(shapes) <= 1:
+        return torch_shape(run.trace.input_shape)
+    return ", ".join(f"{name} {torch_shape(shape)}" for name, shape in shapes.items())
 
 
 def _other(value: int | None, ours: int) -> str:
@@ -328,6 +368,12 @@ def shapes_markdown(report: ShapesReport, depth: int) -> str:
         lines.append(f"Parameters: {totals['parameters']:,} · MACs: {human_count(totals['macs'])} · FLOPs: {human_count(totals['flops'])}")
         lines.append("")
     return "\n".join(lines)
+
+
+def print_preprocessing(report: ShapesReport) -> None:
+    """What was done to each input, one line each on stderr (stdout carries the result alone)."""
+    for run in report.runs:
+        info(f"{run.label}: " + " → ".join(run.steps))
 
 
 def print_shapes(report: ShapesReport, depth: int, output_format: str, check: DiagramCheck | None, output: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,15 +108,16 @@ def run_shapes(
     device: str = "auto",
     max_pixels: int | None = None,
     memory: MemoryOptions | None = None,
+    activations: Any = None,
+    observers: tuple = (),
 ) -> ShapesReport:
     """Load the model once, run every image (or one synthetic input) and trace it.
 
     ``memory`` chooses the dtype of the memory figures and, with ``train=True``, adds one
     training step's memory at ``batch_size`` with ``optimizer`` (counted from the autograd graph).
+    ``activations`` (an ``ActivationOptions``) adds per-row statistics of the values and keeps the maps it names;
+    ``observers`` (callables ``(record, tensor)``) see every row's output as it is made.
     """
-    import torch
-
-    from vizcli.common.images import load_image, pixel_limit
     from vizcli.common.models import documented_input, documented_macs, load_model, model_task
     from vizcli.common.runtime import resolve_device
 
@@ -123,37 +125,15 @@ def run_shapes(
     memory = (memory or MemoryOptions()).check()
     if memory.train and task == "detection":
         raise BadInput("detection models need target boxes to train; drop train=True", parameter="train", value=True)
-    if images and task == "video":
-        raise BadInput(f"{model_name} takes video clips; give input_size=CxTxHxW (e.g. 3x16x112x112) instead of images", parameter="images", value=images[0])
-    documented = documented_input(model_name)
-    input_size = input_size or "x".join(map(str, documented))  # the size torchvision's figures are for
-    size = parse_input_size(input_size, video=task == "video")
-    limit = pixel_limit(max_pixels)
-    if size[0] != IMAGE_CHANNELS:
-        form = "3xTxHxW" if task == "video" else "3xHxW"
-        raise BadInput(f"{model_name} takes {IMAGE_CHANNELS}-channel (RGB) input; use {form}", parameter="input_size", value=input_size)
     target = resolve_device(device)
-    inputs: list[tuple[str, list[str], Any]] = []
-    for path in images:
-        loaded = load_image(path, max_pixels=limit)
-        tensor = _preprocess(loaded, model_name, task, keep_size, documented)
-        inputs.append((path, list(loaded.record.steps), tensor))
+    inputs = prepare_inputs(model_name, images, input_size, keep_size, seed, max_pixels)
     loaded_model = load_model(model_name, weights=weights, seed=seed)
     model = loaded_model.model.to(target)
-    if not images:
-        generator = torch.Generator().manual_seed(seed)
-        if task == "detection":  # detectors take pixels in [0, 1] and normalise inside
-            tensor, noise = torch.rand(size, generator=generator), "seeded uniform noise in [0, 1]"
-        else:
-            tensor, noise = torch.randn(size, generator=generator), "seeded normal noise"
-        inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} ({noise})"], tensor))
     runs = []
     for label, steps, tensor in inputs:
         example = tensor.unsqueeze(0).to(target)
-        trace = trace_shapes(model, example)
-        if trace.error is None:  # the traced pass above was the warm-up
-            trace.forward_seconds = time_forward(model, example, repeats=3)
-        run = ImageRun(label=label, steps=steps, trace=trace, example=example)
+        run = _traced_run(model, label, steps, example, activations, observers)
+        trace = run.trace
         if trace.error is None and task == "classification" and loaded_model.pretrained and loaded_model.categories:
             run.predictions = _top5(trace.output, loaded_model.categories)
         if trace.error is None and trace.output is not None:
@@ -173,7 +153,7 @@ def run_shapes(
         device=str(target),
         model=model,
         documented_gmacs=documented_macs(model_name),
-        documented_input=documented,
+        documented_input=documented_input(model_name),
         task=task,
         unused_parameters=_unused_parameter_groups(model, runs[0].trace.used_parameters),
     )
@@ -181,10 +161,44 @@ def run_shapes(
     return report
 
 
+def prepare_inputs(model_name: str, images: list[str], input_size: str | None = None, keep_size: bool = False, seed: int = 0,
+                   max_pixels: int | None = None) -> list[tuple[str, list[str], Any]]:
+    """(label, preprocessing steps, one sample ``Tensor[C, H, W]``) for every image as the torchvision model
+    ``model_name``'s weights prepare it, or one seeded synthetic ``input_size`` sample when there are none."""
+    import torch
+
+    from vizcli.common.images import load_image, pixel_limit
+    from vizcli.common.models import documented_input, model_task
+
+    task = model_task(model_name)
+    if images and task == "video":
+        raise BadInput(f"{model_name} takes video clips; give input_size=CxTxHxW (e.g. 3x16x112x112) instead of images", parameter="images", value=images[0])
+    documented = documented_input(model_name)
+    input_size = input_size or "x".join(map(str, documented))  # the size torchvision's figures are for
+    size = parse_input_size(input_size, video=task == "video")
+    limit = pixel_limit(max_pixels)
+    if size[0] != IMAGE_CHANNELS:
+        form = "3xTxHxW" if task == "video" else "3xHxW"
+        raise BadInput(f"{model_name} takes {IMAGE_CHANNELS}-channel (RGB) input; use {form}", parameter="input_size", value=input_size)
+    inputs: list[tuple[str, list[str], Any]] = []
+    for path in images:
+        loaded = load_image(path, max_pixels=limit)
+        tensor = _preprocess(loaded, model_name, task, keep_size, documented)
+        inputs.append((path, list(loaded.record.steps), tensor))
+    if not images:
+        generator = torch.Generator().manual_seed(seed)
+        if task == "detection":  # detectors take pixels in [0, 1] and normalise inside
+            tensor, noise = torch.rand(size, generator=generator), "seeded uniform noise in [0, 1]"
+        else:
+            tensor, noise = torch.randn(size, generator=generator), "seeded normal noise"
+        inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} ({noise})"], tensor))
+    return inputs
+
+
 def run_any_shapes(
     spec: str,
     images: list[str],
-    input_size: str | None = None,
+    input_size: str | list[str] | None = None,
     model_args: dict[str, Any] | None = None,
     text: str | None = None,
     seq_len: int | None = None,
@@ -192,9 +206,14 @@ def run_any_shapes(
     device: str = "auto",
     max_pixels: int | None = None,
     memory: MemoryOptions | None = None,
+    activations: Any = None,
 ) -> ShapesReport:
     """``run_shapes`` for a model torchvision does not have (``vizcli.shapes.any_model``): your own
-    factory on ``input_size`` or images, or a BERT-family text model on ``text`` / ``seq_len``."""
+    factory on ``input_size`` or images, or a BERT-family text model on ``text`` / ``seq_len``.
+
+    ``input_size``: one sample's shape (``"3x32x32"``), or a list of ``[NAME=]SHAPE[:DTYPE[:HIGH]]`` for several
+    positional, keyword or dict inputs (``vizcli.shapes.inputs``); a batch axis of 1 is put in front of each.
+    """
     import torch
 
     from vizcli.common.images import load_image, pixel_limit
@@ -203,7 +222,12 @@ def run_any_shapes(
 
     memory = (memory or MemoryOptions()).check()
     target = resolve_device(device)
-    inputs: list[tuple[str, list[str], Any]] = []  # (label, steps, one sample: the batch axis is added below)
+    inputs: list[tuple[str, list[str], Any]] = []  # (label, steps, one sample: the batch axis is added below; or a ModelInput)
+    sizes = [input_size] if isinstance(input_size, str) else list(input_size or [])
+    if len(sizes) > 1 and not FACTORY.match(spec):
+        raise BadInput("several inputs are for your own model (file.py:factory); give one size", parameter="input_size",
+                       value=", ".join(sizes))
+    input_size = sizes[0] if len(sizes) == 1 else None
     if is_exported_program(spec):
         if text is not None or seq_len is not None or images or model_args:
             raise BadInput("an exported program takes its own example input, or input_size=…; drop images, text, seq_len "
@@ -228,9 +252,9 @@ def run_any_shapes(
             loaded = load_image(path, max_pixels=pixel_limit(max_pixels))
             inputs.append((path, list(loaded.record.steps), _preprocess(loaded, "resnet18", "classification", False, (3, 224, 224))))
         if not images:
-            size = any_input_size(input_size or "3x224x224")
-            tensor = torch.randn(size, generator=torch.Generator().manual_seed(seed))
-            inputs.append(("synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"], tensor))
+            inputs.append(_synthetic_inputs(sizes or ["3x224x224"], seed))
+        elif sizes:
+            raise BadInput("give images or input_size, not both", parameter="input_size", value=sizes[0])
         task = "custom"
     else:
         if images or input_size is not None:
@@ -240,28 +264,94 @@ def run_any_shapes(
         source = load_text_model(spec, text, seq_len, seed)
         inputs.append(("text" if text is not None else "synthetic", list(source.steps), source.example[0]))
         task = "text"
+    if memory.train and task == "text":
+        raise BadInput("train=True sizes an image model's step; drop it for a text model", parameter="train", value=True)
     model = source.module.to(target)
+    batched = [(label, steps, tensor.unsqueeze(0) if isinstance(tensor, torch.Tensor) else tensor) for label, steps, tensor in inputs]
+    report = _report_of_module(model, batched, target, memory, task, source.name, source.note,
+                               pretrained=source.kind in ("text", "exported"), activations=activations)
+    return report
+
+
+def run_module_shapes(model: Any, input_data: Any, name: str | None = None, device: str = "auto",
+                      memory: MemoryOptions | None = None, activations: Any = None, **kwargs: Any) -> ShapesReport:
+    """The shapes report of a live ``nn.Module`` (``torchinfo.summary(model, input_data=…)``'s counterpart).
+
+    ``input_data`` as torchinfo takes it: a tensor (``Tensor[N, …]``, batch included), a list or tuple of the
+    positional arguments, or a dict of the keyword arguments; ``kwargs`` are added as keyword arguments.
+    ``activations`` (an ``ActivationOptions``) adds per-row statistics of the real values.
+    """
+    from vizcli.common.runtime import resolve_device
+    from vizcli.shapes.inputs import as_model_input
+
+    memory = (memory or MemoryOptions()).check()
+    target = resolve_device(device)
+    example = as_model_input(input_data, **kwargs)
+    shown = name or type(model).__name__
+    return _report_of_module(model.to(target), [("input", [f"given input {example.describe()}"], example)], target, memory,
+                             "custom", shown, "the module as given: its own weights", pretrained=True, activations=activations)
+
+
+def _report_of_module(model: Any, inputs: list[tuple[str, list[str], Any]], target: Any, memory: MemoryOptions, task: str,
+                      name: str, note: str, pretrained: bool, activations: Any = None) -> ShapesReport:
+    """Trace every batched input (a tensor or a ``ModelInput``) of ``model`` into one report."""
+    from vizcli.shapes.inputs import ModelInput
+
     runs = []
-    for label, steps, tensor in inputs:
-        example = tensor.unsqueeze(0).to(target)
-        trace = trace_shapes(model, example)
-        if trace.error is None:
-            trace.forward_seconds = time_forward(model, example, repeats=3)
-        run = ImageRun(label=label, steps=steps, trace=trace, example=example)
-        if trace.error is None and trace.output is not None:
-            run.nonfinite_outputs = _nonfinite(trace.output)
+    for label, steps, example in inputs:
+        example = example.to(target)
+        run = _traced_run(model, label, steps, example, activations)
+        if run.trace.error is None and run.trace.output is not None:
+            run.nonfinite_outputs = _nonfinite(run.trace.output)
         runs.append(run)
     report = ShapesReport(
-        model_name=source.name, weights_note=source.note, pretrained=source.kind in ("text", "exported"), runs=runs,
+        model_name=name, weights_note=note, pretrained=pretrained, runs=runs,
         parameters=sum(p.numel() for p in model.parameters()),
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         device=str(target), model=model, documented_gmacs=None, documented_input=(), task=task,
         unused_parameters=_unused_parameter_groups(model, runs[0].trace.used_parameters),
     )
-    if memory.train and task == "text":
-        raise BadInput("train=True sizes an image model's step; drop it for a text model", parameter="train", value=True)
-    report.memory = _memory(model, inputs[0][2].to(target), memory)
+    first = inputs[0][2]
+    if memory.train and (isinstance(first, ModelInput) or first.shape[:1] != (1,)):
+        raise BadInput("train=True sizes a step of a one-tensor model; give one input of batch 1", parameter="train", value=True)
+    report.memory = _memory(model, first[0].to(target) if not isinstance(first, ModelInput) else None, memory)
     return report
+
+
+def _traced_run(model: Any, label: str, steps: list[str], example: Any, activations: Any = None,
+                observers: tuple = ()) -> ImageRun:
+    """Trace ``model`` on ``example`` (time its untraced pass when it ran), with activation statistics if asked."""
+    collector = None
+    if activations is not None:
+        from vizcli.shapes.activations import ActivationCollector
+
+        collector = ActivationCollector(activations)
+        collector.maps.input = example[0].detach().float().clone() if activations.strip and hasattr(example, "dim") else None
+        observers = (*observers, collector.observe)
+    trace = trace_shapes(model, example, observers=observers)
+    if collector is not None:
+        trace.activations = collector.statistics
+        trace.kept_maps = collector.maps
+        collector.finish(trace)
+    if trace.error is None:  # the traced pass above was the warm-up
+        trace.forward_seconds = time_forward(model, example, repeats=3)
+    return ImageRun(label=label, steps=steps, trace=trace, example=example)
+
+
+def _synthetic_inputs(sizes: list[str], seed: int) -> tuple[str, list[str], Any]:
+    """Your own model's synthetic input: one sample of one size (the batch axis added later), or a ``ModelInput``
+    of several positional, keyword or dict inputs, batch 1 each."""
+    import torch
+
+    from vizcli.shapes.any_model import any_input_size
+    from vizcli.shapes.inputs import parse_input_specs, synthetic_input
+
+    if len(sizes) == 1 and re.fullmatch(r"[0-9xX]+", sizes[0]):
+        size = any_input_size(sizes[0])
+        tensor = torch.randn(size, generator=torch.Generator().manual_seed(seed))
+        return "synthetic", [f"synthetic input {torch_shape(size)} (seeded normal noise)"], tensor
+    example = synthetic_input(parse_input_specs(sizes), seed)
+    return "synthetic", [f"synthetic inputs {example.describe()} (seeded: normal noise, ids, coins)"], example
 
 
 @dataclass(frozen=True)
@@ -287,6 +377,7 @@ class MemoryOptions:
 
 
 def _memory(model, example, options: MemoryOptions) -> dict[str, Any]:
+    """Parameter and buffer bytes in ``options.dtype``; with ``options.train``, one step on ``example`` (one sample)."""
     from vizcli.shapes.memory import parameter_bytes, training_step
 
     params, buffers = parameter_bytes(model, options.dtype)
@@ -302,13 +393,15 @@ def _unused_parameter_groups(model, used: set[str] | None) -> dict[str, int]:
     (googlenet's aux1/aux2 when built with them, inception_v3's AuxLogits): they exist but never ran."""
     if used is None:
         return {}
+    # a module (or a parameter) registered under two names ran under either: a parameter is used when any of its names is
+    used_ids = {id(value) for key, value in model.named_parameters(remove_duplicate=False) if key in used}
     groups: dict[str, int] = {}
     for name, module in model.named_modules():
         if not name or any(name.startswith(group + ".") for group in groups):
             continue
-        owned = [(f"{name}.{key}", value.numel()) for key, value in module.named_parameters()]
-        if owned and not any(key in used for key, _ in owned):
-            groups[name] = sum(count for _, count in owned)
+        owned = list(module.parameters())
+        if owned and not any(id(value) in used_ids for value in owned):
+            groups[name] = sum(value.numel() for value in owned)
     return groups
 
 
@@ -363,6 +456,7 @@ class GroupRow:
     macs: int
     rows: int
     diagram_nodes: list[str]
+    last_index: int = -1  # the record whose output is the group's
 
 
 def group_key(record: LayerRecord, depth: int) -> str:
@@ -390,6 +484,7 @@ def group_records(trace: Trace, depth: int, diagram_nodes: dict[int, str]) -> li
         group.params += record.params
         group.macs += record.macs
         group.rows += 1
+        group.last_index = record.index
         if node:
             group.diagram_nodes.append(node)
     return list(groups.values())

@@ -13,23 +13,30 @@ import operator
 import time
 
 from vizcli.shapes.hooks import trace_with_hooks
-from vizcli.shapes.records import LayerRecord, Trace, trace_error_text
+from vizcli.shapes.inputs import ModelInput, as_model_input, positional_for_graph
+from vizcli.shapes.records import LayerRecord, Trace, new_parameters, trace_error_text
+from vizcli.shapes.scripted import module_kind
 from vizcli.shapes.wording import describe_module
 
 FLATTEN_FUNCTIONS = {"flatten"}
 ADD_FUNCTIONS = {operator.add, operator.iadd}
 
 
-def trace_shapes(model, example, method: str = "auto") -> Trace:
-    """Run ``model`` on ``example`` (``Tensor[N, C, H, W]``) and record every computation.
+def trace_shapes(model, example, method: str = "auto", observers: tuple = ()) -> Trace:
+    """Run ``model`` on ``example`` and record every computation.
 
-    ``method``: ``"fx"``, ``"hooks"`` or ``"auto"`` (fx, falling back to hooks). The model's
-    train/eval mode is restored and every hook removed, even when the forward pass fails.
+    ``example`` is torchinfo's ``input_data``: a tensor (``Tensor[N, C, H, W]`` for an image model), a list
+    of the positional arguments, a dict of the keyword arguments, or a ``ModelInput``. ``method``:
+    ``"fx"``, ``"hooks"`` or ``"auto"`` (fx, falling back to hooks; a TorchScript model is traced by its
+    operators, ``vizcli.shapes.scripted``). ``observers`` see each row's output tensor as it is made
+    (``vizcli.shapes.activations``). The model's train/eval mode is restored and every hook removed,
+    even when the forward pass fails.
     """
+    example = as_model_input(example)
     was_training = model.training
     set_mode(model, False)
     try:
-        trace = _run_trace(model, example, method)
+        trace = _run_trace(model, example, method, observers)
     finally:
         set_mode(model, was_training)
     _place_records(trace, model)
@@ -54,12 +61,12 @@ def trace_with_counter(model, example, method: str, counter) -> Trace:
     set_mode(model, False)
     try:
         with torch.no_grad(), counter:
-            return _run_trace_counted(model, example, method, counter)
+            return _run_trace_counted(model, as_model_input(example), method, counter, ())
     finally:
         set_mode(model, was_training)
 
 
-def _run_trace(model, example, method: str) -> Trace:
+def _run_trace(model, example: ModelInput, method: str, observers: tuple) -> Trace:
     import torch
 
     from vizcli.shapes.count import OperatorCounter
@@ -68,40 +75,64 @@ def _run_trace(model, example, method: str) -> Trace:
     # no_grad, not inference_mode: composite operators (conv2d, linear, matmul, einsum) then reach
     # the counter decomposed into the convolution/mm/bmm kernels that do the work
     with torch.no_grad(), counter:
-        trace = _run_trace_counted(model, example, method, counter)
+        trace = _run_trace_counted(model, example, method, counter, observers)
+    trace.input_shapes = example.shapes()
     trace.operator_macs = dict(counter.macs.most_common())
     trace.operator_calls = dict(counter.calls.most_common())
     return trace
 
 
-def _run_trace_counted(model, example, method: str, counter) -> Trace:
-    if method in ("auto", "fx"):
-        try:
-            import torch.fx
+def _run_trace_counted(model, example: ModelInput, method: str, counter, observers: tuple = ()) -> Trace:
+    import torch
 
-            # a GraphModule already is a graph (a torch.export program's module): run its own nodes,
-            # which keep the module each came from
-            graph_module = model if isinstance(model, torch.fx.GraphModule) else torch.fx.symbolic_trace(model)
+    if isinstance(model, torch.jit.ScriptModule):  # no fx, no hooks: its operators, owned by the modules whose weights they read
+        from vizcli.shapes.scripted import trace_with_dispatch
+
+        return trace_with_dispatch(model, example, counter, observers)
+    if method in ("auto", "fx"):
+        positional = positional_for_graph(model.forward, example)
+        try:
+            if positional is None:
+                raise TypeError("the inputs cannot be given to the graph by position")
+            graph_module = _graph_module(model)
         except Exception as error:  # fx cannot trace data-dependent control flow etc.
             if method == "fx":
                 raise
             counter.reset()  # count the forward pass only, not what tracing touched
-            trace = trace_with_hooks(model, example, counter)
+            trace = trace_with_hooks(model, example, counter, observers)
             trace.fallback_reason = f"torch.fx could not trace this model ({type(error).__name__})"
             return trace
         counter.reset()
-        trace = _trace_with_fx(graph_module, example, counter)
+        trace = _trace_with_fx(graph_module, example, positional, counter, observers)
         if trace.error is None or method == "fx":
             return trace
         # fx traced the model but its graph failed to run (Swin3D mutates a list fx made immutable):
         # the model itself may still run, so hooks decide; when they fail too, fx's error names the node
         counter.reset()
-        hooked = trace_with_hooks(model, example, counter)
+        hooked = trace_with_hooks(model, example, counter, observers)
         if hooked.error is not None:
             return trace
         hooked.fallback_reason = f"torch.fx's graph of this model failed to run ({trace.error[:80]})"
         return hooked
-    return trace_with_hooks(model, example, counter)
+    return trace_with_hooks(model, example, counter, observers)
+
+
+def _graph_module(model):
+    """``model``'s fx graph; a GraphModule already is one (a torch.export program's module: its own nodes keep the
+    module each came from). Scripted submodules are leaves: fx cannot look inside them, and they are one row each."""
+    import torch
+    import torch.fx
+
+    if isinstance(model, torch.fx.GraphModule):
+        return model
+
+    class _Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, module, qualified_name: str) -> bool:
+            return isinstance(module, torch.jit.ScriptModule) or super().is_leaf_module(module, qualified_name)
+
+    tracer = _Tracer()
+    graph = tracer.trace(model)
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
 def _place_records(trace: Trace, model) -> None:
@@ -125,7 +156,7 @@ def _group_op(model, key: str, fallback: str) -> str:
 
     try:
         module = model.get_submodule(key)
-    except AttributeError:
+    except (AttributeError, RuntimeError):  # not a module; a ScriptModule has no get_submodule
         return fallback
     if isinstance(module, nn.Sequential) and len(module) > 0:
         kinds = {type(child).__name__ for child in module}
@@ -141,11 +172,12 @@ def time_forward(model, example, repeats: int = 1) -> float:
     """Seconds for one plain forward pass (best of ``repeats``), outside any tracing."""
     import torch
 
+    example = as_model_input(example)
     best = float("inf")
     with torch.inference_mode():
         for _ in range(repeats):
             start = time.perf_counter()
-            model(example)
+            example.call(model)
             if example.is_cuda:
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
@@ -155,12 +187,13 @@ def time_forward(model, example, repeats: int = 1) -> float:
 # ---------------------------------------------------------------- fx
 
 
-def _trace_with_fx(graph_module, example, counter) -> Trace:
+def _trace_with_fx(graph_module, example: ModelInput, positional: tuple, counter, observers: tuple = ()) -> Trace:
     import torch
     import torch.fx
 
     records: list[LayerRecord] = []
     calls: dict[str, int] = {}
+    counted: set[int] = set()  # parameters already in a row's params
 
     class _Recorder(torch.fx.Interpreter):
         def run_node(self, node):
@@ -169,18 +202,23 @@ def _trace_with_fx(graph_module, example, counter) -> Trace:
             computes = node.op in ("call_module", "call_function", "call_method")
             first = result[0] if isinstance(result, (tuple, list)) and result else None
             if computes and isinstance(result, torch.Tensor):
-                records.append(_record_from_node(graph_module, node, result, len(records), calls, macs))
+                row_tensor = result
             elif computes and isinstance(first, torch.Tensor) and (node.op == "call_module" or macs):
-                # a module returning a tuple (MultiheadAttention: output, weights): a row of its own, with the first's shape
-                records.append(_record_from_node(graph_module, node, first, len(records), calls, macs))
-            elif macs and records:
-                records[-1].macs += macs
+                row_tensor = first  # a module returning a tuple (MultiheadAttention: output, weights): its first's shape
+            else:
+                if macs and records:
+                    records[-1].macs += macs
+                return result
+            record = _record_from_node(graph_module, node, row_tensor, len(records), calls, macs, counted)
+            records.append(record)
+            for observe in observers:
+                observe(record, row_tensor)
             return result
 
-    trace = Trace(records=records, method="fx", input_shape=tuple(example.shape))
+    trace = Trace(records=records, method="fx", input_shape=example.shape)
     trace.used_parameters = _parameters_used(graph_module)
     try:
-        trace.output = _Recorder(graph_module).run(example)
+        trace.output = _Recorder(graph_module).run(*positional)
     except Exception as error:
         trace.failed_at, trace.error = _failure(graph_module, records, error)
     return trace
@@ -209,19 +247,19 @@ def _failure(graph_module, records, error) -> tuple[str, str]:
     return "output", trace_error_text(error)
 
 
-def _record_from_node(graph_module, node, result, index: int, calls: dict[str, int], macs: int) -> LayerRecord:
+def _record_from_node(graph_module, node, result, index: int, calls: dict[str, int], macs: int, counted: set[int]) -> LayerRecord:
     inputs = [arg.name for arg in node.all_input_nodes]
     if node.op == "call_module":
         module = graph_module.get_submodule(node.target)
         name = str(node.target)
         call = calls.get(name, 0)
         calls[name] = call + 1
-        params = sum(p.numel() for p in module.parameters()) if call == 0 else 0  # fx calls leaf modules only
+        params = new_parameters(module.parameters(), counted)  # fx calls leaf modules only
         return LayerRecord(
             index=index,
             name=name,
             op=describe_module(module),
-            kind=type(module).__name__,
+            kind=module_kind(module),
             shape=tuple(result.shape),
             dtype=str(result.dtype).replace("torch.", ""),
             params=params,
@@ -247,7 +285,7 @@ def _record_from_node(graph_module, node, result, index: int, calls: dict[str, i
         kind=kind,
         shape=tuple(result.shape),
         dtype=str(result.dtype).replace("torch.", ""),
-        params=_parameters_read(graph_module, node, calls),
+        params=_parameters_read(graph_module, node, counted),
         macs=macs,
         call=call,
         node=node.name,
@@ -255,23 +293,18 @@ def _record_from_node(graph_module, node, result, index: int, calls: dict[str, i
     )
 
 
-def _parameters_read(graph_module, node, calls: dict[str, int]) -> int:
+def _parameters_read(graph_module, node, counted: set[int]) -> int:
     """The parameters a function node reads directly (``get_attr``: a torch.export graph's weights, Swin's
     ``self.qkv.weight``), each counted at its first reader only, so the column still sums to the total."""
-    total = 0
+    read = []
     for source in node.all_input_nodes:
         if source.op != "get_attr":
             continue
-        key = f"\0param:{source.target}"  # kept in calls beside the names: one count per parameter
-        if key in calls:
-            continue
         try:
-            parameter = graph_module.get_parameter(str(source.target))
+            read.append(graph_module.get_parameter(str(source.target)))
         except AttributeError:  # a buffer or a constant, not a parameter
             continue
-        calls[key] = 1
-        total += parameter.numel()
-    return total
+    return new_parameters(read, counted)
 
 
 def _owner_path(node) -> str:

@@ -33,4 +33,4 @@ def describe_module(module) -> str:
         return f"Linear {module.in_features}->{module.out_features}"
     if isinstance(module, nn.Dropout):
         return f"Dropout p={module.p}"
-    return type(module).__name__
+    return str(getattr(module, "original_name", "") or type(module).__name__)  # a scripted module keeps its class name
