@@ -32,7 +32,7 @@ def merge_command(inputs: list[str], output: str | None, command: str, schema_na
     from vizcli.datasets.sink import check_output
 
     check_output(output)
-    return merge_outputs(inputs, output, key_columns, shard_format, ignore=("shard", "versions", "input"), schema_name=schema_name)
+    return merge_outputs(inputs, output, key_columns, shard_format, ignore=("shard", "versions", "input", "rows"), schema_name=schema_name)
 
 
 def read_output(path: str, schema_name: str | None = None) -> tuple[Any, dict[str, Any], list[Path]]:
@@ -90,7 +90,7 @@ def _check_schema(metadata: dict[str, Any], schema_name: str | None, path: str) 
 
 
 def merge_outputs(inputs: list[str], output: str, key_columns: tuple[str, ...], shard_format: str = "safetensors",
-                  ignore: tuple[str, ...] = ("shard",), schema_name: str | None = None) -> tuple[str, int]:
+                  ignore: tuple[str, ...] = ("shard", "rows"), schema_name: str | None = None) -> tuple[str, int]:
     """Join finished outputs into ``output`` (Parquet or a shard folder). Their settings must agree
     (except ``ignore``) and no row key may repeat. Returns (path, rows)."""
     if not inputs:
@@ -115,8 +115,7 @@ def merge_outputs(inputs: list[str], output: str, key_columns: tuple[str, ...], 
     position = 0
     try:
         for path, _, _, units in read:
-            for unit in units:
-                table = read_unit(unit, path, "inputs")
+            for table in (part for unit in units for part in _parts(unit, path)):
                 keys = [json.dumps(key, default=str) for key in zip(*(table.column(name).to_pylist() for name in key_columns))]
                 repeated = seen.add(keys, lambda: _keys_written(sink, key_columns))
                 if repeated is not None:
@@ -145,3 +144,20 @@ def _keys_written(sink: TableSink, key_columns: tuple[str, ...]) -> Any:
     for unit in sink.units:
         table = read_unit(unit)
         yield from (json.dumps(key, default=str) for key in zip(*(table.column(name).to_pylist() for name in key_columns)))
+
+
+def _parts(unit: Path, output: str) -> Any:
+    """A unit's rows a row group at a time (a joined Parquet file holds one row group per unit of its run), so merging
+    a large file holds one unit's rows in memory, not the file's."""
+    if unit.suffix != ".parquet":
+        yield read_unit(unit, output, "inputs")
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(unit)
+        for group in range(handle.num_row_groups):
+            yield handle.read_row_group(group)
+    except (pa.ArrowException, OSError, ValueError):
+        yield read_unit(unit, output, "inputs")  # its own one-line error for a damaged file
