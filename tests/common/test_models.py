@@ -29,6 +29,7 @@ def test_default_weights_download_once_into_the_hub_cache_and_are_used(invoke, s
     first = invoke("shapes", EXAMPLES / "chelsea.png", "--weights", "DEFAULT", "--depth", "1")
     assert first.exit_code == 0, first.stderr
     assert "top-5 for" in first.stdout and "IMAGENET1K_V1 (torchvision" in first.stdout
+    assert "Downloading" not in first.stdout and "Downloading" in first.stderr  # stdout carries only the result
     cached = tmp_path / "torch" / "hub" / "checkpoints" / name
     assert cached.exists()
     (folder / name).unlink()  # the server no longer has it: the second run must use the cache

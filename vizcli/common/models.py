@@ -11,6 +11,7 @@ Weights come from one of three places, always labelled honestly:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
@@ -93,6 +94,8 @@ def check_model_name(name: str, any_task: bool = False) -> str:
         return name
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see torchvision.models.list_models()"
+    if "/" not in name and not name.startswith((".", "~")) and Path(name).is_dir():
+        hint += f" (a bare name is a library's model; a folder is named by a path: ./{name})"
     what = "torchvision model" if any_task else "torchvision classification model"
     raise BadInput(f"not a {what}; {hint}", parameter="model", value=name)
 
@@ -259,9 +262,10 @@ def _load_pretrained(name: str, weights_enum: Any) -> LoadedModel:
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     label = f"{type(weights_enum).__name__}.{weights_enum.name}"
     try:
-        state_dict = torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", progress=sys.stderr.isatty(), check_hash=True, weights_only=True
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # torch.hub prints its "Downloading: …" line on stdout
+            state_dict = torch.hub.load_state_dict_from_url(
+                url, map_location="cpu", progress=sys.stderr.isatty(), check_hash=True, weights_only=True
+            )
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise RunFailure(
