@@ -271,7 +271,7 @@ def test_an_npy_unit_holding_objects_is_refused_not_unpickled(tmp_path):
 
 
 @pytest.mark.parametrize("command", [("roi", "examples/chelsea.png", "--boxes", "0,0,10,10", "--model", "os:system"),
-                                     ("roi", "examples/chelsea.png", "--detect", "--detector", "os.system"),
+                                     ("detect", "examples/chelsea.png", "--detector", "os.system"),
                                      ("shapes", "--model", "os.system")])
 def test_names_the_user_did_not_write_as_code_are_never_imported(invoke, tmp_path, command):
     """Backbone, detector and torchvision model names are registry keys: nothing is imported or fetched by name."""

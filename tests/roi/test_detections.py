@@ -1,4 +1,4 @@
-"""vizcli roi IMAGE --detect (and --op box-head on given boxes): the table, JSON, saved arrays, the picture, bad flags."""
+"""vizcli detect IMAGE (and --op box-head on given boxes): the table, JSON, saved arrays, the picture, bad flags."""
 
 import json
 
@@ -22,7 +22,7 @@ def test_detect_prints_a_table_saves_arrays_and_draws_the_detections(invoke, pic
     from vizcli.roi.detect import Detector
 
     out, plot = tmp_path / "det.npz", tmp_path / "det.png"
-    result = invoke("roi", picture, "--detect", *FAST, "--op", "align,box-head", "--max-detections", "5", "-o", out,
+    result = invoke("detect", picture, *FAST, "--op", "align,box-head", "--max-detections", "5", "-o", out,
                     "--plot", plot)
     assert result.exit_code == 0, result.stderr
     assert "detections" in result.stdout and "box-head" in result.stdout and result.stdout.count("1024 ‖·‖") == 5
@@ -39,7 +39,7 @@ def test_detect_prints_a_table_saves_arrays_and_draws_the_detections(invoke, pic
 
 
 def test_detect_json_rows_carry_class_score_box_and_level(invoke, picture):
-    result = invoke("roi", picture, "--detect", *FAST, "--max-detections", "3", "--format", "json")
+    result = invoke("detect", picture, *FAST, "--max-detections", "3", "--format", "json")
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["schema"] == "vizcli.roi.detections/1" and len(document["rows"]) == 3
@@ -50,7 +50,7 @@ def test_detect_json_rows_carry_class_score_box_and_level(invoke, picture):
 
 
 def test_given_boxes_through_the_box_head(invoke, picture):
-    result = invoke("roi", picture, "--boxes", "10,10,80,90", "--boxes", "0,0,160,120", "--op", "box-head", *FAST,
+    result = invoke("detect", picture, "--boxes", "10,10,80,90", "--boxes", "0,0,160,120", "--op", "box-head", *FAST,
                     "--format", "json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)["rows"]
@@ -59,17 +59,17 @@ def test_given_boxes_through_the_box_head(invoke, picture):
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
-    (["--detect", "--layer", "layer2"], "--layer is for pooling from a classifier's stages"),
-    (["--detect", "--boxes", "1,1,5,5"], "--detect finds the boxes itself"),
-    (["--detect", "--op", "pool"], "not RoIPool"),
-    (["--detect", "--detector", "retinanet_resnet50_fpn", "--op", "box-head"], "boxes only"),
-    (["--detect", "--classes", "kitten"], "--classes kitten"),
-    (["--detect", "--min-score", "2"], "--min-score 2"),
-    (["--detect", "--detector", "yolo"], "--detector yolo"),
-    (["--detect", "-o", "x.npy"], "several arrays"),
-    (["missing.png", "--detect"], "missing.png: no such file"),
+    (["--layer", "layer2"], "No such option: --layer"),
+    (["--boxes", "1,1,5,5", "--min-score", "0.5"], "chooses among a detector's detections"),
+    (["--op", "pool"], "not RoIPool"),
+    (["--detector", "retinanet_resnet50_fpn", "--op", "box-head"], "boxes only"),
+    (["--classes", "kitten"], "--classes kitten"),
+    (["--min-score", "2"], "--min-score 2"),
+    (["--detector", "yolo"], "--detector yolo"),
+    (["-o", "x.npy"], "several arrays"),
+    (["missing.png"], "missing.png: no such file"),
 ])
 def test_bad_detect_flags_are_one_error_line(invoke, picture, tmp_path, args, fragment):
     first = [] if args[0].endswith(".png") else [picture]  # a missing image is found before the detector loads
-    message = one_error_line(invoke("roi", *first, *args))
+    message = one_error_line(invoke("detect", *first, *args))
     assert fragment in message, message

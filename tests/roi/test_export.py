@@ -24,7 +24,7 @@ def detected(tmp_path_factory):
     for number, size in enumerate([(120, 90), (90, 120), (100, 100)]):
         random_image(folder / "images" / ("sub" if number == 2 else "") / f"{number}.png", size, number)
     out = folder / "det.parquet"
-    result = CliRunner().invoke(app, ["roi", str(folder / "images"), "--detect", "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn",
+    result = CliRunner().invoke(app, ["detect", str(folder / "images"), "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn",
                                       "--op", "align,box-head", "--max-detections", "3", "-o", str(out)])
     assert result.exit_code == 0, result.output
     return out
@@ -34,7 +34,7 @@ def test_the_tsv_reads_back_as_bottom_up_attention_readers_read_it(invoke, detec
     from vizcli.roi.detectors import detector_categories
 
     tsv = tmp_path / "feats.tsv"
-    result = invoke("roi", "export", detected, "-o", tsv)
+    result = invoke("export", detected, "-o", tsv)
     assert result.exit_code == 0 and "wrote 3 images in the butd-tsv layout" in result.stderr, result.stderr
     table = pq.read_table(detected)
     csv.field_size_limit(sys.maxsize)
@@ -60,7 +60,7 @@ def test_the_tsv_reads_back_as_bottom_up_attention_readers_read_it(invoke, detec
 
 def test_the_npz_folder_holds_one_file_an_image_with_the_pytorch_ports_arrays(invoke, detected, tmp_path):
     folder = tmp_path / "npz"
-    result = invoke("roi", "export", detected, "--layout", "butd-npz", "--op", "align", "-o", folder)
+    result = invoke("export", detected, "--layout", "butd-npz", "--feature", "align", "-o", folder)
     assert result.exit_code == 0, result.stderr
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.npz")) == ["0.npz", "1.npz", "sub/2.npz"]
     table = pq.read_table(detected)
@@ -75,18 +75,18 @@ def test_the_npz_folder_holds_one_file_an_image_with_the_pytorch_ports_arrays(in
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--layout", "coco"], "--layout coco"),
     (["--layout", "butd-npz", "-o", "/proc/x/"], "-o /proc/x/"),
-    (["--op", "pool"], "--op pool: is not stored"),
+    (["--feature", "pool"], "--feature pool: is not stored"),
     ([], "give where to write"),
 ])
 def test_bad_exports_are_one_error_line(invoke, detected, args, fragment, tmp_path):
     target = [] if not args or "-o" in args else ["-o", tmp_path / "x.tsv"]
-    assert fragment in one_error_line(invoke("roi", "export", detected, *args, *target))
+    assert fragment in one_error_line(invoke("export", detected, *args, *target))
 
 
 def test_an_npz_export_refuses_a_folder_with_files_and_leaves_nothing(invoke, detected, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    assert "exists (a folder)" in one_error_line(invoke("roi", "export", detected, "--layout", "butd-npz", "-o", tmp_path / "full"))
+    assert "exists (a folder)" in one_error_line(invoke("export", detected, "--layout", "butd-npz", "-o", tmp_path / "full"))
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
 
 
