@@ -256,3 +256,81 @@ def test_a_name_in_the_hugging_face_cache_is_a_text_model(tmp_path, monkeypatch)
     assert cached.parameters == bundled.parameters
     with pytest.raises(Exception, match="not in the Hugging Face cache"):
         run_any_shapes("vizcli-test/not-there", [], seq_len=8, device="cpu")
+
+
+FACTORIES = '''
+import torch.nn as nn
+
+
+def fails_inside(width=4):
+    return len(1, 2, 3)  # the user's own bug: a TypeError raised inside the factory
+
+
+def build(width=4):
+    return nn.Linear(width, 2)
+'''
+
+
+def test_a_type_error_inside_a_factory_is_its_failure_and_wrong_arguments_are_bad_input(tmp_path):
+    from vizcli.common.errors import BadInput, RunFailure
+    from vizcli.shapes.any_model import load_factory
+
+    (tmp_path / "nets.py").write_text(FACTORIES)
+    with pytest.raises(RunFailure, match=r"fails_inside\(\) raised TypeError: len\(\) takes exactly one argument"):
+        load_factory(f"{tmp_path}/nets.py:fails_inside", {})
+    with pytest.raises(BadInput, match=r"build\(width\) does not take these arguments .*'depth'"):
+        load_factory(f"{tmp_path}/nets.py:build", {"depth": 3})
+    assert load_factory(f"{tmp_path}/nets.py:build", {"width": 6}).module.in_features == 6
+
+
+def test_a_bare_name_is_the_librarys_model_and_a_folder_needs_a_path(tmp_path, monkeypatch):
+    from vizcli.common.errors import BadInput
+    from vizcli.common.models import check_model_name
+    from vizcli.shapes.any_model import model_files
+
+    for name in ("resnet18", "mybert"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert not is_any_model("resnet18") and is_any_model("./resnet18") and is_any_model(str(tmp_path / "resnet18"))
+    assert not is_any_model("mybert") and is_any_model("./mybert")
+    with pytest.raises(BadInput, match=r"a folder is named by a path: \./mybert"):
+        check_model_name("mybert")
+    assert model_files("resnet18") == [] and model_files("./mybert") == ["mybert"]
+    assert model_files("nets.py:build") == ["nets.py"] and model_files("m.pt2") == ["m.pt2"]
+
+
+def test_a_config_declaring_far_more_than_its_weights_is_refused_before_allocating(tmp_path):
+    from vizcli.common.errors import BadInput
+    from vizcli.shapes.any_model import check_declared_size, declared_parameters
+
+    small = {"vocab_size": 100, "hidden_size": 8, "num_hidden_layers": 2, "intermediate_size": 32,
+             "max_position_embeddings": 16, "type_vocab_size": 2}
+    assert declared_parameters(small) == 118 * 8 + 2 * (4 * 64 + 2 * 8 * 32 + 9 * 8 + 32) + 64
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\0" * 4096)
+    check_declared_size(small, weights, "m")
+    huge = {**small, "vocab_size": 25_000_000, "hidden_size": 768}  # a 77 GB embedding
+    with pytest.raises(BadInput, match=r"declares about 7\d\.\d GB of float32 parameters, but model.safetensors holds 4,096 bytes"):
+        check_declared_size(huge, weights, "m")
+    for key, value in (("vocab_size", -5), ("hidden_size", True), ("num_hidden_layers", 2.5), ("hidden_size", 1 << 40)):
+        with pytest.raises(BadInput, match=f"config.json: {key} is"):
+            check_declared_size({**small, key: value}, weights, "m")
+
+
+def test_an_exported_program_switches_modes_so_a_training_step_runs(tmp_path):
+    import torch
+
+    from vizcli.shapes.any_model import load_exported
+    from vizcli.shapes.memory import training_step
+
+    path, model = _tiny_program(tmp_path)
+    loaded = load_exported(str(path))
+    loaded.module.train()
+    assert loaded.module.training and all(child.training for child in loaded.module.children())
+    loaded.module.eval()
+    assert not loaded.module.training
+    step = training_step(loaded.module, loaded.example, "sgd")
+    assert step.parameters == 4 * sum(p.numel() for p in model.parameters()) and step.saved_activations > 0
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(loaded.example), model.eval()(loaded.example))

@@ -50,3 +50,20 @@ def test_training_step_in_json_adds_up(invoke):
     step = json.loads(result.stdout)["memory"]["training"]
     assert step["parameters"] == step["gradients"] == step["optimizer_state"] == 11_689_512 * 4
     assert step["total"] == sum(step[key] for key in ("parameters", "gradients", "optimizer_state", "saved_activations"))
+
+
+def test_a_model_whose_forward_fails_in_training_mode_is_one_bad_input():
+    from vizcli.common.errors import BadInput
+    from vizcli.shapes.memory import training_step
+
+    class TwoInputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 2)
+
+        def forward(self, x, y):
+            return self.linear(x) + y
+
+    model = TwoInputs()
+    with pytest.raises(BadInput, match="training-mode forward pass failed .*missing 1 required positional argument"):
+        training_step(model, torch.zeros(1, 4), "sgd")

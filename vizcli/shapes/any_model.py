@@ -331,8 +331,9 @@ def check_declared_size(config: dict[str, Any], weights: Path, name: str) -> Non
     declared = 4 * declared_parameters(config)  # float32 bytes, as transformers builds it
     held = weights.stat().st_size
     if declared > WEIGHTS_SLACK * held + (64 << 20):
+        shown = f"{held / 1e6:,.1f} MB" if held >= 1e6 else f"{held:,} bytes"
         raise BadInput(f"config.json declares about {declared / 1e9:,.1f} GB of float32 parameters, but {weights.name} holds "
-                       f"{held / 1e6:,.1f} MB; the config does not describe these weights: check config.json",
+                       f"{shown}; the config does not describe these weights: check config.json",
                        parameter="model", value=name)
     budget = memory_budget()
     if budget is not None and declared > budget:
