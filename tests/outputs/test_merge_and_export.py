@@ -58,3 +58,24 @@ def test_export_refuses_an_unknown_layout_and_its_own_input(invoke, made):
         invoke("export", made["embed.parquet"], "--layout", "butd-tsv", "-o", "x.tsv"))
     message = one_error_line(invoke("export", made["roi.parquet"], "--feature", "align", "-o", made["roi.parquet"]))
     assert "input" in message
+
+
+def test_an_output_holding_a_null_vector_is_refused_in_one_line(invoke, made, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(made["embed.parquet"])
+    values = table.column("mean").to_pylist()
+    values[2] = None
+    damaged = table.set_column(table.schema.get_field_index("mean"), "mean", pa.array(values, type=table.schema.field("mean").type))
+    path = tmp_path / "null.parquet"
+    pq.write_table(damaged.replace_schema_metadata(table.schema.metadata), path)
+    message = one_error_line(invoke("export", path, "--layout", "npy", "--feature", "mean", "-o", tmp_path / "v.npy"))
+    assert "row '2' holds no mean (null)" in message and message.startswith(f"Error: {path}:")
+    assert not (tmp_path / "v.npy").exists()
+
+
+def test_the_positional_output_is_named_as_itself_never_as_dash_o(invoke, tmp_path):
+    for verb in (("verify",), ("info",), ("export", "-o", tmp_path / "x.tsv")):
+        message = one_error_line(invoke(verb[0], tmp_path / "none.parquet", *verb[1:]))
+        assert message.startswith(f"Error: {tmp_path / 'none.parquet'}: no such output") and " -o " not in message
