@@ -66,3 +66,31 @@ def test_models_the_numpy_path_cannot_compute_go_to_torch(tmp_path):
     (folder / "config.json").write_text(json.dumps({"model_type": "roberta"}))
     (folder / "model.safetensors").write_bytes(b"")
     assert not numpy_path_fits(str(folder), "float32", "cpu")
+
+
+def test_a_safetensors_file_missing_tensors_is_refused_naming_them_as_the_torch_path_does(tmp_path):
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from vizcli.common.errors import BadInput
+    from vizcli.embed.loading import load_bert, load_numpy_bert
+    from vizcli.text_models.folders import bundled_model_path
+
+    for case in ("missing", "misshapen"):
+        folder = tmp_path / case
+        shutil.copytree(bundled_model_path(), folder)
+        tensors = load_file(folder / "model.safetensors")
+        key = next(name for name in tensors if name.endswith("layer.3.intermediate.dense.weight"))
+        if case == "missing":
+            del tensors[key]
+        else:
+            tensors[key] = tensors[key][:-1]
+        save_file(tensors, folder / "model.safetensors")
+        with pytest.raises(BadInput) as numpy_error:
+            load_numpy_bert(str(folder))
+        with pytest.raises(BadInput) as torch_error:
+            load_bert(str(folder))
+        assert "encoder.layer.3.intermediate.dense.weight" in str(numpy_error.value)
+        assert ("1 missing" if case == "missing" else "wrong shape") in str(numpy_error.value)
+        assert ("1 missing" if case == "missing" else "wrong shape") in str(torch_error.value)

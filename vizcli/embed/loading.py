@@ -124,7 +124,7 @@ def load_numpy_bert(spec: str | None = None) -> Encoder:
         state_dict = strip_prefix(load_file(str(weights)))
     except Exception as error:
         raise BadInput(f"{weights.name} is not a valid safetensors file ({error})", parameter="model", value=name) from None
-    model = NumpyBert(config, state_dict)
+    model = NumpyBert(config, state_dict, name)
     return Encoder(name=name, path=folder, model=model, tokenizer=tokenizer, config=config, max_length=model_max_length(folder, config, name),
                    has_pooler=model.has_pooler, native=True, dtype="float32", device="cpu",
                    pad_id=int(config.get("pad_token_id") or 0), backend="numpy")

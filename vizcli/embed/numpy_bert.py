@@ -75,11 +75,53 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return (centred / np.sqrt(variance + eps) * weight + bias).astype(np.float32)
 
 
+def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """Every tensor a BERT of ``config`` needs (``transformers.BertModel``'s names), with its shape;
+    the pooler's are optional."""
+    hidden, inner = int(config["hidden_size"]), int(config.get("intermediate_size", 4 * int(config["hidden_size"])))
+    shapes: dict[str, tuple[int, ...]] = {
+        "embeddings.word_embeddings.weight": (int(config["vocab_size"]), hidden),
+        "embeddings.position_embeddings.weight": (int(config.get("max_position_embeddings", 512)), hidden),
+        "embeddings.token_type_embeddings.weight": (int(config.get("type_vocab_size", 2)), hidden),
+        "embeddings.LayerNorm.weight": (hidden,), "embeddings.LayerNorm.bias": (hidden,),
+    }
+    for layer in range(int(config["num_hidden_layers"])):
+        prefix = f"encoder.layer.{layer}."
+        for name, (rows, columns) in (("attention.self.query", (hidden, hidden)), ("attention.self.key", (hidden, hidden)),
+                                      ("attention.self.value", (hidden, hidden)), ("attention.output.dense", (hidden, hidden)),
+                                      ("intermediate.dense", (inner, hidden)), ("output.dense", (hidden, inner))):
+            shapes[f"{prefix}{name}.weight"], shapes[f"{prefix}{name}.bias"] = (rows, columns), (rows,)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[f"{prefix}{norm}.weight"] = shapes[f"{prefix}{norm}.bias"] = (hidden,)
+    return shapes
+
+
+def check_weights(config: dict, weights: dict[str, Any], name: str | None = None) -> None:
+    """``BadInput`` (as the torch path's ``check_state_dict_fits`` words it) when ``weights`` lack a tensor
+    the encoder needs or hold one of another shape; a pooler is optional, but whole or absent."""
+    from vizcli.common.errors import BadInput
+
+    expected = expected_shapes(config)
+    if "pooler.dense.weight" in weights or "pooler.dense.bias" in weights:
+        hidden = int(config["hidden_size"])
+        expected.update({"pooler.dense.weight": (hidden, hidden), "pooler.dense.bias": (hidden,)})
+    missing = [key for key in expected if key not in weights]
+    wrong = [f"{key} {tuple(weights[key].shape)} vs {expected[key]}" for key in expected
+             if key in weights and tuple(weights[key].shape) != expected[key]]
+    subject = {"parameter": "model", **({"value": name} if name is not None else {})}
+    if missing:
+        raise BadInput(f"does not fit the model: {len(missing)} missing (first: {', '.join(missing[:3])}) keys", **subject)
+    if wrong:
+        raise BadInput(f"{len(wrong)} tensors have the wrong shape (first: {wrong[0]})", **subject)
+
+
 class NumpyBert:
     """``forward(input_ids, attention_mask)`` (numpy ``[B, L]``) → (``float32 [B, L, H]``, ``[B, H]`` or None),
-    from a BERT state_dict of numpy arrays (the names of ``transformers.BertModel``)."""
+    from a BERT state_dict of numpy arrays (the names of ``transformers.BertModel``), checked first:
+    a missing or misshapen tensor is ``BadInput`` naming it (``name``: the model, for the message)."""
 
-    def __init__(self, config: dict, weights: dict[str, Any]) -> None:
+    def __init__(self, config: dict, weights: dict[str, Any], name: str | None = None) -> None:
+        check_weights(config, weights, name)
         self.config = config
         self.w = {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in weights.items()}
         self.heads = int(config["num_attention_heads"])
@@ -128,7 +170,10 @@ class NumpyBert:
 def pool(name: str, hidden: np.ndarray, pooled: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
     """The poolings of ``vizcli.embed.encode`` on numpy arrays."""
     if name == "pooler":
-        assert pooled is not None
+        if pooled is None:
+            from vizcli.common.errors import BadInput
+
+            raise BadInput("this model has no pooler weights; use mean or cls", parameter="pooling", value=name)
         return pooled
     if name == "cls":
         return hidden[:, 0]
