@@ -134,3 +134,15 @@ def test_a_detection_outputs_computed_label_and_score_are_checked(invoke, made, 
     bad = tmp_path / "label.parquet"
     _rewrite(out, bad, lambda t: _set(t, "label", 0, "tampered"))
     assert "column label differs in 1 row" in invoke("verify", bad).stdout
+
+
+def test_verify_checks_a_search_index_built_beside_the_output(invoke, made, tmp_path):
+    pytest.importorskip("usearch")
+    out = tmp_path / "indexed.parquet"
+    shutil.copy(made["embed.parquet"], out)
+    built = invoke("search", out, "--build-index")
+    assert built.exit_code == 0, built.stderr
+    assert invoke("verify", out).exit_code == 0
+    _rewrite(made["embed.parquet"], out, lambda t: t)  # the same rows written again: another file than the index recorded
+    result = invoke("verify", out)
+    assert result.exit_code == 1 and "index" in result.stdout.lower(), result.stdout

@@ -12,6 +12,8 @@ from vizcli.common.errors import BadInput
 from vizcli.datasets.kinds import OutputKind
 
 KINDS = ("vizcli.roi.kind:ROI_KIND", "vizcli.embed.kind:EMBED_KIND")
+# files other commands build beside an output of a kind, and the function (output path) -> problems that checks them
+COMPANION_CHECKS = {"embed": ("vizcli.search.index:verify_index",)}
 
 
 def all_kinds() -> list[OutputKind]:
@@ -31,3 +33,11 @@ def kind_of(metadata: dict[str, Any], path: str, parameter: str = "stored") -> O
     known = ", ".join(sorted({s for kind in all_kinds() for s in (kind.schema, *kind.single_schemas)}))
     raise BadInput(f"holds schema {schema or 'none'!r}, which is no output of vizcli roi, detect or embed (those are {known}); "
                    "give one of their outputs", parameter=parameter, value=path)
+
+
+def companion_problems(kind: OutputKind, path: str) -> list[str]:
+    """What the checks of files built beside the output (a search index) found; empty when all match or none exist."""
+    problems: list[str] = []
+    for spec in COMPANION_CHECKS.get(kind.command, ()):
+        problems += OutputKind.function_named(spec)(path)
+    return problems

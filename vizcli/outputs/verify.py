@@ -8,6 +8,7 @@
 4. The kind's worker computes those items again; rows are matched by the kind's merge keys, and every
    stored column is compared: vectors and scores within the tolerance of the recorded compute dtype,
    everything else exactly. Rows on one side only are mismatches.
+5. Files other commands built beside the output (a ``vizcli search`` index) must still match it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def verify_output(path: str, sample: int = DEFAULT_SAMPLE, seed: int = 0, tolera
         settings = kind.check_settings(stored.metadata, path)
         chosen_rows, chosen = sampled_rows(rows_of, kind.key, sample, seed, path)
         recomputed, found = kind.function("recompute")(chosen_rows, stored.metadata, settings, {"device": device, "root": root})
+        if stored.form != "file":
+            from vizcli.outputs.registry import companion_problems
+
+            found += companion_problems(kind, path)  # a search index built beside it must still match it
     differences, differing = compare_rows(chosen_rows, recomputed, kind)
     limit = tolerance if tolerance is not None else float(kind.function("tolerance")(stored.metadata))
     return Verification(path, kind.command, len(chosen), chosen_rows.num_rows, differences, limit, [*mismatches, *found, *differing])
