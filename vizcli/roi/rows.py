@@ -134,14 +134,15 @@ def roi_job(settings: dict[str, Any], extractor: Any, annotation_problems: list[
     from vizcli.common.runtime import flat_heap_env
     from vizcli.roi.detect import Detector
     from vizcli.roi.detectors import feature_column
+    from vizcli.roi.kind import ROI_KIND
 
     shapes: dict[str, tuple[int, ...]] = extractor.feature_shapes
     sizes = {op: math.prod(shape) for op, shape in shapes.items()}
     kwargs = {**settings, "threads": threads, "on_error": "skip", "batch_size": batch_size, "decode_workers": decode_workers}
     extractor.on_error, extractor.batch_size, extractor.decode_workers = "skip", batch_size, decode_workers
     return DatasetJob(
-        command="roi", key="image", schema=roi_schema(sizes, scored=isinstance(extractor, Detector)),
-        metadata={**extractor.metadata(), "settings": _recorded(settings)},
+        command="roi", key=ROI_KIND.key, schema=roi_schema(sizes, scored=isinstance(extractor, Detector)),
+        metadata={**extractor.metadata(), "settings": _recorded(settings), "settings_version": ROI_KIND.settings_version},
         worker=type(extractor), worker_kwargs=kwargs, to_batch=image_batch, to_rows=box_rows,
         row_bytes=4 * max(1, sum(sizes.values())), max_unit_rows=UNIT_BOXES, problems_of=extractor_problems,
         array_shapes={feature_column(op): shape for op, shape in shapes.items()},
@@ -162,7 +163,12 @@ def build_worker(settings: dict[str, Any]) -> Any:
 
 def _recorded(settings: dict[str, Any]) -> dict[str, Any]:
     """The worker's settings as the output records them (``verify`` rebuilds the worker from them)."""
+    import os
+
     kept = {name: value for name, value in settings.items() if name not in ("device", "threads")}
+    for name in ("weights", "class_names"):  # files, as absolute paths: verify finds them from any folder (or with --root)
+        if isinstance(kept.get(name), str) and os.path.isfile(kept[name]):
+            kept[name] = os.path.abspath(kept[name])
     return json.loads(json.dumps(kept))  # as JSON reads it back (tuples as lists): resume compares the two
 
 
