@@ -192,3 +192,18 @@ def test_an_output_folder_changed_mid_run_is_one_run_failure_naming_it(tmp_path,
     assert "could not write" in text and "resume" in text and "\n" not in text, text
     assert not (tmp_path / "out.parquet").is_file()  # no joined file from part of the rows
     assert not [path for path in tmp_path.rglob("*") if path.name.endswith(".tmp")]  # nothing half-written
+
+
+def test_a_repeated_key_names_the_fix_of_the_command_that_has_it(tmp_path, invoke):
+    from tests.checks import random_image
+
+    keys = [f"k{i}" for i in range(30)]
+    keys[20] = "k3"
+    with pytest.raises(BadInput) as caught:  # embed's key is an id: --id-column chooses it
+        run_dataset(fake_job.job(), fake_job.pieces(30, keys=keys), fake_job.settings(str(tmp_path / "a.parquet"), 8))
+    assert "check id_column=COLUMN" in str(caught.value)
+    random_image(tmp_path / "a.png", (40, 30), 1)
+    result = invoke("detect", tmp_path / "a.png", tmp_path / "a.png", "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn",
+                    "-o", tmp_path / "d.parquet")
+    message = result.stderr.splitlines()[-1]  # after the random-weights warning
+    assert result.exit_code == 2 and message.startswith("Error: ") and "appears twice" in message and "give each image once" in message and "id-column" not in message

@@ -176,7 +176,8 @@ def _commit_units(job: DatasetJob, sink: TableSink, summaries: Iterator[dict[str
             signals.raise_if_interrupted()
             repeated = seen.add(summary["keys"], sink.keys)
             if repeated is not None:
-                raise BadInput(f"id {repeated!r} appears twice; ids must be unique (check id_column=COLUMN)")
+                fix = "check id_column=COLUMN" if job.key == "id" else f"give each {job.key} once"  # the flag only embed has
+                raise BadInput(f"{job.key} {repeated!r} appears twice; {job.key}s must be unique ({fix})")
             for problem in summary["problems"]:
                 on_problem(problem)
             if summary["entry"] is not None:
