@@ -111,7 +111,7 @@ def test_a_legal_long_output_name_works(invoke, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "tsv", "npy", "npz", "safetensors"])
 def test_dev_null_takes_every_format(invoke, fmt):
-    result = invoke("embed", "a cat", "-p", "mean", "-o", "/dev/null", "--format", fmt)
+    result = invoke("embed", "a cat", "-p", "mean", "-o", "/dev/null", "--output-format", fmt)
     assert result.exit_code == 0, result.stderr
     assert not os.path.exists("/dev/null.json")
 
@@ -120,7 +120,7 @@ def test_dev_null_takes_every_format(invoke, fmt):
 def test_fifo_output_gets_a_readable_npz(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    process = subprocess.Popen([sys.executable, "-m", "vizcli", "embed", "a cat", "-p", "mean", "-o", str(fifo), "--format", "npz"],
+    process = subprocess.Popen([sys.executable, "-m", "vizcli", "embed", "a cat", "-p", "mean", "-o", str(fifo), "--output-format", "npz"],
                                cwd=ROOT, stderr=subprocess.PIPE)
     with open(fifo, "rb") as reader:
         data = reader.read()
@@ -155,7 +155,7 @@ def test_an_output_that_is_an_input_is_refused_before_work(invoke, tmp_path, mak
 
 @pytest.mark.parametrize("args", [
     ["shapes", "--format", "json", "-o", "{d}/x.csv"], ["approx", "--format", "csv", "-o", "{d}/x.json"],
-    ["embed", "a", "--format", "json", "-o", "{d}/x.csv"],
+    ["embed", "a", "--output-format", "json", "-o", "{d}/x.csv"],
 ])
 def test_format_contradicting_the_extension_is_an_error(invoke, tmp_path, args):
     argv = [arg.replace("{d}", str(tmp_path)) for arg in args]

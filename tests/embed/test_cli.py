@@ -48,7 +48,8 @@ def test_a_format_that_contradicts_a_corpus_output_is_refused(invoke, tmp_path, 
     corpus = tmp_path / "c.txt"
     corpus.write_text("a\n")
     result = invoke("embed", "--file", corpus, "-p", "mean", "--format", "csv", "-o", f"{tmp_path}/{output}")
-    assert result.exit_code == 2 and result.stderr.startswith("Error: --format csv contradicts -o")
+    assert result.exit_code == 2 and result.stderr.startswith("Error: --format csv: sets what stdout shows")
+    assert "--output-format" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
 
 
@@ -177,13 +178,19 @@ def test_truncation_warning_counts(invoke, tiny_models):
     result = invoke("embed", "--model", tiny_models["tiny"], "--max-length", "4", "one two three four", "one")
     rows = _rows(result.stdout)
     assert [row["truncated"] for row in rows] == [True, False]
-    assert result.stderr.startswith("Warning: 1 texts longer than 4 tokens were truncated and flagged (first: argument 1)")
+    assert result.stderr.startswith("Warning: 1 text longer than 4 tokens was truncated and flagged (first: argument 1)")
 
 
-def test_model_without_pooler_refuses_pooler_but_allows_mean(invoke, tiny_models):
-    result = invoke("embed", "--model", tiny_models["nopooler"], "a")
+def test_model_without_pooler_refuses_pooler_and_defaults_to_mean(invoke, tiny_models):
+    result = invoke("embed", "--model", tiny_models["nopooler"], "-p", "pooler", "a")
     assert result.exit_code == 2 and "no pooler weights" in result.stderr and "mean" in result.stderr
-    assert invoke("embed", "--model", tiny_models["nopooler"], "-p", "mean", "a").exit_code == 0
+    default, mean = (invoke("embed", "--model", tiny_models["nopooler"], *pooling, "a") for pooling in ([], ["-p", "mean"]))
+    assert default.exit_code == 0 and default.stdout == mean.stdout
+
+
+def test_a_plain_bert_folder_defaults_to_its_pooler(invoke, tiny_models):
+    default, pooler = (invoke("embed", "--model", tiny_models["tiny"], *pooling, "a") for pooling in ([], ["-p", "pooler"]))
+    assert "pooler" in _rows(default.stdout)[0] and default.stdout == pooler.stdout
 
 
 def test_hub_name_offline_is_exit_1(invoke, monkeypatch, tmp_path):
@@ -272,7 +279,7 @@ def test_ten_megabyte_line_is_truncated_flagged_and_bounded(tmp_path):
     assert process.returncode == 0, stderr.decode()[-500:]
     row = json.loads(stdout)
     assert row["truncated"] is True and row["tokens"] > 1_000_000
-    assert stderr.decode().startswith("Warning: 1 texts longer than 512 tokens were truncated")
+    assert stderr.decode().startswith("Warning: 1 text longer than 512 tokens was truncated")
 
 
 @pytest.mark.parametrize("value", ["0", "100000"])

@@ -111,7 +111,7 @@ def test_prefix_and_truncate_dim(invoke, corpus, tmp_path):
 
 def test_corpus_flags_need_a_corpus_output(invoke):
     result = invoke("embed", "a cat", "--precision", "int8")
-    assert result.exit_code == 2 and "corpus outputs" in result.stderr
+    assert result.exit_code == 2 and "--precision int8: applies to dataset outputs only" in result.stderr
 
 
 def test_shards_split_by_id_and_merge_joins_them(invoke, corpus, tmp_path):
@@ -124,12 +124,12 @@ def test_shards_split_by_id_and_merge_joins_them(invoke, corpus, tmp_path):
     ids = [set(_vectors(part)[0]) for part in parts]
     assert not ids[0] & ids[1] and len(ids[0] | ids[1]) == len(TEXTS)
     folder = tmp_path / "merged"
-    result = invoke("embed", "merge", *parts, "-o", f"{folder}/")
+    result = invoke("merge", *parts, "-o", f"{folder}/")
     assert result.exit_code == 0, result.stderr
     assert json.loads((folder / "manifest.json").read_text())["rows"] == len(TEXTS)
     assert invoke(*common, "-o", tmp_path / "whole.parquet").exit_code == 0
     merged = tmp_path / "merged.parquet"
-    assert invoke("embed", "merge", folder, "-o", merged).exit_code == 0
+    assert invoke("merge", folder, "-o", merged).exit_code == 0
     got_ids, got = _vectors(merged)
     want_ids, want = _vectors(tmp_path / "whole.parquet")
     order = np.argsort(got_ids)
@@ -218,7 +218,7 @@ def test_corpus_runs_turn_off_onednns_kernel_cache(tmp_path):
     created = [line for line in result.stdout.splitlines() if ",create:" in line]
     assert created and not [line for line in created if "cache_hit" in line]
     plain = subprocess.run([sys.executable, "-m", "vizcli", "embed", "--file", str(source), "-p", "mean", "--batch-size", "8",
-                            "--threads", "1", "--format", "npy", "-o", str(tmp_path / "v.npy")],
+                            "--threads", "1", "-o", str(tmp_path / "v.npy")],
                            cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "ONEDNN_VERBOSE": "2"})
     assert any("cache_hit" in line for line in plain.stdout.splitlines())  # outside corpus runs the cache stays on
 

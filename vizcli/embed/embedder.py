@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vizcli.embed.encode import BATCH_SIZE, BATCH_TOKENS, Embedding, Encoder, parse_poolings
+from vizcli.embed.encode import BATCH_SIZE, BATCH_TOKENS, Embedding, Encoder, check_options
 from vizcli.embed.precision import NEEDS_RANGES, check_precision, quantize, ranges_of
 from vizcli.embed.texts import InputText
 
@@ -41,27 +41,41 @@ class CorpusOptions:
     on_overflow: str = "warn"
 
 
-def vectors(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions,
-             progress: Callable[[int], None] | None = None) -> Iterator[Embedding]:
-    """Embeddings with the prefix added before tokenization, truncated to ``truncate_dim`` and then
-    normalised (Matryoshka order); the texts come back without the prefix."""
-    import numpy as np
+class Vectors:
+    """The embeddings of ``items``, computed as they are iterated (once): the prefix added before
+    tokenization, then truncated to ``truncate_dim`` and normalised (Matryoshka order); the texts
+    come back without the prefix. ``overflow`` counts the truncated and skipped texts seen so far."""
 
-    prefixed = (replace(item, text=options.prefix + item.text) for item in items) if options.prefix else items
-    cut = options.truncate_dim
-    stream = encoder.stream(prefixed, options.poolings, batch_size=options.batch_size, batch_tokens=options.batch_tokens,
-                            max_length=options.max_length,
-                            on_overflow=options.on_overflow, normalize=options.normalize and cut is None, progress=progress)
-    for row in stream:
-        if options.prefix:
-            row.text = row.text[len(options.prefix):]
-        if cut is not None:
-            for name, vector in row.vectors.items():
-                vector = vector[:cut]
-                if options.normalize:
-                    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
-                row.vectors[name] = vector
-        yield row
+    def __init__(self, encoder: Encoder, items: Iterable[InputText], options: CorpusOptions,
+                 progress: Callable[[int], None] | None = None) -> None:
+        prefixed = (replace(item, text=options.prefix + item.text) for item in items) if options.prefix else items
+        self.options = options
+        self._stream = encoder.stream(prefixed, options.poolings, batch_size=options.batch_size,
+                                      batch_tokens=options.batch_tokens, max_length=options.max_length,
+                                      on_overflow=options.on_overflow, normalize=options.normalize and options.truncate_dim is None,
+                                      progress=progress)
+        self.overflow = self._stream.overflow
+
+    def __iter__(self) -> Iterator[Embedding]:
+        import numpy as np
+
+        prefix, cut, normalize = self.options.prefix, self.options.truncate_dim, self.options.normalize
+        for row in self._stream:
+            if prefix:
+                row.text = row.text[len(prefix):]
+            if cut is not None:
+                for name, vector in row.vectors.items():
+                    vector = vector[:cut]
+                    if normalize:
+                        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+                    row.vectors[name] = vector
+            yield row
+
+
+def vectors(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions,
+            progress: Callable[[int], None] | None = None) -> Vectors:
+    """``Vectors(encoder, items, options, progress)``: the embeddings of ``items``, lazily."""
+    return Vectors(encoder, items, options, progress)
 
 
 def calibrate(encoder: Encoder, items: Iterable[InputText], options: CorpusOptions) -> dict[str, Any]:
@@ -113,14 +127,20 @@ class Embedder:
 
     ``id`` is optional (row numbers then); ``index`` is kept when given (the row's position in
     the whole input). Rows that ``on_overflow="skip"`` drops are missing from the result.
-    ``pooling="auto"`` and ``prompt`` read the model folder's sentence-transformers files, as
-    ``vizcli embed`` does; ``normalize=None`` then follows the model's Normalize module.
+    ``embed(items)`` streams ``Embedding`` rows for ``InputText`` items instead (the few-texts outputs).
+
+    ``pooling=None`` (or ``"auto"``) is the model's own, and ``normalize=None`` follows it
+    (``vizcli.embed.model_settings.model_pooling``): for the bundled all-MiniLM-L6-v2, mean pooling
+    and unit length. ``prompt`` names one of the model's prompts, used as ``prefix``.
+    ``encoder``: a model already loaded (``load_bert`` / ``load_numpy_bert``), instead of loading
+    ``model`` with ``dtype`` on ``device``. With int8/uint8 ``precision``, ``ranges`` come from an
+    earlier run, else from the first ``calibration`` of ``calibration_texts``.
     """
 
     def __init__(
         self,
         model: str | None = None,
-        pooling: str | tuple[str, ...] = "mean",
+        pooling: str | tuple[str, ...] | list[str] | None = None,
         dtype: str = "float32",
         precision: str = "float32",
         prefix: str = "",
@@ -134,36 +154,65 @@ class Embedder:
         on_overflow: str = "warn",
         device: str = "auto",
         threads: int | None = None,
+        keep_text: bool = False,
+        *,
+        encoder: Encoder | None = None,
+        calibration: int = 1000,
+        calibration_texts: Iterable[InputText] | None = None,
     ) -> None:
         import numpy as np
 
-        from vizcli.common.runtime import resolve_device
-        from vizcli.embed.loading import load_bert
+        from vizcli.common.errors import BadInput
+        from vizcli.embed.model_settings import model_pooling
 
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
-        text = ",".join(pooling) if isinstance(pooling, tuple) else pooling
-        if text == "auto" or prompt is not None:
-            from vizcli.embed.loading import locate_model
-            from vizcli.embed.model_settings import resolve
-
-            text, normalize, prefix = resolve(text, normalize, prompt, prefix, locate_model(model)[0])
         precision = check_precision(precision)
-        self.encoder = load_bert(model, dtype=dtype, device=str(resolve_device(device)))
-        width = truncate_dim or self.encoder.hidden_size
-        if precision in NEEDS_RANGES and ranges is None:
-            from vizcli.common.errors import BadInput
+        check_options(batch_size, dtype, on_overflow, max_length, batch_tokens)
+        if encoder is None:
+            from vizcli.common.runtime import resolve_device
+            from vizcli.embed.loading import load_bert
 
-            raise BadInput("int8/uint8 need ranges: {pooling: [[min...], [max...]]} (vizcli embed saves them to *.ranges.json)",
-                           parameter="ranges")
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+            encoder = load_bert(model, dtype=dtype, device=str(resolve_device(device)))
+        self.encoder, self.model = encoder, model
+        poolings, normalize, prefix = model_pooling(pooling, normalize, prompt, prefix, encoder.path, encoder.has_pooler)
+        width = encoder.hidden_size
+        if truncate_dim is not None and not 1 <= truncate_dim <= width:
+            raise BadInput(f"use 1..{width} (the model's width)", parameter="truncate_dim", value=truncate_dim)
         self.options = CorpusOptions(
-            poolings=parse_poolings(text), normalize=bool(normalize), prefix=prefix, precision=precision,
-            ranges={name: np.asarray(value, dtype=np.float32).reshape(2, width) for name, value in ranges.items()} if ranges else None,
-            truncate_dim=truncate_dim, batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length,
-            on_overflow=on_overflow,
+            poolings=poolings, normalize=normalize, prefix=prefix, precision=precision, calibration=calibration,
+            ranges={name: np.asarray(value, dtype=np.float32).reshape(2, truncate_dim or width) for name, value in ranges.items()}
+            if ranges else None,
+            truncate_dim=truncate_dim, keep_text=keep_text, batch_size=batch_size, batch_tokens=batch_tokens,
+            max_length=max_length, on_overflow=on_overflow,
         )
+        if precision in NEEDS_RANGES and ranges is None:
+            if calibration_texts is None:
+                raise BadInput("int8/uint8 need ranges: {pooling: [[min...], [max...]]} (vizcli embed saves them to *.ranges.json) "
+                               "or calibration_texts", parameter="ranges")
+            self.options = replace(self.options, ranges=calibrate(encoder, calibration_texts, self.options))
+
+    @property
+    def dimensions(self) -> int:
+        """The width of each stored vector before bit packing: ``truncate_dim``, else the model's."""
+        return self.options.truncate_dim or self.encoder.hidden_size
+
+    def worker_settings(self) -> dict[str, Any]:
+        """The keyword arguments that build this embedder again elsewhere (a Ray actor), every choice
+        resolved here (the model's pooling, ``dtype="auto"``, calibrated ranges), as JSON reads them back."""
+        options = self.options
+        return {"model": self.model, "pooling": list(options.poolings),
+                "dtype": self.encoder.dtype, "precision": options.precision, "prefix": options.prefix,
+                "normalize": options.normalize, "truncate_dim": options.truncate_dim, "batch_size": options.batch_size,
+                "batch_tokens": options.batch_tokens, "max_length": options.max_length, "on_overflow": options.on_overflow,
+                "ranges": {name: value.tolist() for name, value in options.ranges.items()}
+                if options.ranges is not None and options.precision in NEEDS_RANGES else None}
+
+    def embed(self, items: Iterable[InputText], progress: Callable[[int], None] | None = None) -> Vectors:
+        """One ``Embedding`` per kept item, in input order, computed as it is iterated (``Vectors``)."""
+        return vectors(self.encoder, items, self.options, progress)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         texts = [str(text) for text in batch["text"]]
@@ -176,5 +225,5 @@ class Embedder:
                       str(ids[row]) if ids is not None else "")
             for row, text in enumerate(texts)
         ]
-        rows = list(vectors(self.encoder, items, self.options))
+        rows = list(self.embed(items))
         return embedding_columns(rows, self.options, self.options.ranges, self.encoder.hidden_size)

@@ -2,8 +2,9 @@
 
 ``modules.json`` lists the pipeline (Transformer → Pooling → Normalize); ``1_Pooling/config.json``
 says which pooling the model was trained with; ``config_sentence_transformers.json`` may name
-prompts (``{"query": "query: ", …}``). ``--pooling auto`` and ``--prompt NAME`` use them, and
-normalization follows the Normalize module unless ``--normalize/--no-normalize`` says otherwise.
+prompts (``{"query": "query: ", …}``). Without ``--pooling`` vizcli uses the model's own pooling, and
+normalization follows the Normalize module unless ``--normalize/--no-normalize`` says otherwise;
+``--prompt NAME`` reads the prompts.
 """
 
 from __future__ import annotations
@@ -64,17 +65,26 @@ def read_settings(folder: Path) -> ModelSettings:
     return settings
 
 
-def resolve(pooling: str, normalize: bool | None, prompt: str | None, prefix: str, folder: Path) -> tuple[str, bool, str]:
-    """(pooling text, normalize, prefix) after applying the model's own settings where asked."""
-    wants_model = pooling == "auto" or prompt is not None
-    settings = read_settings(folder) if wants_model else ModelSettings()
-    if pooling == "auto":
-        if not settings.poolings:
-            raise BadInput(f"{folder} carries no sentence-transformers pooling (modules.json, 1_Pooling/config.json); "
-                           "name pooling=mean|cls|max|pooler", parameter="pooling", value="auto")
-        pooling = ",".join(settings.poolings)
-        if normalize is None:
-            normalize = settings.normalize
+def model_pooling(pooling: str | tuple[str, ...] | list[str] | None, normalize: bool | None, prompt: str | None, prefix: str,
+                  folder: Path, has_pooler: bool) -> tuple[tuple[str, ...], bool, str]:
+    """(poolings, normalize, prefix): ``pooling`` parsed, or the model's own where none is named.
+
+    The model's own (``pooling`` None or ``"auto"``): the pooling its sentence-transformers files name,
+    normalised when it has a Normalize module (``normalize`` None); a plain BERT folder without them:
+    ``pooler`` when it has pooler weights (what BERT trained for next-sentence prediction), else ``mean``.
+    ``prompt`` names one of the model's prompts, which becomes the prefix.
+    """
+    from vizcli.embed.encode import parse_poolings
+
+    settings = read_settings(folder) if pooling is None or pooling == "auto" or prompt is not None else ModelSettings()
+    if pooling is None or pooling == "auto":
+        if settings.poolings:
+            poolings = settings.poolings
+            normalize = settings.normalize if normalize is None else normalize
+        else:
+            poolings = ("pooler",) if has_pooler else ("mean",)
+    else:
+        poolings = parse_poolings(pooling if isinstance(pooling, str) else ",".join(pooling))
     if prompt is not None:
         if prefix:
             raise BadInput("give prompt=NAME or prefix=TEXT, not both", parameter="prompt", value=prompt)
@@ -82,4 +92,4 @@ def resolve(pooling: str, normalize: bool | None, prompt: str | None, prefix: st
             known = ", ".join(sorted(settings.prompts)) or "none"
             raise BadInput(f"the model names no such prompt (its prompts: {known})", parameter="prompt", value=prompt)
         prefix = settings.prompts[prompt]
-    return pooling, bool(normalize), prefix
+    return poolings, bool(normalize), prefix

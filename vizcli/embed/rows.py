@@ -82,15 +82,15 @@ def text_batch(items: list[InputText]) -> dict[str, list[Any]]:
     return {"id": [item.key for item in items], "index": [item.index for item in items], "text": [item.text for item in items]}
 
 
-def embed_job(embedder: Embedder | None, worker_kwargs: dict[str, Any], options: CorpusOptions, metadata: dict[str, Any],
-              dimensions: int) -> DatasetJob:
-    """The job for ``run_dataset``: ``Embedder(**worker_kwargs)`` on units of texts (``embedder``: one
-    already built here, which the local engine uses)."""
+def embed_job(embedder: Embedder, worker_kwargs: dict[str, Any], metadata: dict[str, Any]) -> DatasetJob:
+    """The job for ``run_dataset``: ``Embedder(**worker_kwargs)`` on units of texts; ``embedder`` (built
+    here, with the same settings) is the local engine's worker and gives the schema."""
     from vizcli.common.runtime import flat_heap_env
 
-    width = stored_width(options.precision, dimensions)
+    options = embedder.options
+    width = stored_width(options.precision, embedder.dimensions)
     return DatasetJob(
-        command="embed", key="id", schema=corpus_schema(options, dimensions), metadata=metadata, worker=Embedder,
+        command="embed", key="id", schema=corpus_schema(options, embedder.dimensions), metadata=metadata, worker=Embedder,
         worker_kwargs=worker_kwargs, to_batch=text_batch, to_rows=columns_table,
         row_bytes=max(1, width * len(options.poolings) * VALUE_BITS[options.precision] // 8), max_unit_rows=UNIT_TEXTS,
         problems_of=functools.partial(overflow_problems, limit=options.max_length), tally_of=truncated_tally,
