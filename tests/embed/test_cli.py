@@ -285,3 +285,57 @@ def test_ten_megabyte_line_is_truncated_flagged_and_bounded(tmp_path):
 @pytest.mark.parametrize("value", ["0", "100000"])
 def test_batch_size_has_bounds(invoke, value):
     assert f"--batch-size {value}" in one_error_line(invoke("embed", "--batch-size", value, "a"))
+
+
+@pytest.mark.parametrize("words", [["verify"], ["merge", "a", "b"], ["verify", "x.parquet"]])
+def test_no_positional_argument_is_a_command_name(invoke, words):
+    result = invoke("embed", *words)
+    assert result.exit_code == 0, result.stderr
+    assert [row["text"] for row in _rows(result.stdout)] == words
+
+
+@pytest.mark.parametrize("args, names", [
+    (["-f", "npy", "-o", "{d}/x.npy", "a"], ("--output-format npy", "-o FILE.npy")),
+    (["-f", "npz", "a"], ("--output-format npz",)),
+    (["-f", "csv", "-o", "{d}/x.csv", "a"], ("suffix", "--output-format csv")),
+    (["--sample", "3", "a"], ("vizcli verify OUTPUT --sample N",)),
+    (["--tolerance", "0.1", "a"], ("vizcli verify OUTPUT --tolerance T",)),
+])
+def test_old_spellings_give_one_error_line_naming_the_new(invoke, tmp_path, args, names):
+    message = one_error_line(invoke("embed", *[arg.replace("{d}", str(tmp_path)) for arg in args]))
+    assert all(name in message for name in names), message
+    assert os.listdir(tmp_path) == []
+
+
+def test_similarity_follows_the_models_own_pooling_by_default(invoke):
+    """The bundled MiniLM was trained for mean pooling: an unrelated sentence scores low against two cat sentences."""
+    text = "a cat sits on the mat\na cat lies on a mat\nthe stock market fell sharply today\n"
+    document = json.loads(invoke("embed", "--similarity", "-f", "json", input=text).stdout)
+    assert list(document["similarity"]) == ["mean"]
+    matrix = np.array(document["similarity"]["mean"])
+    assert matrix[0, 1] > 0.6 and matrix[0, 2] < 0.2 and matrix[1, 2] < 0.2
+    pooled = np.array(json.loads(invoke("embed", "--similarity", "-f", "json", "-p", "pooler", input=text).stdout)["similarity"]["pooler"])
+    assert pooled[0, 2] > matrix[0, 2]  # BERT's pooler, trained for next-sentence prediction, tells them apart less well
+
+
+def test_plain_vectors_default_to_the_models_pooling_and_normalization(invoke):
+    default = _rows(invoke("embed", "a cat").stdout)[0]
+    explicit = _rows(invoke("embed", "a cat", "-p", "mean", "--normalize").stdout)[0]
+    assert default == explicit and abs(np.linalg.norm(default["mean"]) - 1) < 1e-5
+
+
+def test_a_written_file_is_confirmed_on_stderr_and_stdout_stays_empty(invoke, tmp_path):
+    result = invoke("embed", "a cat", "a dog", "-o", tmp_path / "v.npy")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == f"wrote 2 texts' vectors (mean pooling) as npy to {tmp_path}/v.npy (and its metadata to {tmp_path}/v.npy.json)\n"
+    assert invoke("embed", "a cat", "-o", tmp_path / "q.csv", "--quiet").stderr == ""
+
+
+@pytest.mark.process
+def test_stdout_carries_only_the_result_through_head():
+    """Notes (what --dtype auto picked) go to stderr; the first line on stdout is the CSV header."""
+    done = subprocess.run(f"{sys.executable} -m vizcli embed 'a cat' 'a dog' --dtype auto -f csv | head -1", shell=True,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("index,text,tokens,truncated,mean_0,") and done.stdout.count("\n") == 1
+    assert "--dtype auto: float32 in numpy" in done.stderr and "Traceback" not in done.stderr
