@@ -65,7 +65,8 @@ def test_rounding_and_quantisation_error():
 def test_vectorised_geometry_equals_the_scalar_rules():
     import random
 
-    from vizcli.roi.pooling import PoolSpec, box_geometry
+    from vizcli.roi.pooling import PoolSpec
+    from vizcli.roi.report import box_geometry
 
     rng = random.Random(4)
     boxes = [Box(i + 1, x, y, x + rng.uniform(1, 90), y + rng.uniform(1, 90))

@@ -315,3 +315,87 @@ def test_roi_features_go_to_a_pipe_in_every_format(fmt):
                              "--output-format", fmt, "--quiet"], capture_output=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-500:]
     assert len(result.stdout) > 256 * 7 * 7 * 4  # one box of [256, 7, 7] float32, plus headers
+
+
+# ---------------------------------------------------------------- one command, one job
+
+
+def help_text(invoke, command):
+    """``vizcli COMMAND --help`` as words (rich's panel borders and line wrapping taken out)."""
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.stderr
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", result.stdout).split())
+
+
+def _visible_options(name):
+    import typer.main
+
+    from vizcli.cli import app
+
+    command = typer.main.get_command(app).commands[name]
+    return {max(param.opts, key=len): param for param in command.params if param.opts[0].startswith("-") and not param.hidden}
+
+
+def test_roi_help_lists_only_what_roi_uses_each_option_in_a_panel(invoke):
+    text = help_text(invoke, "roi")
+    for foreign in ("--detector", "--min-score", "--max-detections", "--classes", "--layout", "--sample", "--tolerance",
+                    "--save-format", "--detect ", "box-head", "verify:", "export:"):
+        assert foreign not in text, foreign
+    assert "--op" in text and "--explain-notes" in text and "--decode-threads" in text
+    assert "study notes on ResNet18, RoI pooling, BERT's pooler and universal approximation that vizcli checks" in text
+    options = _visible_options("roi")
+    assert [flag for flag, param in options.items() if not getattr(param, "rich_help_panel", None)] == []
+    assert {options[flag].rich_help_panel for flag in ("--boxes", "--op", "--layer", "--explain", "--output", "--resume", "--workers")} == {
+        "Boxes", "Pooling", "Model", "Explain", "Output", "Dataset run", "Ray"}
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["verify", "out.parquet"], "'vizcli roi verify' is now 'vizcli verify OUTPUT'"),
+    (["merge", "a.parquet", "b.parquet", "-o", "all.parquet"], "'vizcli roi merge' is now 'vizcli merge OUTPUTS... -o OUTPUT'"),
+    (["export", "feats.parquet", "--layout", "butd-tsv", "-o", "f.tsv"], "'vizcli roi export' is now 'vizcli export OUTPUT -o FILE'"),
+    (["verify", "out.parquet", "--sample", "4"], "is now 'vizcli verify OUTPUT'"),
+    ([str(CHELSEA), "--detect"], "--detect is now its own command: vizcli detect IMAGE"),
+    ([str(CHELSEA), "--boxes", "1,1,9,9", "--save-format", "npz", "-o", "x.npz"], "--save-format is now --output-format"),
+    ([str(CHELSEA), "--boxes", "1,1,9,9", "--op", "box-head"], "vizcli detect --op box-head"),
+    ([str(CHELSEA), "--boxes", "1,1,9,9", "--resume"], "--resume runs datasets"),
+])
+def test_old_spellings_are_one_error_line_naming_the_new_one(invoke, tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    assert fragment in one_error_line(invoke("roi", *args))
+    assert os.listdir(tmp_path) == []
+
+
+def test_no_argument_is_read_as_a_command_name(invoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (40, 30)).save(tmp_path / "verify", format="PNG")  # an image file named like the old verb
+    result = invoke("roi", "verify", "--boxes", "1,1,20,20", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["metadata"]["images"][0]["path"] == "verify"
+
+
+def test_pool_alone_prints_no_roialign_setting_and_each_file_written_is_said(invoke, tmp_path):
+    pooled = invoke("roi", CHELSEA, "--boxes", "140,80,210,150", "--op", "pool", "-o", tmp_path / "f.npy", "--plot",
+                    tmp_path / "p.png")
+    assert pooled.exit_code == 0, pooled.stderr
+    (settings,) = [line for line in pooled.stdout.splitlines() if line.startswith("op ")]
+    assert "sampling ratio" not in settings and "aligned" not in settings
+    assert f"wrote roi_pool [1, 256, 7, 7] to {tmp_path / 'f.npy'} and the metadata to {tmp_path / 'f.npy'}.json" in pooled.stderr
+    assert f"wrote the picture to {tmp_path / 'p.png'}" in pooled.stderr
+    assert "there is 1 box" in one_error_line(invoke("roi", CHELSEA, "--boxes", "1,1,9,9", "--explain", "2"))
+
+
+def test_a_dataset_run_counts_in_words(invoke, images, tmp_path):
+    out = tmp_path / "o.parquet"
+    first = invoke("roi", images / "a.png", "--boxes", "1,1,30,30", "-o", out)
+    assert first.exit_code == 0 and f"wrote 1 row from 1 image to {out}" in first.stderr, first.stderr
+    again = invoke("roi", images / "a.png", "--boxes", "1,1,30,30", "-o", out, "--resume")
+    assert "wrote 0 rows from 0 images" in again.stderr and "1 image was already finished by an earlier run" in again.stderr
+
+
+@pytest.mark.process
+def test_only_the_result_goes_to_stdout_so_head_shows_its_first_line(tmp_path):
+    command = f"{sys.executable} -m vizcli roi {CHELSEA} --boxes 140,80,210,150 | head -1"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("layer3 feature map 256×20×30") and result.stdout.count("\n") == 1
+    assert f"{CHELSEA}: read PNG 451×300 RGB" in result.stderr

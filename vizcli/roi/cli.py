@@ -85,13 +85,18 @@ GlobOption = Annotated[str | None, typer.Option("--glob", rich_help_panel=INPUT,
 OutputOption = Annotated[str | None, typer.Option("--output", "-o", rich_help_panel=OUTPUT, help=(
     "Write the features: .pt, .npy (+ .json), .npz or .safetensors for single images; out.parquet or DIR/ (shards) "
     "for a dataset, one row a box."))]
+DetectionsOutputOption = Annotated[str | None, typer.Option("--output", "-o", rich_help_panel=OUTPUT, help=(
+    "Write boxes, scores, classes and features: .npz, .safetensors or .pt for single images; out.parquet or DIR/ "
+    "(shards) for a dataset, one row a box."))]
 OutputFormatOption = Annotated[FeatureFormat | None, typer.Option("--output-format", rich_help_panel=OUTPUT, help=(
     "The format of the file -o writes (default: from its suffix); needed for /dev/stdout or a pipe."))]
 FormatOption = Annotated[RoiFormat | None, typer.Option("--format", "-f", case_sensitive=False, rich_help_panel=OUTPUT,
                                                         help="What stdout shows (default table; nothing with --quiet -o FILE).")]
 PlotOption = Annotated[str | None, typer.Option("--plot", rich_help_panel=OUTPUT, help=(
-    "Draw the first image with its boxes (and, for roi, the feature grid, RoIPool's rounded boxes, RoIAlign's bins "
-    "and samples, the pooled maps) to this PNG."))]
+    "Draw the first image's boxes on the feature grid, RoIPool's rounded boxes, RoIAlign's bins and samples, and the "
+    "pooled maps, to this PNG."))]
+DetectionsPlotOption = Annotated[str | None, typer.Option("--plot", rich_help_panel=OUTPUT, help=(
+    "Draw the first image with each box, its class and score, to this PNG."))]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", rich_help_panel=MODEL,
                                               help="Images per forward pass (images of one padded size run together).")]
 DecodeThreadsOption = Annotated[int, typer.Option("--decode-threads", rich_help_panel=MODEL,
@@ -111,17 +116,17 @@ else:
 @dataset_options
 def roi(
     images: ImagesArgument = None,
+    images_root: ImagesRootOption = None,
+    glob: GlobOption = None,
+    max_size: Annotated[int | None, typer.Option("--max-size", rich_help_panel=INPUT,
+                                                 help="Downscale so the longest side is at most N pixels (boxes follow).")] = None,
+    max_pixels: MaxPixels = None,
     boxes: BoxesOption = None,
     boxes_file: BoxesFileOption = None,
     annotations: AnnotationsOption = None,
     annotations_format: AnnotationsFormatOption = None,
     max_boxes: MaxBoxesOption = 1_000_000,
     strict: StrictOption = False,
-    images_root: ImagesRootOption = None,
-    glob: GlobOption = None,
-    max_size: Annotated[int | None, typer.Option("--max-size", rich_help_panel=INPUT,
-                                                 help="Downscale so the longest side is at most N pixels (boxes follow).")] = None,
-    max_pixels: MaxPixels = None,
     op: Annotated[str, typer.Option("--op", rich_help_panel=POOLING,
                                     help="align (RoIAlign), pool (RoIPool), or both (also written align,pool).")] = "align",
     output_size: Annotated[str, typer.Option("--output-size", rich_help_panel=POOLING, help="N or HxW bins.")] = "7",

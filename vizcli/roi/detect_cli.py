@@ -20,6 +20,8 @@ from vizcli.roi.cli import (
     BoxesFileOption,
     BoxesOption,
     DecodeThreadsOption,
+    DetectionsOutputOption,
+    DetectionsPlotOption,
     Device,
     FormatOption,
     GlobOption,
@@ -28,8 +30,6 @@ from vizcli.roi.cli import (
     MaxBoxesOption,
     MaxPixels,
     OutputFormatOption,
-    OutputOption,
-    PlotOption,
     Quiet,
     Seed,
     StrictOption,
@@ -49,14 +49,17 @@ EPILOG = (
     "  vizcli export feats.parquet --layout butd-tsv -o feats.tsv   # the bottom-up-attention TSV\n\n"
     "Without boxes the detector finds them (the bottom-up-attention recipe: 10 to 36 an image); with --boxes, "
     "--boxes-file or --annotations it pools the given boxes instead. Either way the boxes go through the detector's "
-    "own transform, MultiScaleRoIAlign (align: 256×7×7) and TwoMLPHead (box-head: 1024 values). Pooling from a "
-    "classifier's stages, with RoIPool or --explain: vizcli roi."
+    "own transform, MultiScaleRoIAlign (align: 256×7×7) and TwoMLPHead (box-head: 1024 values). To pool from a "
+    "classifier's stages (RoIAlign, RoIPool, worked explanations): vizcli roi."
 )
 
 
 @dataset_options
 def detect(
     images: ImagesArgument = None,
+    images_root: ImagesRootOption = None,
+    glob: GlobOption = None,
+    max_pixels: MaxPixels = None,
     detector: Annotated[str, typer.Option("--detector", rich_help_panel=DETECTION, help=(
         "A torchvision detector: fasterrcnn_*/maskrcnn_*/keypointrcnn_* (features), retinanet_*/fcos_* (boxes only)."))
     ] = "fasterrcnn_resnet50_fpn_v2",
@@ -77,9 +80,6 @@ def detect(
     annotations_format: AnnotationsFormatOption = None,
     max_boxes: MaxBoxesOption = 1_000_000,
     strict: StrictOption = False,
-    images_root: ImagesRootOption = None,
-    glob: GlobOption = None,
-    max_pixels: MaxPixels = None,
     op: Annotated[str, typer.Option("--op", rich_help_panel=POOLING, help=(
         "align (the detector's MultiScaleRoIAlign, 256×7×7), box-head (its TwoMLPHead, 1024 values), none (boxes "
         "only), or a list: align,box-head."))] = "align",
@@ -89,10 +89,10 @@ def detect(
     batch_size: BatchSizeOption = 8,
     decode_threads: DecodeThreadsOption = 2,
     threads: Threads = None,
-    output: OutputOption = None,
+    output: DetectionsOutputOption = None,
     output_format: OutputFormatOption = None,
     stdout_format: FormatOption = None,
-    plot: PlotOption = None,
+    plot: DetectionsPlotOption = None,
     quiet: Quiet = False,
     dataset: DatasetFlags = DatasetFlags(),
 ) -> int | None:

@@ -90,7 +90,7 @@ def pool_images(settings: dict[str, Any], inputs: ImageInputs, shown: Shown, run
     boxes = inputs.boxes_by_image()
     for image in inputs.images:
         if image != "-":
-            require_file(image, "images", "an image file")  # before the backbone loads
+            require_file(image, "image", "an image file")  # before the backbone loads
     set_threads(run.threads, warn)
     extractor = RoIExtractor(**settings, batch_size=run.batch_size, decode_workers=run.decode_threads)
     if file_format == "npy" and len(extractor.ops) > 1:
