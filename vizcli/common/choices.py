@@ -48,12 +48,6 @@ class RoiFormat(Choice):
     json = "json"
 
 
-class RoiOp(Choice):
-    align = "align"
-    pool = "pool"
-    both = "both"
-
-
 class RoiLayer(Choice):
     layer1 = "layer1"
     layer2 = "layer2"

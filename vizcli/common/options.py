@@ -30,7 +30,6 @@ from vizcli.common.choices import (  # noqa: F401 (re-exported: the commands imp
     Precision,
     RoiFormat,
     RoiLayer,
-    RoiOp,
     ShapesFormat,
     ShardFormat,
     StorageDtype,

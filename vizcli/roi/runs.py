@@ -76,6 +76,7 @@ def pool_images(settings: dict[str, Any], inputs: ImageInputs, shown: Shown, run
     from vizcli.common.runtime import set_threads
     from vizcli.roi.explain import parse_explain
     from vizcli.roi.extract import RoIExtractor
+    from vizcli.roi.pooling import check_channel
     from vizcli.roi.render import print_report, save_features
     from vizcli.roi.report import report_images
 
@@ -88,6 +89,8 @@ def pool_images(settings: dict[str, Any], inputs: ImageInputs, shown: Shown, run
     check_not_an_input(shown.output, [*inputs.files(), settings.get("weights")])
     _check_plot(shown.plot, [*inputs.files(), shown.output])
     boxes = inputs.boxes_by_image()
+    if shown.explain:
+        check_channel(settings["layer"], shown.channel, settings["model"])
     for image in inputs.images:
         if image != "-":
             require_file(image, "image", "an image file")  # before the backbone loads
@@ -98,9 +101,6 @@ def pool_images(settings: dict[str, Any], inputs: ImageInputs, shown: Shown, run
                        ".safetensors or .pt")
     total = sum(len(boxes.get(image, [])) for image in inputs.images)
     target = parse_explain(shown.explain, total, extractor.spec.output_size) if shown.explain else None
-    if target is not None and not 0 <= shown.channel < extractor.backbone.channels:
-        raise BadInput(f"the {extractor.backbone.layer} map of {extractor.backbone.model} has channels "
-                       f"0..{extractor.backbone.channels - 1}", parameter="channel", value=shown.channel)
     for note in extractor.notes:
         warn(note)
     report = report_images(extractor, list(inputs.images), boxes, warn)
