@@ -55,6 +55,7 @@ class _ErrorBoundary(TyperGroup):
 
     def main(self, *args: Any, **extra: Any) -> Any:
         extra["standalone_mode"] = False
+        _escape_markup(self)
         run = extra.setdefault("obj", {})  # this invocation's settings: --debug (the callback sets it)
         run.setdefault("debug", bool(os.environ.get("VIZCLI_DEBUG")))
         previous_handlers = signals.install()
@@ -125,6 +126,21 @@ class _ErrorBoundary(TyperGroup):
         return {**flags, **PARAMETER_FLAGS}
 
 
+def _escape_markup(group: TyperGroup) -> None:
+    """Help texts are plain text: brackets such as ``[x1,y1,x2,y2]`` or ``vizcli[ray]`` must show as typed, not as
+    rich markup (the help is rendered by rich, in panels)."""
+    from rich.markup import escape
+
+    for command in [group, *group.commands.values()]:
+        for attribute in ("help", "epilog", "short_help"):
+            text = getattr(command, attribute, None)
+            if text:
+                setattr(command, attribute, escape(text))
+        for param in command.params:
+            if getattr(param, "help", None):
+                param.help = escape(param.help)  # type: ignore[attr-defined]
+
+
 def _print_error(message: str) -> None:
     print(f"Error: {one_line(message)}", file=sys.stderr)
 
@@ -139,7 +155,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=True,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
