@@ -79,3 +79,11 @@ def test_the_positional_output_is_named_as_itself_never_as_dash_o(invoke, tmp_pa
     for verb in (("verify",), ("info",), ("export", "-o", tmp_path / "x.tsv")):
         message = one_error_line(invoke(verb[0], tmp_path / "none.parquet", *verb[1:]))
         assert message.startswith(f"Error: {tmp_path / 'none.parquet'}: no such output") and " -o " not in message
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["verify", "x.parquet", "--images-root", "d"], "--images-root: is now --root FOLDER"),
+    (["export", "x.parquet", "--op", "box-head", "-o", "y.tsv"], "--op: is now --feature box-head"),
+])
+def test_old_spellings_of_the_output_verbs_name_the_new_ones(invoke, args, fragment):
+    assert fragment in one_error_line(invoke(*args))

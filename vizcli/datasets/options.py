@@ -123,6 +123,9 @@ def dataset_settings(output: str, resume: bool, shard: str | None, shard_format:
         raise BadInput("use 0.01..65536 (MB)", parameter="shard_size", value=shard_size)
     if engine is Engine.local and ray_address is not None:
         raise BadInput("only for engine='ray' (the Ray cluster to join)", parameter="ray_address", value=ray_address)
+    if engine is Engine.local and workers is not None:
+        raise BadInput("is the number of Ray actors, only for engine='ray'; a local run takes threads=N (torch's threads) "
+                       "and, for roi and detect, decode_threads=N", parameter="workers", value=workers)
     if not 1 <= ray_timeout <= 86400:
         raise BadInput("use 1..86400 seconds", parameter="ray_timeout", value=ray_timeout)
     if not 1 <= stall_timeout <= 604800:

@@ -55,10 +55,14 @@ def verify(
     root: Annotated[str | None, typer.Option("--root", help="The folder the inputs (images, text files, weights) moved to "
                                              "since the run.", rich_help_panel="Inputs")] = None,
     device: DeviceOption = "auto",
+    images_root: Annotated[str | None, typer.Option("--images-root", hidden=True)] = None,
 ) -> int:
     """Recompute a sample of an output's rows from the settings it records; exit 1 unless every column matches."""
-    from vizcli.common.errors import RunFailure
+    from vizcli.common.errors import BadInput, RunFailure
     from vizcli.outputs.verify import verify_output
+
+    if images_root is not None:
+        raise BadInput("is now --root FOLDER: the folder the inputs (images, text files, weights) moved to", parameter="images_root")
 
     verification = verify_output(output, sample, seed, tolerance, device, root)
     print("\n".join(verification.lines()))
@@ -96,10 +100,15 @@ def export(
     feature: Annotated[str | None, typer.Option("--feature", help="Which stored vectors to write: box-head or align (roi, "
                                                 "detect), a pooling such as mean (embed).", rich_help_panel="Output")] = None,
     quiet: QuietOption = False,
+    op: Annotated[str | None, typer.Option("--op", hidden=True)] = None,
 ) -> None:
     """Write an output in a layout other tools read (bottom-up-attention TSV/npz, JSON lines, TSV, .npy)."""
     from vizcli.common.console import info as say
+    from vizcli.common.errors import BadInput
     from vizcli.outputs.export import export_output
+
+    if op is not None:
+        raise BadInput(f"is now --feature {op}: which stored vectors to write", parameter="op")
 
     written, count, chosen = export_output(output, layout, destination, feature)
     if not quiet:
