@@ -207,6 +207,8 @@ def test_partly_outside_is_clipped_with_warning(invoke):
         (["--boxes", "1,1,9,9", "--explain", "3"], "box 3 does not exist"),
         (["--boxes", "1,1,9,9", "--explain", "1:7,0"], "outside the 7x7 output"),
         (["--boxes", "1,1,9,9", "-o", "/no/such/folder/f.npz"], "does not exist"),
+        (["--boxes", "1,1,9,9", "--channel", "3"], "--channel 3: picks the channel --explain BOX shows"),
+        (["--boxes", "1,1,9,9", "--glob", "*.png"], "--glob '*.png': picks a dataset's images"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(invoke, tmp_path, monkeypatch, args, fragment):

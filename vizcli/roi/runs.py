@@ -91,6 +91,8 @@ def pool_images(settings: dict[str, Any], inputs: ImageInputs, shown: Shown, run
     boxes = inputs.boxes_by_image()
     if shown.explain:
         check_channel(settings["layer"], shown.channel, settings["model"])
+    elif shown.channel:
+        raise BadInput("picks the channel explain=BOX shows; add explain=BOX, or drop it", parameter="channel", value=shown.channel)
     for image in inputs.images:
         if image != "-":
             require_file(image, "image", "an image file")  # before the backbone loads
