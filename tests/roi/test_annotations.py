@@ -172,10 +172,13 @@ def test_csv_and_json_boxes_without_area_are_problems_and_the_rest_is_read(tmp_p
     assert [(p["line"], p["image"], p["annotation_id"]) for p in read.problems] == [(3, "a.png", "2"), (4, "b.png", "3")]
     assert "x2 (5) must be greater than x1 (5)" in read.problems[0]["problem"] and "must be numbers" in read.problems[1]["problem"]
     keyed = tmp_path / "boxes.json"
-    keyed.write_text(json.dumps({"a.png": [[10, 10, 60, 60], [3, 8, 20, 8]], "b.png": [[0, 0, 1e400, 5]]}).replace("Infinity", "1e400"))
+    keyed.write_text(json.dumps({"a.png": [[10, 10, 60, 60], [3, 8, 20, 8], ["a", 1, 2, 3], [9, 9, 12, 12]],
+                                 "b.png": [[0, 0, 1e400, 5]]}).replace("Infinity", "1e400"))
     read = read_annotations(str(keyed))
-    assert [len(read.by_key[key]) for key in ("a.png", "b.png")] == [1, 0]
-    assert [(p["image"], p["box"]) for p in read.problems] == [("a.png", 2), ("b.png", 1)]
+    assert [[box.box for box in read.by_key[key]] for key in ("a.png", "b.png")] == [[(10, 10, 60, 60), (9, 9, 12, 12)], []]
+    assert [a.annotation_id for a in read.by_key["a.png"]] == ["1", "4"]  # each box keeps its number in the file
+    assert [(p["image"], p["box"]) for p in read.problems] == [("a.png", 2), ("a.png", 3), ("b.png", 1)]
+    assert read.problems[1]["problem"].startswith("coordinates must be numbers")  # the file, box and image are fields
 
 
 def test_yolo_labels_in_a_subfolder_are_found(tmp_path):

@@ -155,6 +155,12 @@ def _boxes_from_json(text: str, path: str, on_bad_box: BadBox | None = None) -> 
     return {}, _box_list(data, f"boxes_file={path!r}", _reporter(on_bad_box, path, None))
 
 
+def _problem_text(detail: str) -> str:
+    """``box 2 (boxes_file='a.csv' line 3): x2 (5) must be …`` → ``x2 (5) must be …``: a problem
+    record names the file, line and box in fields of its own."""
+    return detail.split("): ", 1)[1] if detail.startswith("box ") and "): " in detail else detail
+
+
 def _reporter(on_bad_box: BadBox | None, path: str, image: str | None) -> Callable[[int, str], None] | None:
     """``(box number, message) → on_bad_box(problem)`` for the boxes of one JSON list."""
     if on_bad_box is None:
@@ -185,13 +191,12 @@ def _box_list(value, source: str, report: Callable[[int, str], None] | None = No
         raise BadInput(f"{source}: expected a list of boxes, got {type(value).__name__}")
     boxes = []
     for index, item in enumerate(value, start=1):
-        if report is not None and isinstance(item, list) and len(item) == 4 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
-            try:  # a box of numbers that is no box (no area, not finite): a problem, the rest goes on
-                x1, y1, x2, y2 = (float(v) for v in item)
-                boxes.append(_checked(Box(index, x1, y1, x2, y2), source))
-            except (BadInput, OverflowError) as error:
-                report(index, str(error.detail if isinstance(error, BadInput) else error))
+        if report is not None:  # a dataset's box that is no box (no area, not numbers): a problem, the rest goes on
+            try:
+                boxes.extend(_box_list([item], source))
+                boxes[-1] = boxes[-1]._replace(number=index)
+            except BadInput as error:
+                report(index, _problem_text(error.detail))
             continue
         label = ""
         if isinstance(item, dict):
@@ -253,7 +258,7 @@ def _boxes_from_csv(text: str, path: str, max_boxes: int,
                 raise
             bad += 1  # a dataset's row that is no box: a problem, and the run goes on
             on_bad_box({"annotations_file": path, "line": index + offset, "annotation_id": str(index),
-                        **({"image": image_key} if image_key else {}), "problem": error.detail})
+                        **({"image": image_key} if image_key else {}), "problem": _problem_text(error.detail)})
             continue
         if image_key:
             keyed.setdefault(image_key, []).append(box)
