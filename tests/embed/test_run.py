@@ -43,6 +43,7 @@ def test_the_format_written(output, expected):
 @pytest.mark.parametrize("output, fragment", [
     (dict(stdout_format="npy"), "file_format=npy"), (dict(stdout_format="xml"), "use one of jsonl, json, csv, tsv"),
     (dict(stdout_format="table"), "use one of"), (dict(path="v.csv", stdout_format="csv"), "leaves stdout empty"),
+    (dict(stdout_format="csv", similarity=True), "use one of table, json"),
     (dict(file_format="xml"), "use one of"),
 ])
 def test_stdout_and_file_formats_are_not_confused(output, fragment):
@@ -55,6 +56,9 @@ def test_a_file_suffix_must_name_a_format_and_agree_with_file_format():
         EmbedOutput("v.txt").format()
     with pytest.raises(BadInput, match="the extension says csv"):
         EmbedOutput("v.csv", file_format="json").format()
+    with pytest.raises(BadInput, match="similarity matrix is written as JSON"):
+        EmbedOutput("s.csv", similarity=True).format()
+    assert EmbedOutput("s.json", similarity=True).format() == "json"
 
 
 def test_texts_come_from_arguments_or_a_file_not_both(tmp_path):

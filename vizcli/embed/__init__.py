@@ -1,7 +1,8 @@
 """`vizcli embed`: BERT-family sentence vectors (pooler_output, cls, mean, max), streamed.
 
 ``vizcli.embed.Embedder`` is the Python API for batches (and Ray Data's ``map_batches``); it is
-imported on first use, so importing this package loads no torch.
+imported on first use, so importing this package loads no torch. ``vizcli.embed.run.run_embed`` is
+the whole command as one call (texts in; stdout, a file or a dataset output out).
 """
 
 from __future__ import annotations

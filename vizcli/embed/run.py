@@ -128,9 +128,9 @@ class EmbedOutput:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        shown = (*STDOUT_FORMATS, "table") if self.similarity else STDOUT_FORMATS
+        shown = ("table", "json") if self.similarity else STDOUT_FORMATS
         if self.stdout_format is not None and self.stdout_format not in shown:
-            if self.stdout_format in FILE_FORMATS:
+            if self.stdout_format in FILE_FORMATS and not self.similarity:
                 raise BadInput(f"sets what stdout shows ({', '.join(shown)}); write {self.stdout_format} to a file with "
                                f"output=FILE.{self.stdout_format} (the suffix names the format) or file_format={self.stdout_format}",
                                parameter="stdout_format", value=self.stdout_format)
@@ -155,8 +155,13 @@ class EmbedOutput:
 
         if self.to_file:
             if self.file_format is None:
-                return format_for_path(str(self.path), FILE_FORMATS)
-            return choose_format(self.path, self.file_format, {name: name for name in FILE_FORMATS}, self.file_format)
+                chosen = format_for_path(str(self.path), FILE_FORMATS)
+            else:
+                chosen = choose_format(self.path, self.file_format, {name: name for name in FILE_FORMATS}, self.file_format)
+            if self.similarity and chosen != "json":
+                raise BadInput("a similarity matrix is written as JSON: name a .json file, or drop output to print the table",
+                               parameter="output", value=self.path)
+            return chosen
         return self.file_format or self.stdout_format or ("table" if self.similarity else "jsonl")
 
 
