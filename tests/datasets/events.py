@@ -53,3 +53,25 @@ def wait_for(condition: Callable[[], bool], folders: Sequence[Path], timeout: fl
 
 def count(folder: Path, pattern: str) -> int:
     return len(list(folder.glob(pattern))) if folder.is_dir() else 0
+
+
+def wait_for_exit(pids: Sequence[int], timeout: float) -> list[int]:
+    """Wait until the processes ``pids`` have ended (the kernel wakes us: a pidfd turns readable when its
+    process exits); returns those still running after ``timeout`` seconds."""
+    descriptors = {}
+    for pid in pids:
+        try:
+            descriptors[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:  # already gone
+            continue
+    deadline = time.monotonic() + timeout
+    try:
+        while descriptors and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(list(descriptors), [], [], left)
+            for descriptor in ready:
+                os.close(descriptor)
+                del descriptors[descriptor]
+        return sorted(descriptors.values())
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)

@@ -2,7 +2,7 @@
 
 Each item ``k<i>`` becomes the row ``(id, index, vector = [i·scale, i·scale + 1, i·scale + 2, i·scale + 3])``,
 so every value can be checked exactly. ``Squares`` can raise on one id (a poison row that raises),
-kill its process on one id (a poison row that crashes its worker), sleep per batch, log its builds, and record
+kill its process on one id (a poison row that crashes its worker), sleep per batch and per item (a model's cost), log its builds, and record
 the value ``ENV_NAME`` has in its process (``env_log``: the job's ``actor_env`` reaching the Ray workers).
 
 Run as ``python -m tests.datasets.fake_job OUT COUNT [--engine ray] …`` for the tests that signal a process.

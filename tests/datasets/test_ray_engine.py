@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from PIL import Image
 
 from tests.conftest import EXAMPLES, ROOT, run_vizcli
 from tests.datasets import fake_job
+from tests.datasets.events import count, wait_for, wait_for_exit
 from vizcli.datasets.run import SKIPPED_ROWS_EXIT, run_dataset
 
 pytest.importorskip("ray")
@@ -157,7 +157,7 @@ def test_embed_on_ray_writes_what_the_local_engine_writes(tmp_path):
     assert b["id"].to_pylist() == [f"doc-{i}" for i in range(400)]
     assert _metadata(tmp_path / "local.parquet") == _metadata(tmp_path / "ray.parquet")
     # one merge for both engines' files: the same id twice is refused, so they are the same rows
-    merged = run_vizcli("embed", "merge", tmp_path / "local.parquet", tmp_path / "ray.parquet", "-o", tmp_path / "m.parquet")
+    merged = run_vizcli("merge", tmp_path / "local.parquet", tmp_path / "ray.parquet", "-o", tmp_path / "m.parquet")
     assert merged.returncode == 2 and b"doc-0" in merged.stderr
 
 
@@ -230,16 +230,11 @@ def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
             "-o", str(output), "--engine", "ray", "--workers", "1", "--shard-size", "0.2"]  # 136 rows a unit
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
     parts = tmp_path / "ray.parquet.parts"
-    killed, deadline = None, time.monotonic() + RAY_TIMEOUT
     try:
         # the event: the actor has written its first unit, so it is mid-run with a model loaded
-        while killed is None and time.monotonic() < deadline and process.poll() is None:
-            workers = _map_workers("_UnitActor")
-            if workers and parts.is_dir() and list(parts.glob("part-*.parquet")):
-                os.kill(workers[0], signal.SIGKILL)
-                killed = workers[0]
-            time.sleep(0.05)
-        assert killed is not None, "the run ended before an actor could be killed"
+        wait_for(lambda: count(parts, "part-*.parquet") > 0 and bool(_map_workers("_UnitActor")), [tmp_path, parts],
+                 timeout=RAY_TIMEOUT, process=process)
+        os.kill(_map_workers("_UnitActor")[0], signal.SIGKILL)
         stdout, stderr = process.communicate(timeout=RAY_TIMEOUT)
     finally:
         if process.poll() is None:
@@ -249,7 +244,7 @@ def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
     ids = table["id"].to_pylist()
     assert sorted(ids, key=int) == [str(i) for i in range(1200)] and len(set(ids)) == 1200
     local = run_vizcli("embed", "--file", corpus, "-p", "mean", "--batch-size", "16", "-o", tmp_path / "local.parquet", "--quiet",
-                       "--shard-size", "0.2")
+                       "--shard-size", "0.2", timeout=RAY_TIMEOUT)  # a loaded machine takes minutes
     assert local.returncode == 0
     _same_rows(pq.read_table(tmp_path / "local.parquet"), table, ["id", "tokens"], ["mean"])
 
@@ -270,10 +265,8 @@ def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
             "-o", f"{output}/", "--shard-format", "npz",
             "--engine", "ray", "--workers", "1", "--shard-size", "0.05"]  # a unit every 34 rows
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-    deadline = time.monotonic() + RAY_TIMEOUT
-    while process.poll() is None and time.monotonic() < deadline and _committed_shards(output) < 2:  # the event: commits
-        time.sleep(0.1)
-    assert process.poll() is None, "the run ended before it could be interrupted"
+    # the event: the manifest lists two committed shards (it is renamed into place at each commit)
+    wait_for(lambda: _committed_shards(output) >= 2, [tmp_path, output], timeout=RAY_TIMEOUT, process=process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr.decode()[-2000:]
@@ -282,10 +275,7 @@ def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
     assert len(errors) == 1, stderr.decode()[-2000:]
     assert errors[0].startswith("Error: interrupted by SIGTERM;") and "rerun with --resume" in errors[0], errors
     assert json.loads((output / "manifest.json").read_text())["complete"] is False
-    deadline = time.monotonic() + 30
-    while _map_workers("_UnitActor") and time.monotonic() < deadline:  # Ray's shutdown ends its actors
-        time.sleep(0.1)
-    assert _map_workers("_UnitActor") == []
+    assert wait_for_exit(_map_workers("_UnitActor"), timeout=30) == []  # Ray's shutdown ends its actors
     resumed = run_vizcli(*argv[3:], "--resume", "--quiet", timeout=RAY_TIMEOUT)
     assert resumed.returncode == 0, resumed.stderr.decode()
     manifest = json.loads((output / "manifest.json").read_text())
