@@ -207,3 +207,30 @@ def test_a_repeated_key_names_the_fix_of_the_command_that_has_it(tmp_path, invok
                     "-o", tmp_path / "d.parquet")
     message = result.stderr.splitlines()[-1]  # after the random-weights warning
     assert result.exit_code == 2 and message.startswith("Error: ") and "appears twice" in message and "give each image once" in message and "id-column" not in message
+
+
+def test_the_dataset_modules_import_one_way_lazy_imports_included():
+    """No circle among vizcli.datasets' modules (run picks the Ray engine; the engine never imports run), counting
+    the imports inside functions too."""
+    import ast
+    from pathlib import Path
+
+    import vizcli.datasets.run
+
+    folder = Path(vizcli.datasets.run.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vizcli.datasets."):
+                names.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[2] for alias in node.names if alias.name.startswith("vizcli.datasets."))
+        graph[path.stem] = names
+    assert "run" not in graph["ray_engine"] and "ray_engine" in graph["run"]
+
+    def reaches(start, target, seen=()):
+        return any(name == target or (name not in seen and reaches(name, target, (*seen, name))) for name in graph.get(start, ()))
+
+    circles = sorted(name for name in graph if reaches(name, name))
+    assert circles == [], circles
