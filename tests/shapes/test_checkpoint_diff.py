@@ -66,10 +66,13 @@ def test_activation_change_on_the_same_input_equals_hooks(checkpoints):
     for key, state in (("a", a), ("b", b)):
         model = torchvision.models.resnet18().eval()
         model.load_state_dict(state)
-        seen = {}
-        hooks = [model.layer4[1].conv2.register_forward_hook(lambda m, i, o: seen.__setitem__("conv2", o.clone())),
-                 model.fc.register_forward_hook(lambda m, i, o: seen.__setitem__("fc", o.clone())),
-                 model.layer1[0].conv1.register_forward_hook(lambda m, i, o: seen.__setitem__("early", o.clone()))]
+        seen: dict = {}
+
+        def keeper(label, seen=seen):
+            return lambda module, inputs, output: seen.__setitem__(label, output.clone())
+
+        hooks = [model.layer4[1].conv2.register_forward_hook(keeper("conv2")), model.fc.register_forward_hook(keeper("fc")),
+                 model.layer1[0].conv1.register_forward_hook(keeper("early"))]
         with torch.no_grad():
             model(example)
         for hook in hooks:

@@ -107,10 +107,10 @@ class ActivationCollector:
         if missing:
             spatial = [r.name for r in trace.records if len(r.shape) == 4][-3:]
             raise BadInput(f"no row named {missing[0]!r} (a 4-D output's row name, e.g. {', '.join(spatial) or 'layer1.0.conv1'})",
-                           parameter="activation_map", value=missing[0])
+                           parameter="channel_grid", value=missing[0])
         not_spatial = [name for name in self.options.maps if name not in self.maps.layers]
         if not_spatial:
-            raise BadInput(f"{not_spatial[0]!r} has no channels × height × width output to draw", parameter="activation_map",
+            raise BadInput(f"{not_spatial[0]!r} has no channels × height × width output to draw", parameter="channel_grid",
                            value=not_spatial[0])
 
 

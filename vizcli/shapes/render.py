@@ -265,6 +265,7 @@ def _unused_note(totals: dict[str, Any]) -> str:
     return f"; {parts}, which did not run in eval"
 
 
+TRACED_WITH = {"fx": "torch.fx", "hooks": "forward hooks", "operators": "TorchScript's operators"}
 MAX_OPERATOR_KINDS = 16  # the table lists the most frequent; JSON carries all
 
 
@@ -287,7 +288,7 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
         documented = f"; torchvision documents {totals['documented_gmacs']:.3f} G"
     memory = ", ".join(f"{dtype} {human_bytes(size)}" for dtype, size in totals["activation_bytes"].items())
     lines = [
-        f"computations: {len(run.trace.records)} (traced with {'torch.fx' if run.trace.method == 'fx' else 'forward hooks'})",
+        f"computations: {len(run.trace.records)} (traced with {TRACED_WITH.get(run.trace.method, run.trace.method)})",
         f"parameters: {totals['parameters']:,} (trainable {totals['trainable_parameters']:,}{_unused_note(totals)})",
         f"MACs: {human_count(totals['macs'])} (multiply-accumulates per {_per_input(report, run)}, counted per operator{documented})",
         f"FLOPs: {human_count(totals['flops'])} (= 2 × MACs)",
@@ -301,6 +302,9 @@ def _totals_lines(report: ShapesReport, run: ImageRun) -> list[Any]:
         reason = run.trace.fallback_reason or "hooks requested"
         lines.append(f"note: {reason}; traced with forward hooks instead, so functional operations get rows only when "
                      "they carry MACs or are a softmax (attention's), not the adds and flattens")
+    if run.trace.method == "operators":
+        lines.append(f"note: {run.trace.fallback_reason}; each row is an operator, named after the module whose parameters "
+                     "it reads (else after the operator)")
     if report.task == "detection":
         lines.append("note: two-stage detectors run their box, mask or keypoint heads once per proposal or detection that "
                      "survives the thresholds, so their MACs vary with the weights and the image")
