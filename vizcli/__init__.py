@@ -15,6 +15,10 @@ _LAZY = {
     "load_model": "vizcli.common.models",
     "trace_shapes": "vizcli.shapes.trace",
     "run_shapes": "vizcli.shapes.report",
+    "run_module_shapes": "vizcli.shapes.report",
+    "compare_models": "vizcli.shapes.model_comparison",
+    "diff_checkpoints": "vizcli.shapes.checkpoint_diff",
+    "ActivationOptions": "vizcli.shapes.activations",
     "check_diagram": "vizcli.shapes.diagram",
     "PoolSpec": "vizcli.roi.pooling",
     "roi_features": "vizcli.roi.pooling",
@@ -40,8 +44,11 @@ if TYPE_CHECKING:
     from vizcli.roi.pooling import PoolSpec, roi_features
     from vizcli.roi.report import run_roi
     from vizcli.search.searcher import Searcher
+    from vizcli.shapes.activations import ActivationOptions
+    from vizcli.shapes.checkpoint_diff import diff_checkpoints
     from vizcli.shapes.diagram import check_diagram
-    from vizcli.shapes.report import run_shapes
+    from vizcli.shapes.model_comparison import compare_models
+    from vizcli.shapes.report import run_module_shapes, run_shapes
     from vizcli.shapes.trace import trace_shapes
 
 __all__ = ["__version__", *_LAZY]
