@@ -13,7 +13,7 @@ from typing import Any
 from vizcli.search.hits import Hit, TopK
 from vizcli.search.source import Block
 
-SCORE_TILE = 1 << 24  # scores computed at once (queries × rows): 64 MiB of float32
+SCORE_TILE = 1 << 22  # scores computed at once (queries × rows): 16 MiB of float32 (and 32 MiB of top-k positions)
 
 
 def unit_rows(vectors: Any) -> Any:

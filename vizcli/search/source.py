@@ -125,6 +125,8 @@ class EmbedOutput:
                     handle = pq.ParquetFile(unit)
                     for batch in handle.iter_batches(batch_size=self.block_rows, columns=columns):
                         yield pa.Table.from_batches([batch])
+                        del batch
+                        pa.default_memory_pool().release_unused()  # decoding buffers: memory stays at one block
                 except (pa.ArrowException, OSError, ValueError):
                     raise BadInput(f"{unit.name} cannot be read (truncated or damaged); write it again with vizcli embed",
                                    parameter="dataset", value=self.path) from None
