@@ -190,3 +190,27 @@ def test_an_output_that_is_a_read_file_is_refused_however_it_is_named(tmp_path):
     refuse_overwriting_inputs(os.devnull, [os.devnull])
     refuse_overwriting_inputs(model / "config.json", [model], whole_folders=False)  # a dataset folder: only itself
     assert source.read_text() == "x = 1\n"
+
+
+def test_no_command_writes_over_a_file_it_reads(invoke, tmp_path):
+    """The one check (``refuse_overwriting_inputs``) as each writing command meets it, before any work."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "bert"}')
+    (tmp_path / "net.py").write_text("import torch.nn as nn\n\ndef build():\n    return nn.Linear(4, 2)\n")
+    (tmp_path / "texts.txt").write_text("a cat\na dog\n")
+    made = invoke("embed", "--file", tmp_path / "texts.txt", "--pooling", "mean", "-o", tmp_path / "X.parquet")
+    assert made.exit_code == 0, made.stderr
+    before = (tmp_path / "X.parquet").read_bytes()
+    os.symlink(tmp_path / "X.parquet", tmp_path / "link.jsonl")
+    cases = [
+        ("shapes", "--model", f"{tmp_path}/net.py:build", "--input-size", "4", "-o", tmp_path / "net.py"),
+        ("shapes", "--model", model, "-o", model / "config.json"),
+        ("embed", "hello", "--model", model, "--pooling", "mean", "-o", model / "config.json"),
+        ("export", tmp_path / "X.parquet", "--layout", "jsonl", "-o", tmp_path / "link.jsonl"),
+        ("export", tmp_path / "X.parquet", "--layout", "jsonl", "-o", tmp_path / "X.parquet"),
+    ]
+    for args in cases:
+        assert "is also an input" in one_error_line(invoke(*args)), args
+    assert (model / "config.json").read_text() == '{"model_type": "bert"}' and "nn.Linear" in (tmp_path / "net.py").read_text()
+    assert (tmp_path / "X.parquet").read_bytes() == before

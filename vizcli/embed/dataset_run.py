@@ -18,7 +18,7 @@ from vizcli.embed.run import EmbedSettings, TextSource, report_dtype, warn_overf
 def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> int:
     """Embed every text of ``source`` into ``dataset.output`` (``DatasetSettings``); the exit status (3: rows skipped)."""
     from vizcli.common.console import counter_progress, info, warn
-    from vizcli.common.files import check_not_an_input
+    from vizcli.common.files import check_not_an_input, refuse_overwriting_inputs
     from vizcli.common.runtime import resolve_device, set_threads
     from vizcli.datasets.options import summary_exit
     from vizcli.datasets.run import run_dataset
@@ -26,7 +26,8 @@ def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> 
     from vizcli.embed.precision import NEEDS_RANGES, save_ranges
     from vizcli.embed.rows import embed_job, first_texts, text_pieces
 
-    check_not_an_input(dataset.output, [source.file, settings.model, settings.ranges])
+    check_not_an_input(dataset.output, [source.file, settings.ranges])
+    refuse_overwriting_inputs(dataset.output, [settings.model])  # a model folder is read as a whole (config.json, weights)
     needs_ranges = settings.precision in NEEDS_RANGES
     ranges_file = _ranges_file(dataset.output)
     if needs_ranges and settings.ranges is None and ranges_file.parent.is_dir():

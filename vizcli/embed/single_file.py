@@ -18,7 +18,7 @@ TEXT_FORMATS = ("jsonl", "csv", "tsv")  # formats that carry no metadata (so no 
 def embed_to_file(source: TextSource, settings: EmbedSettings, output: EmbedOutput) -> None:
     """Write ``source``'s vectors (or, with ``output.similarity``, their cosine similarities) where ``output`` says."""
     from vizcli.common.console import counter_progress, info
-    from vizcli.common.files import check_not_an_input, check_writable
+    from vizcli.common.files import check_not_an_input, check_writable, refuse_overwriting_inputs
     from vizcli.embed import writers
 
     fmt = output.format()
@@ -26,7 +26,8 @@ def embed_to_file(source: TextSource, settings: EmbedSettings, output: EmbedOutp
         raise BadInput(f"npy holds one array and pooling={settings.pooling} gives {len(settings.poolings)}; use npz or "
                        "safetensors", parameter="output", value=output.path)
     check_writable(output.path, side_suffixes=(".json",) if fmt == "npy" and not output.similarity else ())
-    check_not_an_input(output.path, [source.file, settings.model])
+    check_not_an_input(output.path, [source.file])
+    refuse_overwriting_inputs(output.path, [settings.model])  # a model folder is read as a whole (config.json, weights)
     items = source.items()
     embedder = _embedder(source, settings)
     encoder, options = embedder.encoder, embedder.options
