@@ -369,3 +369,31 @@ def test_bad_input_found_by_a_ray_worker_is_exit_2_naming_it_as_locally(tmp_path
     assert result.returncode == 2 and len(errors) == 1 and fragment in errors[0], stderr[-2000:]
     assert "Traceback" not in stderr and "retry" not in stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == [corpus.name]
+
+
+def test_a_ray_actor_writes_a_long_units_rows_as_it_goes_and_sigterm_keeps_them(tmp_path):
+    # one unit of 300 items × 0.2 s on one actor, its rows written every 2 s (commit_seconds): a SIGTERM to the driver
+    # before the unit ends keeps what the actor wrote (no summary reported it yet), and resume skips it
+    out = tmp_path / "out.parquet"
+    parts = tmp_path / "out.parquet.parts"
+    argv = [sys.executable, "-m", "tests.datasets.fake_job", str(out), "300", "--rows-per-unit", "300", "--engine", "ray",
+            "--workers", "1"]
+    process = subprocess.Popen([*argv, "--item-delay", "0.2", "--commit-seconds", "2"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: count(parts, "part-*") >= 2, [tmp_path, parts], timeout=RAY_TIMEOUT, process=process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr.decode()[-2000:]
+    errors = [line for line in stderr.decode().splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "finished units are kept" in errors[0], errors
+    kept = count(parts, "part-*")
+    assert kept >= 2
+    done = subprocess.run([*argv, "--resume"], cwd=ROOT, capture_output=True, timeout=RAY_TIMEOUT)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert summary["skipped"] >= 20 and summary["skipped"] + summary["rows"] == 300
+    fake_job.check_every_row_once(out, 300)
