@@ -14,7 +14,9 @@ Each actor builds the command's callable class (``RoIExtractor``, ``Embedder``) 
 for the whole run; Ray restarts an actor whose process dies and retries its unit on it. A unit
 that kills its worker on every try fails the plan; the driver then reads the attempt counts the
 workers left (``.claim-*`` markers), splits that unit in halves and runs again, until the one row
-that kills its worker is found: it goes to ``problems.jsonl``, every other row is kept.
+that kills its worker is found: it goes to ``problems.jsonl``, every other row is kept. When nodes are
+lost for good and the live ones hold fewer actors (``ray_cluster.Watchdog``), the plan stops and runs again
+with as many actors as they hold, its committed units kept; a run that cannot progress at all ends saying why.
 
 The output folder must be one that every node can write (a shared file system), and the inputs
 the workers open (image files, corpus files) must be at paths every node can read. Ray's own
@@ -23,22 +25,22 @@ crash between writing a block and recording its ids writes those rows twice; viz
 their own checkpoint (a unit is renamed in whole, and ``--resume`` reads the ids from the units).
 Ray is an optional dependency (``pip install 'vizcli[ray]'``); nothing here imports it until a run starts.
 
-**Why a cluster whose CPUs all hold actors still runs.** Ray Data gives every operator a share of the
-cluster's CPUs (``ReservationOpResourceAllocator`` in ``ray/data/_internal/execution/resource_manager.py``:
-each eligible operator reserves ``reservation_ratio`` of the limits, the rest is shared) and launches a
-task only when the task's request fits its operator's budget (``can_submit_new_task``:
-``incremental_resource_usage().satisfies_limit(budget)``); Ray Core then places it only on a node with
-that much free (the docs' "Ray Data resource management" and "Specifying CPU and GPU resources": a task
-holds its ``num_cpus`` while it runs). With ``workers`` actors holding every CPU, any task that asks for
-a CPU, or a fraction of one, waits for ever: Ray Data reported the read as ``backpressured:tasks
-(ResourceBudget)``, and ``repartition(target_num_rows_per_block=1)`` added a ``StreamingRepartition``
-operator whose tasks take Ray's default of 1 CPU. So nothing but the actors asks for CPUs: the read
-tasks ask for ``num_cpus=0`` (they parse a file's rows and cut units, light beside a model; at most
-``READ_TASKS`` run at once, ``concurrency=``), and each unit leaves its read task as a block of its own
-because the plan is built with ``DataContext.target_max_block_size`` at 1 byte (the dataset keeps the
-context it was built with; the caller's value is put back at once), so no repartition operator is needed.
-``DataContext.execution_options.resource_limits`` and ``exclude_resources`` are left alone: they change
-Ray Data's budgets, not the CPUs Ray Core can place a task on.
+**Why a cluster whose CPUs all hold actors still runs** (Ray 2.60's source and docs, as read for this design).
+Ray Core places a task or actor only on a node where the sum of the requests of what runs there stays within
+the node's logical resources, and a task asks for 1 CPU unless told otherwise (docs.ray.io: ray-core/scheduling/
+resources.html, ray-core/patterns/limit-running-tasks.html). Ray Data adds its own budget: each eligible operator
+reserves ``reservation_ratio`` of the limits and shares the rest, and launches a task only when the task's request
+fits (``ReservationOpResourceAllocator.can_submit_new_task`` in ``ray/data/_internal/execution/resource_manager.py``).
+With ``workers`` actors holding every CPU, any task asking for a CPU, or a fraction of one, waits for ever: the read
+reported ``backpressured:tasks(ResourceBudget)``, and ``repartition(target_num_rows_per_block=1)`` added a
+``StreamingRepartition`` operator whose tasks take the default 1 CPU (``logical/operators/map_operator.py``; it fuses
+with the read only when their remote args agree, ``rules/operator_fusion.py``). So nothing but the actors asks for
+CPUs: the read tasks ask for ``num_cpus=0`` (they parse rows and cut units, light beside a model; ``concurrency=``
+caps them at ``READ_TASKS``), and each unit leaves its read task as a block of its own because the plan is built
+with ``DataContext.target_max_block_size`` at 1 byte (data/performance-tips.html: the output block size; a dataset
+keeps the context it was built with, and the caller's value is put back at once), so no repartition is needed.
+``DataContext.execution_options.resource_limits`` and ``exclude_resources`` (data/execution-configurations.html)
+are left alone: they change Ray Data's budget, not what Ray Core can place, so neither could free a CPU for a read.
 """
 
 from __future__ import annotations
