@@ -195,3 +195,12 @@ def test_yolo_labels_in_a_subfolder_are_found(tmp_path):
     (tmp_path / "empty" / "deeper").mkdir(parents=True)
     with pytest.raises(BadInput, match="in it or in its subfolders"):
         read_annotations(str(tmp_path / "empty"))
+
+
+def test_boxes_keyed_by_a_file_name_are_not_given_to_its_namesake_of_another_extension(tmp_path):
+    from vizcli.roi.annotations import AnnotatedImage, attach
+
+    rows = tmp_path / "boxes.csv"
+    rows.write_text("image,x1,y1,x2,y2\nx.png,1,1,9,9\n")
+    images = attach(read_annotations(str(rows)), [AnnotatedImage("x.png", "x.png"), AnnotatedImage("x.jpg", "x.jpg")])
+    assert [len(image.annotations) for image in images] == [1, 0]

@@ -375,7 +375,8 @@ def attach(annotations: Annotations, images: Iterable[AnnotatedImage]) -> list[A
     by_key = annotations.by_key
     stems: dict[str, list[Annotation]] = {}
     for key, boxes in by_key.items():
-        stems.setdefault(Path(key).stem, []).extend(boxes)
+        if not Path(key).suffix:  # YOLO's keys name no extension; a key with one (x.png) is not x.jpg's
+            stems.setdefault(Path(key).stem, []).extend(boxes)
     for image in listed:
         key = Path(image.image_id).with_suffix("").as_posix()
         found = by_key.get(image.image_id) or by_key.get(key) or by_key.get(Path(image.image_id).name)
