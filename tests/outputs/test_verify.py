@@ -115,13 +115,6 @@ def test_moved_inputs_are_found_again_with_root(invoke, made, tmp_path):
     assert invoke("verify", vectors, "--root", tmp_path / "texts").exit_code == 0
 
 
-def test_a_single_image_file_without_recorded_settings_says_so(invoke, made):
-    result = invoke("verify", made["texts.npz"])
-    assert result.exit_code in (0, 2)
-    if result.exit_code == 2:
-        assert "records no worker settings" in one_error_line(result)
-
-
 def test_a_detection_outputs_computed_label_and_score_are_checked(invoke, made, tmp_path):
     out = tmp_path / "detections.parquet"
     made_detections = invoke("detect", made["images"], "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn", "--op", "box-head",
@@ -146,3 +139,20 @@ def test_verify_checks_a_search_index_built_beside_the_output(invoke, made, tmp_
     _rewrite(made["embed.parquet"], out, lambda t: t)  # the same rows written again: another file than the index recorded
     result = invoke("verify", out)
     assert result.exit_code == 1 and "index" in result.stdout.lower(), result.stdout
+
+
+@pytest.mark.parametrize("name", ["one.npz", "one.safetensors", "one.pt", "one.npy"])
+def test_a_single_image_file_is_verified_from_its_recorded_settings(invoke, made, name):
+    result = invoke("verify", made[name])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "recomputed 2 rows of 1 sampled item" in result.stdout and "features_align: largest difference 0" in result.stdout
+
+
+def test_a_changed_single_image_file_is_not_reproduced(invoke, made, tmp_path):
+    import numpy as np
+
+    with np.load(made["one.npz"]) as loaded:
+        arrays = {name: loaded[name] for name in loaded.files}
+    arrays["roi_align"] = arrays["roi_align"] + 0.25
+    np.savez(tmp_path / "changed.npz", **arrays)
+    assert "largest difference 0.25" in one_error_line(invoke("verify", tmp_path / "changed.npz"), code=1)

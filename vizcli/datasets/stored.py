@@ -186,7 +186,10 @@ def _read_npy(place: Path, path: str, parameter: str) -> tuple[dict[str, Any], A
 
     metadata = parse_json(sidecar.read_text(encoding="utf-8"), parameter, path, where=f"{sidecar.name}: ")
     array = np.load(place, allow_pickle=False, mmap_mode="r")
-    name = str(metadata.get("array") or (metadata.get("pooling") or ["features"])[0]) if isinstance(metadata, dict) else "features"
+    name = "features"
+    if isinstance(metadata, dict):  # the one array's name, as the .npz form of the same output names it
+        ops, poolings = metadata.get("ops"), metadata.get("pooling")
+        name = str(metadata.get("array") or (f"roi_{ops[0]}" if ops else poolings[0] if poolings else "features"))
     return {name: array}, metadata
 
 

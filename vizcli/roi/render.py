@@ -234,10 +234,11 @@ def print_report(
     (info if output_format == "json" else print)("\n".join(lines).rstrip())
 
 
-def save_features(report: RoiReport, path: str, save_format: str) -> str:
-    """Write every op's ``Tensor[K, C, h, w]`` with the report's metadata; returns what was written, in words."""
+def save_features(report: RoiReport, path: str, save_format: str, recorded: dict[str, Any] | None = None) -> str:
+    """Write every op's ``Tensor[K, C, h, w]`` with the report's metadata (and ``recorded``: the worker's settings, which
+    ``vizcli verify`` rebuilds it from); returns what was written, in words."""
     arrays = {f"roi_{name}": report.stacked(name) for name in report.ops}
-    write_arrays(arrays, report.metadata(), save_format, path)
+    write_arrays(arrays, {**report.metadata(), **(recorded or {})}, save_format, path)
     from vizcli.common.files import writes_side_files
 
     side = f" and the metadata to {path}.json" if save_format == "npy" and writes_side_files(path) else ""

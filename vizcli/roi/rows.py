@@ -142,7 +142,7 @@ def roi_job(settings: dict[str, Any], extractor: Any, annotation_problems: list[
     extractor.on_error, extractor.batch_size, extractor.decode_workers = "skip", batch_size, decode_workers
     return DatasetJob(
         command="roi", key=ROI_KIND.key, schema=roi_schema(sizes, scored=isinstance(extractor, Detector)),
-        metadata={**extractor.metadata(), "settings": _recorded(settings), "settings_version": ROI_KIND.settings_version},
+        metadata={**extractor.metadata(), "settings": recorded_settings(settings), "settings_version": ROI_KIND.settings_version},
         worker=type(extractor), worker_kwargs=kwargs, to_batch=image_batch, to_rows=box_rows,
         row_bytes=4 * max(1, sum(sizes.values())), max_unit_rows=UNIT_BOXES, problems_of=extractor_problems,
         array_shapes={feature_column(op): shape for op, shape in shapes.items()},
@@ -161,7 +161,7 @@ def build_worker(settings: dict[str, Any]) -> Any:
     return RoIExtractor(**settings)
 
 
-def _recorded(settings: dict[str, Any]) -> dict[str, Any]:
+def recorded_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """The worker's settings as the output records them (``verify`` rebuilds the worker from them)."""
     import os
 

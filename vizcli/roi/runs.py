@@ -109,7 +109,12 @@ def pool_images(settings: dict[str, Any], inputs: ImageInputs, shown: Shown, run
     say = (lambda message: None) if run.quiet else info
     print_report(report, shown.shown_format(run.quiet), target, shown.channel, say)
     if shown.output:
-        say(save_features(report, shown.output, file_format))
+        from vizcli.roi.kind import ROI_KIND
+        from vizcli.roi.rows import recorded_settings
+
+        recorded = {"settings": recorded_settings(settings), "settings_version": ROI_KIND.settings_version,
+                    "weights_sha256": extractor.weights_sha256}
+        say(save_features(report, shown.output, file_format, recorded))
     if shown.plot:
         from vizcli.roi.plot import plot_roi
 
