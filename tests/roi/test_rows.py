@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.checks import random_image
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT
+from tests.datasets.events import count, wait_for
 from vizcli.datasets.keys import shard_of
 from vizcli.datasets.run import SKIPPED_ROWS_EXIT
 
@@ -155,7 +156,8 @@ def test_a_killed_run_resumes_to_every_box_exactly_once(tmp_path, kind, stop):
     units = (tmp_path / "out.parquet.parts") if kind == "parquet" else out
     process = subprocess.Popen([sys.executable, "-m", "vizcli", "roi", *map(str, common), "-o", target], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: len(list(units.glob("part-*"))) >= 4, timeout=300, what="four finished units")
+    # the event: four finished units renamed into place (inotify wakes the wait; no sleep decides when to signal)
+    wait_for(lambda: count(units, "part-*") >= 4, [tmp_path, units], timeout=300, process=process)
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
     finished = len(list(units.glob("part-*")))
