@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup system-deps demo lint test test-fast test-slow test-all bench clean
+.PHONY: setup system-deps demo lint test test-fast test-slow test-all bench docs docs-check clean
 
 setup: $(STAMP) system-deps
 
@@ -25,7 +25,7 @@ system-deps:
 $(STAMP):  # the name carries pyproject.toml's hash: a changed file means a new stamp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ray]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ray,docs]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -49,6 +49,16 @@ test-slow: $(STAMP) system-deps
 
 test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q --durations=25
+
+# Documentation (docs/index.md, "How these pages are made"): every console block of README.md and docs/*.md is a cog
+# block that docs/_cog.py runs for real. `docs` rewrites them; `docs-check` fails when any differs from what the
+# program prints now (cog --check), then builds the site with mkdocs --strict (broken links, pages missing from nav).
+docs: $(STAMP) system-deps
+	$(BIN)/python docs/_cog.py
+
+docs-check: $(STAMP) system-deps
+	$(BIN)/python docs/_cog.py --check
+	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$site"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench,ray]"
