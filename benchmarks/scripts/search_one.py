@@ -148,12 +148,64 @@ def vizcli_index(folder, option):
     return (build, *_vizcli(searcher))
 
 
+def together(folder, options):
+    """numpy, vizcli exact --in-memory, vizcli binary (several --rescore), faiss binary and the vizcli index in one
+    process, timed query by query in turn, so a busy machine slows them alike; the float vectors are shared."""
+    from vizcli.search.quantized import QuantizedVectors
+    from vizcli.search.searcher import Searcher
+
+    path = os.path.join(folder, "vectors.parquet")
+    exact = Searcher(path, in_memory=True)
+    vectors = exact._loaded.vectors
+    runners = {"numpy:": (lambda query: np.argpartition(-(vectors @ query), K)[:K], None),
+               "vizcli-exact:in-memory": _vizcli(exact)}
+    for option in options:
+        method, _, setting = option.partition(":")
+        if method == "binary":
+            searcher = Searcher.__new__(Searcher)  # the exact searcher's vectors, quantized: one copy in memory
+            searcher.__dict__.update(exact.__dict__, mode="binary", rescore=int(setting), _loaded=None,
+                                     _quantized=QuantizedVectors(vectors, exact._loaded.ids, None, "binary"))
+            runners[f"vizcli-quantized:binary:{setting}"] = _vizcli(searcher)
+        elif method == "index":
+            runners[f"vizcli-index:{setting}"] = _vizcli(Searcher(path, mode="index", expansion_search=int(setting), threads=1))
+        elif method == "faiss-binary":
+            runners["faiss-binary:"] = faiss_binary(folder, "")[1:]
+    return runners
+
+
+def main_together(folder, options, single):
+    queries = np.load(os.path.join(folder, "queries.npy"))
+    truth = np.load(os.path.join(folder, "truth.npy"))
+    runners = together(folder, options)
+    times = {name: [] for name in runners}
+    found = {name: [] for name in runners}
+    for name, (one, _) in runners.items():
+        one(queries[0])  # warm-up
+    for query in queries[:single]:
+        for name, (one, _) in runners.items():
+            start = time.perf_counter()
+            found[name].append(one(query))
+            times[name].append((time.perf_counter() - start) * 1000)
+    qps = {}
+    for name, (_, batch) in runners.items():
+        if batch is not None:
+            start = time.perf_counter()
+            batch(queries)
+            qps[name] = len(queries) / (time.perf_counter() - start)
+    for name in runners:
+        print(json.dumps({"name": name, "p50_ms": float(np.percentile(times[name], 50)), "p99_ms": float(np.percentile(times[name], 99)),
+                          "recall": recall(found[name], truth[:single]), "qps": qps.get(name), "queries": single}))
+
+
 METHODS = {"numpy": numpy_brute, "llm": llm_loop, "faiss-flat": faiss_flat, "faiss-binary": faiss_binary,
            "vizcli-exact": vizcli_exact, "vizcli-quantized": vizcli_quantized, "vizcli-index": vizcli_index}
 
 
 def main():
     method, folder = sys.argv[1:3]
+    if method == "together":
+        main_together(folder, sys.argv[3].split(","), int(os.environ.get("SEARCH_SINGLE", "100")))
+        return
     option = sys.argv[3] if len(sys.argv) > 3 else ""
     single = int(os.environ.get("SEARCH_SINGLE", "100"))
     queries = np.load(os.path.join(folder, "queries.npy"))

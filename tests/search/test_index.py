@@ -81,3 +81,15 @@ def test_bad_index_settings_are_refused():
         IndexSettings(connectivity=1).check()
     with pytest.raises(BadInput, match="index_dtype='f64'"):
         IndexSettings(dtype="f64").check()
+
+
+def test_id_queries_through_the_index_leave_their_own_row_out(synthetic):
+    path, vectors = synthetic
+    build_index(EmbedOutput(str(path)), IndexSettings(expansion_search=256))
+    found = Searcher(str(path), mode="index").search(ids=["v5", "v700"], k=5)
+    truth = reference_top_k(vectors[[5, 700]], vectors, 5, exclude=[5, 700])
+    for matches, expected in zip(found, truth):
+        assert matches.by_id and len(matches.hits) == 5
+        assert len({hit.row for hit in matches.hits} & {row for _, row in expected}) >= 4
+    assert found[0].query == "v5" and 5 not in [hit.row for hit in found[0].hits]
+    assert found[1].query == "v700" and 700 not in [hit.row for hit in found[1].hits]

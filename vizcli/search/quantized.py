@@ -49,6 +49,7 @@ class QuantizedVectors:
         self.ids = ids
         self.texts = texts
         self.threads = max(1, threads or min(os.cpu_count() or 1, 8))
+        self._threads_pool: Any = None
         if quantization == "binary":
             self.codes = binary_words(vectors)
         else:
@@ -88,16 +89,21 @@ class QuantizedVectors:
         if self.threads == 1 or len(spans) == 1:
             found = [tile(span) for span in spans]
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(self.threads) as pool:  # numpy releases the GIL in its loops
-                found = list(pool.map(tile, spans))
+            found = list(self._pool().map(tile, spans))
         scores = np.concatenate([item[0] for item in found], axis=1)
         rows = np.concatenate([item[1] for item in found], axis=1)
         if scores.shape[1] > count:
             picked = np.argpartition(scores, count - 1, axis=1)[:, :count]
             rows = np.take_along_axis(rows, picked, axis=1)
         return rows
+
+    def _pool(self) -> Any:
+        """Threads kept for the object's life (starting them per query cost more than a small scan)."""
+        if self._threads_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._threads_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vizcli-scan")  # numpy releases the GIL
+        return self._threads_pool
 
     def _hamming(self, words: Any, start: int, end: int) -> Any:
         """``uint16 [Q, end - start]``: Hamming distances of the queries' bits (``[W, Q]``) to rows ``start .. end``."""
