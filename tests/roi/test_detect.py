@@ -251,6 +251,8 @@ def test_a_fine_tuned_detector_runs_with_its_own_class_count_and_names(pictures,
     only = Detector(FAST, weights=str(tmp_path / "five.pth"), class_names=str(names), classes="dog", min_score=0.0,
                     min_detections=0, max_detections=100)({"image": pictures[:1]})
     assert set(only["class_name"][0]) <= {"dog"} and set(only["class_index"][0].tolist()) <= {2}
+    with pytest.raises(BadInput, match=r"knows 4 classes \(1, 2, 3, 4\); they have no names: .*class_names=FILE"):
+        Detector(FAST, weights=str(tmp_path / "five.pth"), classes="dog")
 
 
 def torchvision_detector(**build):

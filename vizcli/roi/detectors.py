@@ -177,7 +177,9 @@ def check_class_name(name: str, known: dict[str, int], detector: str) -> int:
     """The class index ``name`` names, else ``BadInput`` naming the closest name."""
     if name not in known:
         shown = ", ".join(list(known)[:8]) + (", …" if len(known) > 8 else "")
-        raise BadInput(f"{closest_hint(name, list(known))}{detector} knows {len(known)} classes ({shown})",
+        unnamed = all(known_name.isdigit() for known_name in known)  # a fine-tuned head, no names given
+        fix = "; they have no names: choose by index, or name them with class_names=FILE (one a line)" if unnamed else ""
+        raise BadInput(f"{closest_hint(name, list(known))}{detector} knows {len(known)} classes ({shown}){fix}",
                        parameter="classes", value=name)
     return known[name]
 
