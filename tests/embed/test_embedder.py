@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import ROOT
+from tests.datasets.events import count, wait_for
 
 TEXTS = [f"sentence {i}: the cat sat on mat number {i}" if i % 2 else f"line {i} about rain in the valley" for i in range(30)]
 
@@ -151,9 +151,8 @@ def test_a_killed_corpus_run_resumes_to_every_id_exactly_once(tmp_path):
     parts = tmp_path / "out.parquet.parts"
     process = subprocess.Popen([sys.executable, *common, "-o", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(parts.glob("part-*"))) < 3:
-        time.sleep(0.02)
+    # the event: three units renamed into place (inotify wakes the wait; no sleep decides when to kill)
+    wait_for(lambda: count(parts, "part-*") >= 3, [tmp_path, parts], timeout=300, process=process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     finished = len(list(parts.glob("part-*")))
