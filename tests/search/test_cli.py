@@ -96,3 +96,17 @@ def test_without_the_extra_one_error_line_says_how_to_install(invoke, parquet_ou
     result = invoke("search", parquet_output, "--build-index")
     assert result.exit_code == 1
     assert "pip install 'vizcli[index]'" in _error_line(result)
+
+
+@pytest.mark.process
+def test_help_imports_nothing_heavy_and_shows_examples():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys\nfrom vizcli.cli import app\ntry:\n    app(['search', '--help'], prog_name='vizcli')\nexcept SystemExit:\n"
+            "    pass\nprint(sorted(m for m in ('torch', 'numpy', 'pyarrow', 'usearch', 'transformers') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    assert "vizcli search vectors.parquet" in result.stdout and "--build-index" in result.stdout
