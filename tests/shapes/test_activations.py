@@ -51,7 +51,7 @@ def test_resnet18_statistics_equal_hooks():
             checked += 1
     assert checked >= 40
     relus = [trace.activations[r.index].zeros for r in trace.records if r.kind == "ReLU"]
-    assert all(0.2 < fraction < 0.8 for fraction in relus)  # dead ReLUs: about half of a random net's values
+    assert len(relus) == 17 and all(fraction > 0.1 for fraction in relus)  # each ReLU zeroes part of its input
 
 
 def test_a_batch_norm_row_is_measured_before_the_in_place_relu_after_it():

@@ -296,7 +296,7 @@ def test_a_bare_name_is_the_librarys_model_and_a_folder_needs_a_path(tmp_path, m
     assert not is_any_model("mybert") and is_any_model("./mybert")
     with pytest.raises(BadInput, match=r"a folder is named by a path: \./mybert"):
         check_model_name("mybert")
-    assert model_files("resnet18") == [] and model_files("./mybert") == ["mybert"]
+    assert model_files("resnet18") == [] and model_files("./mybert") == ["mybert/config.json"]
     assert model_files("nets.py:build") == ["nets.py"] and model_files("m.pt2") == ["m.pt2"]
 
 

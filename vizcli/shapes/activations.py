@@ -94,7 +94,7 @@ class ActivationCollector:
             return
         if record.name in self.options.maps and record.name not in self.maps.layers:
             self.maps.layers[record.name] = tensor[0].detach().float().clone()
-        if self.options.strip:
+        if self.options.strip and tensor.shape[-2] * tensor.shape[-1] > 1:  # a map, not a pooled 1×1 vector
             stage = record.name.split(".")[0]
             self.maps.stages[stage] = (representative_map(tensor[0]), record)
 

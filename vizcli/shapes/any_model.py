@@ -81,7 +81,7 @@ def is_exported_program(spec: str) -> bool:
 
 def model_files(spec: str) -> list[str]:
     """The files ``--model spec`` reads, for ``refuse_overwriting_inputs``: a factory's ``.py``, a
-    ``.pt2``, or a model folder (read as a whole); none for a library model's name."""
+    ``.pt2``, or a model folder's own files (``model_folder_files``); none for a library model's name."""
     match = FACTORY.match(spec)
     if match is not None:
         target = match.group("target")
@@ -90,7 +90,9 @@ def model_files(spec: str) -> list[str]:
         return [str(Path(spec).expanduser())]
     path = Path(spec).expanduser()
     if is_path_spelling(spec) and path.is_dir():
-        return [str(path)]
+        from vizcli.common.models import model_folder_files
+
+        return model_folder_files(path)
     return []
 
 

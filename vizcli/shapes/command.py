@@ -80,9 +80,9 @@ def run_request(request: ShapesRequest) -> ShapesOutcome:
     from vizcli.common.runtime import set_threads
 
     fmt = choose_format(request.output, request.output_format, FORMAT_BY_EXTENSION, "table")
-    _check_files(request)
     mode = request.mode
     _check_mode_flags(request, mode)
+    _check_files(request)
     set_threads(request.threads, warn)
     if mode == "models":
         from vizcli.shapes.model_comparison import compare_models

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vizcli.shapes.records import LayerRecord, Trace, new_parameters, trace_error_text
+from vizcli.shapes.records import LayerRecord, Trace, new_parameters, notify, trace_error_text
 from vizcli.shapes.wording import describe_module
 
 # torch functions a container's own code calls that get rows when hooks trace (they carry MACs, or are a softmax):
@@ -96,8 +96,7 @@ def trace_with_hooks(model, example, counter, observers: tuple = ()) -> Trace:
             calls[name] = call + 1
             records.append(LayerRecord(index=len(records), name=name, op=op, kind=label, shape=tuple(first.shape),
                                        dtype=str(first.dtype).replace("torch.", ""), params=0, macs=macs, call=call))
-            for observe in observers:
-                observe(records[-1], first)
+            notify(observers, records[-1], first)
         elif macs and records:
             records[-1].macs += macs
         return out
@@ -133,8 +132,7 @@ def trace_with_hooks(model, example, counter, observers: tuple = ()) -> Trace:
                 call=call,
             )
         )
-        for observe in observers:
-            observe(records[-1], result)
+        notify(observers, records[-1], result)
 
     for module in model.modules():
         if not list(module.children()):

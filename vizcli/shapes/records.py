@@ -78,6 +78,18 @@ class Trace:
         return [(record.name, record.shape) for record in self.records]
 
 
+def notify(observers: tuple, record: LayerRecord, tensor: Any) -> None:
+    """Hand ``record``'s output to each observer outside the tracer's modes: what an observer computes (activation
+    statistics) is neither counted nor traced as the model's own work."""
+    if not observers:
+        return
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    with _disable_current_modes():
+        for observe in observers:
+            observe(record, tensor)
+
+
 def new_parameters(parameters: Any, seen: set[int]) -> int:
     """Elements of the ``parameters`` not in ``seen`` (their ids), which are added to it: a tied weight (an
     embedding's, reused by the output layer) or a module called twice is counted once."""

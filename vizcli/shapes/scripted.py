@@ -12,7 +12,7 @@ from typing import Any
 
 from vizcli.shapes.hooks import first_tensor
 from vizcli.shapes.inputs import ModelInput
-from vizcli.shapes.records import LayerRecord, Trace, trace_error_text
+from vizcli.shapes.records import LayerRecord, Trace, notify, trace_error_text
 
 
 def module_kind(module: Any) -> str:
@@ -92,8 +92,7 @@ def trace_with_dispatch(model: Any, example: ModelInput, counter: Any, observers
             index=len(records), name=name, op=f"{kind} ({operator})" if module is not None else operator, kind=kind,
             shape=tuple(tensor.shape), dtype=str(tensor.dtype).replace("torch.", ""), params=own if first_time else 0,
             macs=macs, call=call))
-        for observe in observers:
-            observe(records[-1], tensor)
+        notify(observers, records[-1], tensor)
 
     class _Rows(TorchDispatchMode):
         def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:

@@ -14,7 +14,7 @@ import time
 
 from vizcli.shapes.hooks import trace_with_hooks
 from vizcli.shapes.inputs import ModelInput, as_model_input, positional_for_graph
-from vizcli.shapes.records import LayerRecord, Trace, new_parameters, trace_error_text
+from vizcli.shapes.records import LayerRecord, Trace, new_parameters, notify, trace_error_text
 from vizcli.shapes.scripted import module_kind
 from vizcli.shapes.wording import describe_module
 
@@ -211,8 +211,7 @@ def _trace_with_fx(graph_module, example: ModelInput, positional: tuple, counter
                 return result
             record = _record_from_node(graph_module, node, row_tensor, len(records), calls, macs, counted)
             records.append(record)
-            for observe in observers:
-                observe(record, row_tensor)
+            notify(observers, record, row_tensor)
             return result
 
     trace = Trace(records=records, method="fx", input_shape=example.shape)
