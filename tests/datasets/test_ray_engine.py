@@ -337,9 +337,10 @@ def test_engine_ray_without_ray_names_the_install_command(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["embed", "a cat", "--ray-address", "auto", "-o", "OUT"], "--ray-address auto: only for --engine ray"),
-    (["embed", "a cat", "--engine", "ray"], "--engine is for corpus outputs"),
-    (["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,20,20", "--engine", "ray"], "--engine ray runs datasets"),
+    (["embed", "a cat", "--engine", "ray"], "--engine applies to dataset outputs only"),
+    (["roi", str(EXAMPLES / "chelsea.png"), "--boxes", "1,1,20,20", "--engine", "ray"], "--engine runs datasets"),
     (["embed", "a cat", "--engine", "ray", "--workers", "0", "-o", "OUT"], "--workers 0: use 1..4096"),
+    (["embed", "a cat", "--engine", "ray", "--stall-timeout", "0", "-o", "OUT"], "--stall-timeout 0.0: use 1..604800 seconds"),
 ])
 def test_engine_options_are_checked_before_anything_starts(tmp_path, args, fragment):
     args = [str(tmp_path / "out.parquet") if arg == "OUT" else arg for arg in args]
