@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 from vizcli.datasets.options import DatasetFlags
 from vizcli.embed.embedder import Embedder
 from vizcli.embed.kind import EMBED_KIND
-from vizcli.embed.run import EmbedOutput, EmbedSettings, TextSource, run_embed
+from vizcli.embed.request import EmbedOutput, EmbedSettings, TextSource
+from vizcli.embed.run import run_embed
 
 TEXTS = ["a cat sits on the mat", "a dog lies on the rug", "rain falls", "", "birds sing at dawn"]
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from vizcli.embed.embedder import Embedder
 from vizcli.embed.loading import load_numpy_bert
-from vizcli.embed.run import EmbedOutput, EmbedSettings, TextSource
+from vizcli.embed.request import EmbedOutput, EmbedSettings, TextSource
 from vizcli.embed.single_file import embed_to_file
 
 TEXTS = ["a cat sits on the mat", "a dog lies on the rug", "rain"]

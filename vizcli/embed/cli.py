@@ -79,7 +79,8 @@ def embed(
     """Turn texts into sentence vectors (BERT pooler_output, cls, mean or max): print them, write a file, or fill a dataset output."""
     from vizcli.common.errors import BadInput
     from vizcli.datasets.sink import is_table_output
-    from vizcli.embed.run import EmbedOutput, EmbedSettings, TextSource, run_embed
+    from vizcli.embed.request import EmbedOutput, EmbedSettings, TextSource
+    from vizcli.embed.run import run_embed
 
     source = TextSource(tuple(texts or ()), file, field, column, id_column, glob, encoding_errors.value, skip_empty, max_line_bytes)
     settings = EmbedSettings(model, pooling, normalize, prompt, prefix, dtype.value, device, threads, max_length,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vizcli.common.errors import BadInput
-from vizcli.embed.run import EmbedSettings, TextSource, report_dtype, warn_overflow
+from vizcli.embed.request import EmbedSettings, TextSource, report_dtype, warn_overflow
 
 
 def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vizcli.common.errors import BadInput
-from vizcli.embed.run import EmbedOutput, EmbedSettings, TextSource, report_dtype, warn_overflow
+from vizcli.embed.request import EmbedOutput, EmbedSettings, TextSource, report_dtype, warn_overflow
 
 TEXT_FORMATS = ("jsonl", "csv", "tsv")  # formats that carry no metadata (so no int8 receipt)
 
