@@ -99,6 +99,33 @@ def bench_shapes(rounds: int) -> Section:
                    [("vizcli / torchinfo", ratio)], [Goal("`vizcli shapes` no slower than the torchinfo script (≤ 1.0×)", ratio, 1.0)])
 
 
+def bench_shapes_checkpoints(rounds: int, folder: Path) -> Section:
+    """Two ResNet18 checkpoints compared per layer, and every row's statistics and change on one image."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18().state_dict()
+    torch.save(state, folder / "a.pth")
+    generator = torch.Generator().manual_seed(1)
+    tuned = {key: value + 0.01 * torch.randn(value.shape, generator=generator) if value.is_floating_point() else value
+             for key, value in state.items()}
+    torch.save(tuned, folder / "b.pth")
+    vizcli = Measured("`vizcli shapes --weights A --weights B chelsea.png --stats -f json`",
+                      [*VIZCLI, "shapes", "--weights", str(folder / "a.pth"), "--weights", str(folder / "b.pth"), str(CHELSEA),
+                       "--stats", "--format", "json", "--threads", THREADS])
+    peer = Measured("plain script: state-dict diff + forward hooks on A and B",
+                    [PYTHON, str(SCRIPTS / "plain_checkpoint_hooks.py"), str(folder / "a.pth"), str(folder / "b.pth"), str(CHELSEA)])
+    alternate([vizcli, peer], rounds, env=_env())
+    ratio = paired_ratio(vizcli, peer)
+    return Section("shapes: checkpoint against checkpoint", "ResNet18, two checkpoints (B = A + 0.01·noise on every floating "
+                   "tensor), chelsea.png: per-layer ‖B−A‖/‖A‖ and cosine, then every row's output statistics and change "
+                   "on the image under A and B; whole process. vizcli's rows include the functional adds and the flatten "
+                   "(69 rows), the script's hooks see the 60 leaf modules.", [vizcli, peer],
+                   [("vizcli / plain hooks script", ratio)],
+                   [Goal("`vizcli shapes --weights A --weights B --stats` ≤ 1.2× the plain hooks script", ratio, 1.2)])
+
+
 def bench_roi(rounds: int, counts: list[int], folder: Path) -> Section:
     import random
 
@@ -630,10 +657,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (under 2 minutes)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="where to write the results page")
-    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, roi, roi-dataset, roi-detect, embed, embed-utilisation, cold, embed-int8-choices, embed-precision, memory, ray, ray-large")
+    parser.add_argument("--only", action="append", help="run only these sections: startup, shapes, shapes-checkpoints, roi, roi-dataset, roi-detect, embed, embed-utilisation, cold, embed-int8-choices, embed-precision, memory, ray, ray-large")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else 5
-    chosen = set(args.only or ["startup", "shapes", "roi", "roi-dataset", "roi-detect", "embed", "embed-utilisation", "cold", "embed-int8-choices", "embed-precision", "memory", "ray", "ray-large"])
+    chosen = set(args.only or ["startup", "shapes", "shapes-checkpoints", "roi", "roi-dataset", "roi-detect", "embed", "embed-utilisation", "cold", "embed-int8-choices", "embed-precision", "memory", "ray", "ray-large"])
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vizcli-bench-"))
     sections = []
@@ -641,6 +668,7 @@ def main(argv=None) -> int:
         plan = [
             ("startup", lambda: bench_startup(rounds * 2)),
             ("shapes", lambda: bench_shapes(rounds)),
+            ("shapes-checkpoints", lambda: bench_shapes_checkpoints(rounds, folder)),
             ("roi", lambda: bench_roi(rounds, [1, 100, 1000] if args.quick else [1, 100, 10_000], folder)),
             ("roi-dataset", lambda: bench_roi_dataset(8 if args.quick else 250, 24 if args.quick else 1000, folder, 0 if args.quick else 16)),
             ("roi-detect", lambda: bench_roi_detect(8 if args.quick else 250, 24 if args.quick else 1000, folder)),
