@@ -11,6 +11,7 @@ warm-up; ratios are medians of per-round ratios, so a noisy machine affects both
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -177,7 +178,7 @@ def bench_roi_dataset(small: int, large: int, folder: Path, bfloat16: int) -> Se
     boxes.write_text("10,10,90,70,a\n100,40,220,200,b\n30,120,150,230,c\n200,20,310,110,d\n")
     big, little = _dataset(folder, large, size), _dataset(folder, small, size)
     tiny = _dataset(folder, bfloat16, size) if bfloat16 else little
-    common = ["--annotations", str(boxes), "--quiet", "--threads", THREADS, "--batch-size", "8", "--workers", "2"]
+    common = ["--annotations", str(boxes), "--quiet", "--threads", THREADS, "--batch-size", "8", "--decode-threads", "2"]
     out = {name: folder / f"{name}.parquet" for name in ("f32", "bf16", "small", "tiny")}
     vizcli32 = Measured(f"`vizcli roi DATASET -o out.parquet`, {large:,} images", [*VIZCLI, "roi", str(big), *common, "-o", str(out["f32"])])
     plain = Measured(f"plain per-image loop → .npy, {large:,} images", [PYTHON, str(SCRIPTS / "plain_roi_dataset.py"), str(big), str(boxes),
@@ -228,14 +229,14 @@ def bench_roi_detect(small: int, large: int, folder: Path) -> Section:
 
     size, detector = (320, 256), "fasterrcnn_mobilenet_v3_large_320_fpn"
     big, little = _dataset(folder, large, size), _dataset(folder, small, size)
-    common = ["--detect", "--detector", detector, "--op", "box-head", "--quiet", "--threads", THREADS, "--batch-size", "8",
-              "--workers", "2"]
+    common = ["--detector", detector, "--op", "box-head", "--quiet", "--threads", THREADS, "--batch-size", "8",
+              "--decode-threads", "2"]
     out, small_out = folder / "detect.parquet", folder / "detect_small.parquet"
-    vizcli = Measured(f"`vizcli roi DATASET --detect --op box-head -o out.parquet`, {large:,} images",
-                      [*VIZCLI, "roi", str(big), *common, "-o", str(out)])
+    vizcli = Measured(f"`vizcli detect DATASET --op box-head -o out.parquet`, {large:,} images",
+                      [*VIZCLI, "detect", str(big), *common, "-o", str(out)])
     plain = Measured(f"plain per-image detector + box head → .npy, {large:,} images",
                      [PYTHON, str(SCRIPTS / "plain_detect_dataset.py"), str(big), str(folder / "plain_detect"), detector])
-    smaller = Measured(f"`vizcli roi DATASET --detect …`, {small:,} images", [*VIZCLI, "roi", str(little), *common, "-o", str(small_out)])
+    smaller = Measured(f"`vizcli detect DATASET …`, {small:,} images", [*VIZCLI, "detect", str(little), *common, "-o", str(small_out)])
     env = dict(_env(), OMP_NUM_THREADS=THREADS)
     alternate([vizcli, plain, smaller], 1, warmup=0, env=env)
     table = pq.read_table(out)
@@ -545,23 +546,40 @@ def bench_ray(texts: int, images: int, folder: Path) -> Section:
         "embed ray": Measured("… `--engine ray --workers 2` (2 actors, 1 thread each)",
                               [*driver, *embed, "--engine", "ray", "--workers", "2", "-o", str(folder / "e2.parquet")]),
         "roi local": Measured(f"`vizcli roi` {images:,} images, local engine, 2 threads",
-                              [*driver, *roi, "--threads", THREADS, "--workers", "2", "-o", str(folder / "rl.parquet")]),
+                              [*driver, *roi, "--threads", THREADS, "--decode-threads", "2", "-o", str(folder / "rl.parquet")]),
         "roi ray": Measured("… `--engine ray --workers 2`", [*driver, *roi, "--engine", "ray", "--workers", "2",
                                                               "-o", str(folder / "r2.parquet")]),
     }
     cpu = _driver_runs(runs, folder)
+    with _tight_cluster() as address:  # workers = CPUs: a head of 0 CPUs and 2 nodes of 1 CPU (it used to wait for ever)
+        tight = {
+            "embed tight": Measured("… `--engine ray --workers 2 --ray-address` a cluster of 2 nodes × 1 CPU and a 0-CPU head",
+                                    [*driver, *embed, "--engine", "ray", "--workers", "2", "--ray-address", address,
+                                     "-o", str(folder / "et.parquet")]),
+            "roi tight": Measured("… `--engine ray --workers 2 --ray-address` the same cluster",
+                                  [*driver, *roi, "--engine", "ray", "--workers", "2", "--ray-address", address,
+                                   "-o", str(folder / "rt.parquet")]),
+        }
+        cpu.update(_driver_runs(tight, folder))
+    runs.update(tight)
     embed_ratio = runs["embed ray"].median / runs["embed local"].median
     roi_ratio = runs["roi ray"].median / runs["roi local"].median
+    tight_ratios = [runs[f"{name} tight"].median / runs[f"{name} local"].median for name in ("embed", "roi")]
     shares = {name: cpu[name]["driver_cpu"] / max(cpu[name]["machine_cpu"], 1e-9) for name in ("embed ray", "roi ray")}
     notes = [f"{name}: the driver used {cpu[name]['driver_cpu']:.1f} CPU s of the machine's {cpu[name]['machine_cpu']:.1f} "
              f"({shares[name]:.1%}); {cpu[name]['builds']} model builds on the workers" for name in ("embed ray", "roi ray")]
     notes.append("Ray's times include starting a local Ray and each actor loading the model; the rows equal the local "
                  "engine's (tests/datasets/test_ray_engine.py)")
+    notes.append("the local Ray vizcli starts gets exactly workers × threads CPUs (2 here): workers = CPUs in every Ray run above; "
+                 "the tight-cluster runs join a ray.cluster_utils.Cluster on this machine (its 3 raylets share the 2 cores), "
+                 "rows equal to the local engine's in tests/datasets/test_ray_cluster.py")
     return Section(
         "ray engine", f"{texts:,} distinct sentences (mean pooling) and {images:,} distinct {size[0]}×{size[1]} JPEGs with 4 boxes "
         "each (resnet18 layer3, RoIAlign 7×7), written to Parquet; one whole-process run each, in turn, on this 2-core machine.",
         list(runs.values()),
-        [("embed: Ray (2 actors) / local time", embed_ratio), ("roi: Ray (2 actors) / local time", roi_ratio)],
+        [("embed: Ray (2 actors) / local time", embed_ratio), ("roi: Ray (2 actors) / local time", roi_ratio),
+         ("embed: Ray on 2 nodes × 1 CPU, workers = CPUs / local time", tight_ratios[0]),
+         ("roi: Ray on 2 nodes × 1 CPU, workers = CPUs / local time", tight_ratios[1])],
         [Goal(f"embed on Ray (2 workers) within 1.1× of the local engine, {texts:,} lines", embed_ratio, 1.1),
          Goal(f"roi on Ray (2 workers) within 1.1× of the local engine, {images:,} images", roi_ratio, 1.1),
          Goal("model builds per Ray run = workers (embed)", float(cpu["embed ray"]["builds"]), 2.0),
@@ -570,6 +588,21 @@ def bench_ray(texts: int, images: int, folder: Path) -> Section:
          Goal("the driver's CPU ≤ 10% of the run's (roi)", shares["roi ray"], 0.10)],
         notes,
     )
+
+
+@contextlib.contextmanager
+def _tight_cluster():
+    """A Ray cluster on this machine whose CPUs equal the workers: a head of 0 CPUs and two nodes of 1 CPU; its address."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        yield cluster.address
+    finally:
+        cluster.shutdown()
 
 
 def _driver_runs(runs: dict[str, Measured], folder: Path) -> dict[str, dict]:
