@@ -372,6 +372,7 @@ def test_bad_input_found_by_a_ray_worker_is_exit_2_naming_it_as_locally(tmp_path
     assert sorted(path.name for path in tmp_path.iterdir()) == [corpus.name]
 
 
+@pytest.mark.slow  # about 80 s here; tests/datasets/test_task.py checks the same locally in the fast tiers
 def test_a_ray_actor_writes_a_long_units_rows_as_it_goes_and_sigterm_keeps_them(tmp_path):
     # one unit of 300 items × 0.2 s on one actor, its rows written every 2 s (commit_seconds): a SIGTERM to the driver
     # before the unit ends keeps what the actor wrote (no summary reported it yet), and resume skips it
