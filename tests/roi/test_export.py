@@ -76,7 +76,7 @@ def test_the_npz_folder_holds_one_file_an_image_with_the_pytorch_ports_arrays(in
     (["--layout", "coco"], "--layout coco"),
     (["--layout", "butd-npz", "-o", "/proc/x/"], "-o /proc/x/"),
     (["--feature", "pool"], "--feature pool: is not stored"),
-    ([], "give where to write"),
+    ([], "give --output (the file or folder to write"),
 ])
 def test_bad_exports_are_one_error_line(invoke, detected, args, fragment, tmp_path):
     target = [] if not args or "-o" in args else ["-o", tmp_path / "x.tsv"]

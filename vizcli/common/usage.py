@@ -20,6 +20,10 @@ def usage_message(error: Any) -> str:
     context = getattr(error, "ctx", None)
     hint = f" (see '{context.command_path} --help')" if context is not None else ""
     param = getattr(error, "param", None)
+    if isinstance(error, click_errors.MissingParameter) and param is not None and param.opts:
+        name = max(param.opts, key=len) if param.param_type_name == "option" else (param.metavar or param.name or "").upper()
+        what = str(getattr(param, "help", "") or "").rstrip(".")
+        return f"give {name}" + (f" ({what[0].lower() + what[1:]})" if what else "") + hint
     if isinstance(error, click_errors.BadParameter) and param is not None and param.opts:
         flag = max(param.opts, key=len)
         match = _NOT_ONE_OF.match(str(error.message))

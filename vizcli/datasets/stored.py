@@ -38,6 +38,7 @@ class StoredOutput:
     complete: bool = True
     arrays: dict[str, Any] = field(default_factory=dict)  # form "file": the named arrays
     schema: Any = None  # the rows' pyarrow schema (dataset outputs)
+    parameter: str = "output"  # how errors about this output name it
 
     @property
     def schema_id(self) -> str:
@@ -46,7 +47,12 @@ class StoredOutput:
 
 def open_output(path: str, parameter: str = "output") -> StoredOutput:
     """Open the output at ``path`` (any of the three forms); one ``BadInput`` when it is none of them."""
-    place = Path(path)
+    stored = _open(Path(path), path, parameter)
+    stored.parameter = parameter
+    return stored
+
+
+def _open(place: Path, path: str, parameter: str) -> StoredOutput:
     if place.is_dir():
         return _open_shards(place, path, parameter)
     if not place.exists():
@@ -206,7 +212,7 @@ def iter_units(stored: StoredOutput, columns: list[str] | None = None, batch_row
                     yield pa.Table.from_batches([batch])
             except (pa.ArrowException, OSError, ValueError) as error:
                 raise BadInput(f"{unit.name} cannot be read ({error_text(error, 80)}); rerun the run that wrote it",
-                               parameter="output", value=stored.path) from None
+                               parameter=stored.parameter, value=stored.path) from None
         else:
-            table = read_unit(unit, stored.path, "output")
+            table = read_unit(unit, stored.path, stored.parameter)
             yield table.select(columns) if columns else table

@@ -25,7 +25,7 @@ def export_vectors(output: str, layout: str, destination: str, feature: str | No
     """Write the embed output at ``output`` in ``layout``; returns (destination, texts written)."""
     from vizcli.datasets.stored import iter_units, open_output
 
-    stored = open_output(output)
+    stored = open_output(output, parameter="stored")  # the positional OUTPUT of vizcli export
     poolings = [name for name in stored.schema.names if name not in NOT_VECTORS]
     chosen = feature or (poolings[0] if len(poolings) == 1 else None)
     if layout in ("npy", "tsv") and chosen not in poolings:

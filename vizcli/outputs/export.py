@@ -30,13 +30,13 @@ def export_output(output: str, layout: str | None, destination: str, feature: st
     with about_stored():
         refuse_null_vectors(rows_of, kind.key, output)
     options: dict[str, Any] = {"feature": feature}
-    if stored.form != "file":
-        with about_stored():
-            written, count = kind.function_named(kind.export_layouts[chosen])(output, chosen, destination, options)
+    if stored.form != "file":  # errors inside name -o (the destination) or OUTPUT (read as a positional) themselves
+        written, count = kind.function_named(kind.export_layouts[chosen])(output, chosen, destination, options)
         return written, count, chosen
     parent = Path(destination).resolve().parent if destination != "-" else Path.cwd()
-    with tempfile.TemporaryDirectory(prefix=".vizcli-export-", dir=parent if parent.is_dir() else None) as scratch, about_stored():
-        rows_path = as_dataset_output(stored, kind, rows_of, scratch)
+    with tempfile.TemporaryDirectory(prefix=".vizcli-export-", dir=parent if parent.is_dir() else None) as scratch:
+        with about_stored():
+            rows_path = as_dataset_output(stored, kind, rows_of, scratch)
         written, count = kind.function_named(kind.export_layouts[chosen])(rows_path, chosen, destination, options)
     return written, count, chosen
 

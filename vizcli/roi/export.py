@@ -84,7 +84,7 @@ def _feature_column(schema: Any, feature: str | None, output: str) -> str:
                        value=output)
     if feature not in wanted or wanted[feature] not in names:
         stored = ", ".join(name.removeprefix("features_").replace("_", "-") for name in names) or "none"
-        raise BadInput(f"is not stored in {output} (it holds: {stored})", parameter="op", value=feature)
+        raise BadInput(f"is not stored in {output} (it holds: {stored})", parameter="feature", value=feature)
     return wanted[feature]
 
 
