@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import copy
+from typing import Annotated, Any
 
 import typer
 
@@ -40,6 +41,19 @@ EPILOG = (
 )
 
 
+def _in_panel(alias: Any, panel: str) -> Any:
+    """A shared option (declared once in ``vizcli.common.options``) shown in this command's ``panel``."""
+    info = copy.copy(alias.__metadata__[0])
+    info.rich_help_panel = panel
+    return Annotated[alias.__origin__, info]
+
+
+SeedInModel = _in_panel(SeedOption, MODEL)
+DeviceInModel = _in_panel(DeviceOption, MODEL)
+ThreadsInModel = _in_panel(ThreadsOption, MODEL)
+MaxPixelsInInput = _in_panel(MaxPixelsOption, INPUT)
+
+
 class ChangeOrder(Choice):
     order = "order"
     change = "change"
@@ -50,7 +64,7 @@ def shapes(
     images: Annotated[list[str] | None, typer.Argument(
         help="Image files ('-' for stdin). Without one, a seeded synthetic --input-size input is used.")] = None,
     input_size: Annotated[list[str] | None, typer.Option(
-        "--input-size", rich_help_panel=INPUT,
+        "--input-size", rich_help_panel=INPUT, metavar="SIZE",
         help="The synthetic input, one sample (batch 1 is added): CxHxW, CxTxHxW for video (default: the size torchvision's "
         "figures are for). Your own model: repeat for several inputs, [NAME=]SHAPE[:DTYPE[:HIGH]]: 3x32x32 (positional), "
         "mask=32x32:bool (keyword), batch.ids=16:int64:30522 (key of a dict argument; ids drawn from [0, HIGH)).")] = None,
@@ -61,20 +75,20 @@ def shapes(
     seq_len: Annotated[str | None, typer.Option(
         "--seq-len", rich_help_panel=INPUT, help="Text models: N seeded random token ids (default 16); three or more lengths "
         "(16,64,256) print MACs as a function of L, fitted to c + a·L + b·L², with the attention share at each L.")] = None,
-    max_pixels: MaxPixelsOption = None,
+    max_pixels: MaxPixelsInInput = None,  # type: ignore[valid-type]
     model: Annotated[list[str] | None, typer.Option(
-        "--model", rich_help_panel=MODEL, autocompletion=complete_model_name,
+        "--model", rich_help_panel=MODEL, autocompletion=complete_model_name, metavar="NAME",
         help="The model (default resnet18); give it twice or more to compare models. Any torchvision classification, "
         "segmentation, detection or video model; your own: path/to/file.py:factory or package.module:factory (this RUNS that "
         "code, as torchinfo does in your script); a torch.export .pt2; a Hugging Face BERT-family folder, or minilm.")] = None,
     model_arg: Annotated[list[str] | None, typer.Option(
-        "--model-arg", rich_help_panel=MODEL, help="key=value for your factory (a Python literal, else a string); repeatable.")] = None,
+        "--model-arg", rich_help_panel=MODEL, metavar="KEY=VALUE", help="key=value for your factory (a Python literal, else a string); repeatable.")] = None,
     weights: Annotated[list[str] | None, typer.Option(
-        "--weights", rich_help_panel=MODEL, help="State-dict file (.pth/.pt/.safetensors), DEFAULT, or a weights name "
+        "--weights", rich_help_panel=MODEL, metavar="WEIGHTS", help="State-dict file (.pth/.pt/.safetensors), DEFAULT, or a weights name "
         "(IMAGENET1K_V1; downloaded once into the torch hub cache). Twice: compare the two checkpoints.")] = None,
-    seed: SeedOption = 0,
-    device: DeviceOption = "auto",
-    threads: ThreadsOption = None,
+    seed: SeedInModel = 0,  # type: ignore[valid-type]
+    device: DeviceInModel = "auto",  # type: ignore[valid-type]
+    threads: ThreadsInModel = None,  # type: ignore[valid-type]
     depth: Annotated[int, typer.Option(
         "--depth", min=1, max=3, rich_help_panel=OUTPUT, help="Rows per stage (1), per block (2) or per computation (3); "
         "the --plot graph follows it.")] = 3,
@@ -116,7 +130,7 @@ def shapes(
         "--stage-strip", rich_help_panel=ACTIVATIONS, help="Draw the input and each stage's most active feature map, "
         "left to right, into this PNG.")] = None,
     channel_grid: Annotated[list[str] | None, typer.Option(
-        "--channel-grid", rich_help_panel=ACTIVATIONS, help="LAYER=FILE.png: draw that row's channels, most active "
+        "--channel-grid", rich_help_panel=ACTIVATIONS, metavar="LAYER=FILE.png", help="LAYER=FILE.png: draw that row's channels, most active "
         "first, as a grid (e.g. layer1.0.conv1=grid.png); repeatable.")] = None,
 ) -> None:
     """Run ResNet18 (or another model) and print every computation's output shape, parameters and MACs;
