@@ -164,6 +164,9 @@ def _check_mode_flags(request: ShapesRequest, mode: str) -> None:
         raise BadInput(f"--{'plot' if request.plot is not None else 'compare'} is for one traced run; give one --seq-len")
     if mode == "sweep":
         _check_sweep(request)
+    if mode in ("models", "checkpoints") and request.seq_len and "," in request.seq_len:
+        raise BadInput("a sweep of lengths is for one text model; give one length when comparing", parameter="seq_len",
+                       value=request.seq_len)
     if mode == "checkpoints" and (request.model_arg or request.text or request.seq_len):
         raise BadInput("checkpoints are compared for torchvision models", parameter="weights", value=request.weights[0])
     if request.check and request.models[0] != "resnet18":
