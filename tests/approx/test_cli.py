@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.checks import one_error_line
+
 
 def test_sweep_table_json_csv_and_plot(invoke, tmp_path):
     args = ["approx", "--width", "1,4", "--restarts", "1"]
@@ -80,3 +82,20 @@ def test_claims_give_verdicts_with_numbers_and_match_golden(golden):
 def test_a_pole_in_the_target_is_warned_about(invoke):
     result = invoke("approx", "--target", "1/(x-0.00001)", "--width", "1", "--restarts", "1")
     assert "a pole?" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--claims", "--width", "8"], "--width sets up a fit, which --claims does not run"),
+    (["--sawtooth", "3", "--target", "x"], "--target sets up a fit, which --sawtooth does not run"),
+    (["--sawtooth", "3", "--plot", "p.png"], "--sawtooth draws no picture"),
+    (["--format", "json", "-o", "x.csv"], "--format json is what stdout shows"),
+    (["--output-format", "json"], "--output-format is the format of -o FILE"),
+])
+def test_options_that_would_do_nothing_are_refused(invoke, args, fragment):
+    assert fragment in one_error_line(invoke("approx", *args))
+
+
+def test_a_file_takes_its_format_from_its_suffix_and_is_confirmed(invoke, tmp_path):
+    result = invoke("approx", "--sawtooth", "1", "-o", tmp_path / "s.json")
+    assert result.exit_code == 0 and result.stdout == "" and f"wrote the json to {tmp_path / 's.json'}" in result.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["schema"].startswith("vizcli.approx")
