@@ -194,6 +194,9 @@ def test_an_output_that_is_a_read_file_is_refused_however_it_is_named(tmp_path):
 
 def test_no_command_writes_over_a_file_it_reads(invoke, tmp_path):
     """The one check (``refuse_overwriting_inputs``) as each writing command meets it, before any work."""
+    from vizcli.common.files import refuse_overwriting_inputs
+    from vizcli.common.models import model_input_files
+
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "bert"}')
@@ -213,4 +216,9 @@ def test_no_command_writes_over_a_file_it_reads(invoke, tmp_path):
     for args in cases:
         assert "is also an input" in one_error_line(invoke(*args)), args
     assert (model / "config.json").read_text() == '{"model_type": "bert"}' and "nn.Linear" in (tmp_path / "net.py").read_text()
+    (model / "table.json").write_text("an earlier run's output")  # not a file loading the model reads: may be written again
+    (model / "1_Pooling").mkdir()
+    (model / "1_Pooling" / "config.json").write_text("{}")
+    assert sorted(model_input_files(str(model))) == [str(model / "1_Pooling" / "config.json"), str(model / "config.json")]
+    refuse_overwriting_inputs(model / "table.json", model_input_files(str(model)))
     assert (tmp_path / "X.parquet").read_bytes() == before

@@ -76,6 +76,40 @@ def models_for_task(task: str) -> list[str]:
     return list(_names_for_task(task))
 
 
+# The files a Hugging Face / sentence-transformers model folder is read from (vizcli.text_models reads
+# some of them, transformers and tokenizers the rest): what an output may never overwrite.
+MODEL_FOLDER_FILES = (
+    "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "merges.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "model.safetensors", "model.safetensors.index.json",
+    "pytorch_model.bin", "pytorch_model.bin.index.json", "generation_config.json", "modules.json", "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+)
+
+
+def model_folder_files(folder: str | os.PathLike[str]) -> list[str]:
+    """The files of a model ``folder`` that loading it reads (``MODEL_FOLDER_FILES``, weight shards,
+    a module's own ``config.json`` one level down such as ``1_Pooling/config.json``), for
+    ``refuse_overwriting_inputs``; other files there (an earlier run's output) are not inputs."""
+    base = Path(folder)
+    found = [base / name for name in MODEL_FOLDER_FILES]
+    try:
+        found += sorted(base.glob("model-*-of-*.safetensors")) + sorted(base.glob("pytorch_model-*-of-*.bin"))
+        found += sorted(base.glob("*/config.json"))
+    except OSError:
+        pass
+    return [str(path) for path in found if path.is_file()]
+
+
+def model_input_files(model: str | None) -> list[str]:
+    """The files ``--model`` is read from: a model folder's (``model_folder_files``), or the file itself;
+    none for a name (a library's model, the bundled one, a Hugging Face cache name)."""
+    if not model:
+        return []
+    if os.path.isdir(model):
+        return model_folder_files(model)
+    return [model] if os.path.isfile(model) else []
+
+
 def known_models() -> dict[str, str]:
     """Every model ``shapes`` runs, name → task."""
     return {name: task for task in TASK_MODULES for name in models_for_task(task)}

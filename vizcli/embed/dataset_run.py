@@ -19,6 +19,7 @@ def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> 
     """Embed every text of ``source`` into ``dataset.output`` (``DatasetSettings``); the exit status (3: rows skipped)."""
     from vizcli.common.console import counter_progress, info, warn
     from vizcli.common.files import check_not_an_input, refuse_overwriting_inputs
+    from vizcli.common.models import model_input_files
     from vizcli.common.runtime import resolve_device, set_threads
     from vizcli.datasets.options import summary_exit
     from vizcli.datasets.run import run_dataset
@@ -27,7 +28,7 @@ def embed_dataset(source: TextSource, settings: EmbedSettings, dataset: Any) -> 
     from vizcli.embed.rows import embed_job, first_texts, text_pieces
 
     check_not_an_input(dataset.output, [source.file, settings.ranges])
-    refuse_overwriting_inputs(dataset.output, [settings.model])  # a model folder is read as a whole (config.json, weights)
+    refuse_overwriting_inputs(dataset.output, model_input_files(settings.model))  # a model folder's config.json, weights, tokenizer
     needs_ranges = settings.precision in NEEDS_RANGES
     ranges_file = _ranges_file(dataset.output)
     if needs_ranges and settings.ranges is None and ranges_file.parent.is_dir():
@@ -117,3 +118,4 @@ def _summary_line(summary: Any) -> str:
         texts = "1 text" if summary.skipped == 1 else f"{summary.skipped:,} texts"
         line += f"; {texts} already embedded there by an earlier run were skipped (--resume)"
     return line
+

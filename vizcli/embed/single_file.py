@@ -19,6 +19,7 @@ def embed_to_file(source: TextSource, settings: EmbedSettings, output: EmbedOutp
     """Write ``source``'s vectors (or, with ``output.similarity``, their cosine similarities) where ``output`` says."""
     from vizcli.common.console import counter_progress, info
     from vizcli.common.files import check_not_an_input, check_writable, refuse_overwriting_inputs
+    from vizcli.common.models import model_input_files
     from vizcli.embed import writers
 
     fmt = output.format()
@@ -27,7 +28,7 @@ def embed_to_file(source: TextSource, settings: EmbedSettings, output: EmbedOutp
                        "safetensors", parameter="output", value=output.path)
     check_writable(output.path, side_suffixes=(".json",) if fmt == "npy" and not output.similarity else ())
     check_not_an_input(output.path, [source.file])
-    refuse_overwriting_inputs(output.path, [settings.model])  # a model folder is read as a whole (config.json, weights)
+    refuse_overwriting_inputs(output.path, model_input_files(settings.model))  # a model folder's config.json, weights, tokenizer
     items = source.items()
     embedder = _embedder(source, settings)
     encoder, options = embedder.encoder, embedder.options
@@ -83,3 +84,4 @@ def _written(count: int | None, poolings: tuple[str, ...], fmt: str) -> str:
         return f"the cosine similarities ({named})"
     vectors = "1 text's vector" if count == 1 else f"{count:,} texts' vectors"
     return f"{vectors} ({named}) as {fmt}"
+

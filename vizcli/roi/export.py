@@ -59,10 +59,10 @@ def export_command(output: str, layout: str, destination: str | None, feature: s
         raise BadInput(f"give where to write: -o feats.tsv ({LAYOUTS[0]}) or -o FOLDER/ ({LAYOUTS[1]})")
     if layout == "butd-npz" and destination == "-":
         raise BadInput("butd-npz writes a folder of files, which stdout cannot hold; give -o FOLDER/ (or --layout "
-                       "butd-tsv for stdout)", parameter="output", value=destination)
+                       "butd-tsv for stdout)", parameter="destination", value=destination)
     from vizcli.common.files import refuse_overwriting_inputs
 
-    refuse_overwriting_inputs(destination, [output])  # a shard folder: every file in it
+    refuse_overwriting_inputs(destination, [output], parameter="destination")  # a shard folder: every file in it
     schema, metadata, units = read_output(output, ROI_DATASET_SCHEMA)
     column = _feature_column(schema, feature, output)
     categories = _categories(metadata)
@@ -151,7 +151,7 @@ def write_tsv(images: Iterator[ImageFeatures], destination: str) -> int:
     there); returns the image count."""
     from vizcli.common.files import check_writable, open_destination
 
-    check_writable(destination)
+    check_writable(destination, parameter="destination")
     count = 0
     with open_destination(destination, binary=False) as handle:
         writer = csv.DictWriter(handle, fieldnames=TSV_FIELDS, delimiter="\t", lineterminator="\n")
@@ -167,7 +167,7 @@ def npz_name(image_id: str) -> PurePosixPath:
     """``a/b.jpg`` → ``a/b.npz``; ids that would leave the folder are refused."""
     path = PurePosixPath(image_id)
     if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise BadInput(f"image id {image_id!r} cannot name a file inside the folder", parameter="output")
+        raise BadInput(f"image id {image_id!r} cannot name a file inside the folder", parameter="destination")
     return path.with_suffix(".npz")
 
 
@@ -184,14 +184,14 @@ def write_npz_folder(images: Iterator[ImageFeatures], destination: str) -> int:
     if os.path.lexists(target):
         what = "a link" if target.is_symlink() else "a folder" if target.is_dir() else "a file"
         raise BadInput(f"exists ({what}); butd-npz writes a new folder and never replaces one: give a new name, or "
-                       "remove it", parameter="output", value=destination)
+                       "remove it", parameter="destination", value=destination)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise BadInput(f"its folder {parent} does not exist", parameter="output", value=destination)
+        raise BadInput(f"its folder {parent} does not exist", parameter="destination", value=destination)
     from vizcli.common.files import checked_os_call
 
     temporary = Path(checked_os_call(lambda: tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent),
-                                     "output", destination))
+                                     "destination", destination))
     count = 0
     written: dict[PurePosixPath, str] = {}  # file name → the image id it holds
     try:
@@ -200,7 +200,7 @@ def write_npz_folder(images: Iterator[ImageFeatures], destination: str) -> int:
             if name in written:
                 raise BadInput(f"images {written[name]!r} and {image.image_id!r} would both be {name}, which readers look up "
                                "by the name without its extension; rename one, or export --layout butd-tsv (full ids)",
-                               parameter="output", value=destination)
+                               parameter="destination", value=destination)
             written[name] = image.image_id
             file = temporary / name
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +211,7 @@ def write_npz_folder(images: Iterator[ImageFeatures], destination: str) -> int:
         os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp's 0700, as mkdir would have made it
         if os.path.lexists(target):  # made while the files were written: still never replaced
             raise BadInput("appeared while the files were written; nothing was replaced: give a new name",
-                           parameter="output", value=destination)
+                           parameter="destination", value=destination)
         temporary.rename(target)
     finally:
         if temporary.exists():
