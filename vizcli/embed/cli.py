@@ -41,7 +41,7 @@ def _old(name: str, new: str) -> typer.models.OptionInfo:
 
 @dataset_options
 def embed(
-    texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed, one an argument (quote a sentence); none or '-': stdin, one text a line.", show_default=False)] = None,
+    texts: Annotated[list[str] | None, typer.Argument(metavar="TEXT", help="Texts to embed, one an argument (quote a sentence); none or '-': stdin, one text a line.", show_default=False)] = None,
     file: Annotated[str | None, typer.Option("--file", rich_help_panel=INPUT, help=".txt (a text a line), .jsonl (with --field), .csv/.tsv/.parquet (with --column), or a folder of text files (a document each).")] = None,
     field: Annotated[str | None, typer.Option("--field", rich_help_panel=INPUT, help="JSONL key holding the text.")] = None,
     column: Annotated[str | None, typer.Option("--column", rich_help_panel=INPUT, help="CSV/TSV/Parquet column holding the text.")] = None,

@@ -74,7 +74,7 @@ def verify(
 
 
 def merge(
-    outputs: Annotated[list[str], typer.Argument(metavar="OUTPUTS...", help="Finished outputs of one command. " + OUTPUTS_HELP,
+    outputs: Annotated[list[str], typer.Argument(metavar="OUTPUT", help="Finished outputs of one command. " + OUTPUTS_HELP,
                                                  show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Where the joined rows go: out.parquet, or DIR/ for shards.",
                                         rich_help_panel="Output", show_default=False)],

@@ -62,7 +62,7 @@ def in_panel(alias: Any, panel: str) -> Any:
     return Annotated[alias.__origin__, info]
 
 
-ImagesArgument = Annotated[list[str] | None, typer.Argument(
+ImagesArgument = Annotated[list[str] | None, typer.Argument(metavar="IMAGE", 
     help="Image files ('-' for stdin), or one DATASET: an image folder or a text file of image paths (with -o out.parquet).",
     show_default=False)]
 BoxesOption = Annotated[list[str] | None, typer.Option("--boxes", "-b", rich_help_panel=BOXES,
