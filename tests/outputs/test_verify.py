@@ -156,3 +156,11 @@ def test_a_changed_single_image_file_is_not_reproduced(invoke, made, tmp_path):
     arrays["roi_align"] = arrays["roi_align"] + 0.25
     np.savez(tmp_path / "changed.npz", **arrays)
     assert "largest difference 0.25" in one_error_line(invoke("verify", tmp_path / "changed.npz"), code=1)
+
+
+def test_a_small_embed_file_is_verified_from_its_kept_texts(invoke, made, tmp_path):
+    result = invoke("verify", made["texts.npz"])
+    assert result.exit_code == 0 and "recomputed 5 rows of 5 sampled items" in result.stdout, result.stdout
+    vectors = tmp_path / "v.safetensors"  # safetensors keeps no texts: nothing to recompute from, said in one line
+    assert invoke("embed", "-o", vectors, "-q", input="a cat\na dog\n").exit_code == 0
+    assert "keeps no text and records no input file" in one_error_line(invoke("verify", vectors))

@@ -100,8 +100,9 @@ def _texts_by_id(stored: Any, metadata: dict[str, Any], ids: list[str], root: st
                 f"id {missing[0]} is stored but not in the recorded input {file} (changed since the run, or the id was edited)"
         return [found[key].text for key in ids], [found[key].index for key in ids], ""
     if "text" not in stored.schema.names:
-        raise BadInput("keeps no text (keep_text=False) and its input was not a file (stdin or arguments): there is "
-                       "nothing to recompute from; write with --keep-text to verify such outputs", parameter="output")
+        raise BadInput("keeps no text and records no input file (its texts came from stdin or arguments): there is nothing "
+                       "to recompute its vectors from; to verify such outputs write .npz (which keeps the texts), or a "
+                       "dataset output with keep_text=True", parameter="output")
     indices = [int(value) for value in stored.column("index").to_pylist()]
     return [str(value) for value in stored.column("text").to_pylist()], indices, ""
 

@@ -50,6 +50,12 @@ def embed_to_file(source: TextSource, settings: EmbedSettings, output: EmbedOutp
         count = None
     else:
         meta = {**writers.metadata(encoder, options.poolings, options.normalize, options.max_length), "prefix": options.prefix}
+        if fmt not in TEXT_FORMATS:  # what vizcli verify rebuilds the Embedder from, as a dataset output records it
+            from vizcli.embed.kind import EMBED_KIND
+            from vizcli.embed.loading import weights_sha256
+
+            meta.update(settings=embedder.worker_settings(), settings_version=EMBED_KIND.settings_version,
+                        weights_sha256=weights_sha256(encoder))
         if receipt is not None:
             meta["int8_receipt"] = receipt
         count = writers.write_embeddings(rows, options.poolings, fmt, output.path, meta)
