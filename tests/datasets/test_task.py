@@ -1,5 +1,5 @@
 """``UnitTask``: a unit longer than ``commit_seconds`` writes its finished rows as it goes, so a stopped run keeps
-them and ``resume`` skips them; a short unit is computed as before, in the same slices on every engine."""
+them and ``resume`` skips them; the slices a unit is computed in never depend on time."""
 
 import json
 import signal
@@ -18,7 +18,7 @@ from vizcli.datasets.keys import Shard
 from vizcli.datasets.plan import Plan, plan_units
 from vizcli.datasets.run import run_dataset
 from vizcli.datasets.sink import TableSink
-from vizcli.datasets.task import FIRST_SLICE, UnitTask
+from vizcli.datasets.task import SLICES, UnitTask
 
 
 class _Clock:
@@ -52,22 +52,21 @@ def _task(tmp_path, seconds, commit_seconds):
     return task, unit, worker
 
 
-def test_a_unit_within_the_interval_is_two_calls_and_one_part(tmp_path):
+def test_a_unit_within_the_interval_is_one_part_of_the_same_slices(tmp_path):
     task, unit, worker = _task(tmp_path, seconds=0.01, commit_seconds=30.0)  # 3.2 s of work
     summaries = list(task.run(unit))
-    assert worker.calls == [320 // FIRST_SLICE, 320 - 320 // FIRST_SLICE]  # the first slice measures the pace
+    assert worker.calls == [320 // SLICES] * SLICES
     assert len(summaries) == 1 and summaries[0]["entry"]["rows"] == 320 and summaries[0]["keys"] == unit.keys
 
 
-def test_a_long_unit_writes_a_part_every_interval_and_each_row_once(tmp_path):
-    task, unit, worker = _task(tmp_path, seconds=1.0, commit_seconds=30.0)  # 320 s of work
+def test_a_long_unit_writes_a_part_once_the_interval_passed_and_each_row_once(tmp_path):
+    task, unit, worker = _task(tmp_path, seconds=0.25, commit_seconds=30.0)  # 80 s of work, slices of 10 s
     summaries = list(task.run(unit))
-    assert sum(worker.calls) == 320
-    assert len(summaries) == 11  # 320 s in parts of about 30 s
+    assert worker.calls == [320 // SLICES] * SLICES  # the same slices as a short unit: time only ends parts
+    assert [len(summary["keys"]) for summary in summaries] == [120, 120, 80]  # a part once 30 s passed, the rest at the end
     assert [summary["keys"][0] for summary in summaries] == [f"k{summary['position']}" for summary in summaries]
     assert [key for summary in summaries for key in summary["keys"]] == unit.keys
     assert all(summary["entry"]["rows"] == len(summary["keys"]) for summary in summaries)
-    assert all(28 <= summary["entry"]["rows"] <= 32 for summary in summaries[:-1]), [s["entry"]["rows"] for s in summaries]
 
 
 @pytest.mark.process

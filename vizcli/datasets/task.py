@@ -1,12 +1,12 @@
 """``UnitTask``: a job's callable class, built once per worker, computing units and writing them.
 
-A unit is computed in slices, and its finished rows are written (a *part*, named after the position of
-its first item, like any unit) whenever ``commit_seconds`` have passed since the last write, so a run
-stopped by a signal keeps what it computed even inside a unit that takes minutes. The first slice is a
-fixed share of the unit (``FIRST_SLICE``: it measures the unit's pace); after it the rest is computed
-whole when it fits in the time left before the next commit, else in slices sized to end there. A unit
-that takes less than ``commit_seconds`` is therefore two calls of the callable class whatever the
-engine or the machine, and both engines write the same rows.
+A unit is computed in ``SLICES`` equal slices, and after a slice its finished rows are written (a *part*,
+named after the position of its first item, like any unit) once ``commit_seconds`` have passed since the
+last write, so a run stopped by a signal keeps what it computed even inside a unit that takes minutes.
+The slices depend on the unit only, never on time: only where the parts end does, so every engine, on a
+loaded machine or an idle one, hands the callable class the same batches and writes the same rows. (Sizing
+slices by the measured pace wrote rows that differed in float32 rounding between a loaded and an idle
+run: the batches a length-sorting encoder forms changed with them.)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from vizcli.datasets.job import COMMIT_SECONDS, DatasetJob
 from vizcli.datasets.plan import Unit
 from vizcli.datasets.sink import UnitWriter, unit_name
 
-FIRST_SLICE = 16  # the first slice of a unit is 1/16 of its items (at least one)
+SLICES = 8  # a unit is computed in this many calls (fewer when it has fewer items): parts end between them
 
 
 class UnitTask:
@@ -47,13 +47,12 @@ class UnitTask:
         if self.claims and _write_claim(claim, unit) > 1:
             self._remove_parts(unit)  # an earlier try died inside this unit: the parts it wrote are redone
         count = len(unit.keys)
-        started = self.clock()
-        deadline = started + self.commit_seconds
+        deadline = self.clock() + self.commit_seconds
         first = done = 0
         tables: list[Any] = []
         problems: list[dict[str, Any]] = []
         self.tally: dict[str, int] = {}
-        step = max(1, count // FIRST_SLICE)
+        step = -(-count // SLICES)  # ceil: at most SLICES slices
         while done < count:
             stop = min(count, done + step)
             computed, found = self._compute(_rows(unit.batch, done, stop), unit.keys[done:stop])
@@ -65,9 +64,6 @@ class UnitTask:
                 yield self._part(unit, first, done, tables, problems)
                 first, tables, problems = done, [], []
                 deadline = now + self.commit_seconds
-            pace = (now - started) / done  # seconds an item, over this unit so far
-            fits = int((deadline - now) / pace) if pace > 0 else count
-            step = max(1, min(count - done, fits))
         if self.claims:
             claim.unlink(missing_ok=True)
         yield self._part(unit, first, count, tables, problems)
