@@ -21,6 +21,7 @@ from vizcli.common.errors import BadInput
 from vizcli.common.formats import EMBED_DATASET_SCHEMA
 
 BLOCK_ROWS = 65536  # rows a block holds: 96 MiB of float32 vectors at 384 dimensions
+PARQUET_READ_ROWS = 8192  # rows decoded from Parquet at a time: Arrow holds about 4× a batch's vectors while decoding it
 ROW_COLUMNS = ("id", "index", "tokens", "truncated", "text")
 
 
@@ -101,7 +102,7 @@ class EmbedOutput:
         return cached_sha256(self.path)
 
     def blocks(self, with_text: bool = True, with_ids: bool = True) -> Iterator[Block]:
-        """The output's rows in order, ``block_rows`` at a time."""
+        """The output's rows in order, at most ``block_rows`` at a time (a Parquet file: ``PARQUET_READ_ROWS``)."""
         columns = [self.pooling] + (["id"] if with_ids else []) + (["text"] if with_text and self.has_text else [])
         start = 0
         for table in self._tables(columns):
@@ -123,7 +124,7 @@ class EmbedOutput:
 
                 try:
                     handle = pq.ParquetFile(unit)
-                    for batch in handle.iter_batches(batch_size=self.block_rows, columns=columns):
+                    for batch in handle.iter_batches(batch_size=min(self.block_rows, PARQUET_READ_ROWS), columns=columns):
                         yield pa.Table.from_batches([batch])
                         del batch
                         pa.default_memory_pool().release_unused()  # decoding buffers: memory stays at one block
