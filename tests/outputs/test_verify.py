@@ -127,6 +127,11 @@ def test_a_detection_outputs_computed_label_and_score_are_checked(invoke, made, 
     bad = tmp_path / "label.parquet"
     _rewrite(out, bad, lambda t: _set(t, "label", 0, "tampered"))
     assert "column label differs in 1 row" in invoke("verify", bad).stdout
+    single = tmp_path / "one.npz"  # one image's detections in a file: the same check
+    assert invoke("detect", made["images"] / "0.png", "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn", "--op", "box-head",
+                  "--max-detections", "3", "--min-score", "0", "-o", single, "-q").exit_code == 0
+    result = invoke("verify", single)
+    assert result.exit_code == 0 and "features_box_head: largest difference 0" in result.stdout, result.stdout
 
 
 def test_verify_checks_a_search_index_built_beside_the_output(invoke, made, tmp_path):

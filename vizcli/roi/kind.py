@@ -32,7 +32,7 @@ ROI_KIND = OutputKind(
         "aligned": setting(bool), "max_size": setting(int, type(None)), "dtype": setting(str),
         # Detector (vizcli detect)
         "detector": setting(str), "detect": setting(bool), "min_score": setting(int, float), "max_detections": setting(int),
-        "min_detections": setting(int, type(None)), "classes": setting(*_TEXT), "class_names": setting(*_TEXT),
+        "min_detections": setting(int, type(None)), "classes": setting(str, list, type(None)), "class_names": setting(*_TEXT),
         "num_classes": setting(int, type(None)),
         # both
         "weights": setting(*_TEXT), "op": setting(str, list), "seed": setting(int), "max_pixels": setting(int, type(None)),
@@ -81,7 +81,16 @@ def recompute_rows(stored: Any, metadata: dict[str, Any], settings: dict[str, An
         if not detecting:
             image.annotations.append(Annotation(tuple(row["box"]), str(row["annotation_id"]), row["label"] or ""))
     result = worker(image_batch(list(images.values())))
-    return box_rows(result, stored.schema), found
+    return box_rows(result, _full_schema(stored.schema)).select(stored.schema.names), found
+
+
+def _full_schema(stored: Any) -> Any:
+    """The dataset schema whose columns ``stored``'s are (a single-image file stores fewer)."""
+    from vizcli.roi.rows import roi_schema
+
+    sizes = {name.removeprefix("features_").replace("_", "-"): stored.field(name).type.list_size
+             for name in stored.names if name.startswith("features_")}
+    return roi_schema(sizes, scored="score" in stored.names)
 
 
 def single_file_rows(arrays: dict[str, Any], metadata: dict[str, Any], path: str) -> Any:
@@ -89,6 +98,8 @@ def single_file_rows(arrays: dict[str, Any], metadata: dict[str, Any], path: str
     import numpy as np
     import pyarrow as pa
 
+    if "image_index" in arrays:
+        return _detection_rows(arrays, metadata, path)
     boxes = metadata.get("boxes") or metadata.get("detections") or []
     images = metadata.get("images") or []
     if not isinstance(boxes, list) or not isinstance(images, list):
@@ -125,6 +136,37 @@ def single_file_rows(arrays: dict[str, Any], metadata: dict[str, Any], path: str
         table = table.append_column(f"features_{name.removeprefix('roi_').replace('-', '_')}",
                                     pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1]))
     return table
+
+
+def _detection_rows(arrays: dict[str, Any], metadata: dict[str, Any], path: str) -> Any:
+    """A ``vizcli detect`` file (boxes, scores, labels, image_index and features, stacked over its images) as rows."""
+    import numpy as np
+    import pyarrow as pa
+
+    images = [str(image) for image in metadata.get("images") or []]
+    categories = [str(name) for name in metadata.get("categories") or []]
+    image_index = np.asarray(arrays["image_index"]).astype(int)
+    if image_index.size and (image_index.min() < 0 or image_index.max() >= len(images)):
+        raise BadInput("its image_index names images its metadata does not list; the file is damaged", parameter="output", value=path)
+    labels = np.asarray(arrays["labels"]).astype(int) if "labels" in arrays else None
+    seen: dict[int, int] = {}
+    numbers = []
+    for image in image_index:
+        numbers.append(str(seen.get(int(image), 0)))
+        seen[int(image)] = seen.get(int(image), 0) + 1
+    columns: dict[str, Any] = {
+        "image": pa.array([images[i] for i in image_index], pa.string()), "path": pa.array([images[i] for i in image_index], pa.string()),
+        "annotation_id": pa.array(numbers, pa.string()),
+        "label": pa.array([categories[i] if 0 <= i < len(categories) else str(i) for i in labels] if labels is not None
+                          else [None] * len(numbers), pa.string()),
+        "box": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(arrays["boxes"], np.float64).reshape(-1)), 4),
+        "score": pa.array(np.asarray(arrays["scores"], np.float32)),
+    }
+    for name, value in arrays.items():
+        if name.startswith("features_"):
+            flat = np.asarray(value, np.float32).reshape(len(numbers), -1)
+            columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1])
+    return pa.table(columns)
 
 
 def export_layout(output: str, layout: str, destination: str, options: dict[str, Any]) -> tuple[str, int]:
