@@ -52,13 +52,14 @@ test-all: $(STAMP) system-deps
 
 # Documentation (docs/index.md, "How these pages are made"): every console block of README.md and docs/*.md is a cog
 # block that docs/_cog.py runs for real. `docs` rewrites them; `docs-check` fails when any differs from what the
-# program prints now (cog --check), then builds the site with mkdocs --strict (broken links, pages missing from nav).
+# program prints now (cog --check), then builds the site with mkdocs --strict (broken links, pages missing from nav;
+# not --quiet: mkdocs then drops the warnings that --strict counts).
 docs: $(STAMP) system-deps
 	$(BIN)/python docs/_cog.py
 
 docs-check: $(STAMP) system-deps
 	$(BIN)/python docs/_cog.py --check
-	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$site"
+	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir "$$site"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench,ray]"

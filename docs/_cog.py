@@ -134,8 +134,15 @@ def mask_columns(lines: list[str], names: Sequence[str]) -> list[str]:
     return shown
 
 
-def _trim(lines: list[str], head: int | None, tail: int | None, keep: Sequence[str] | None) -> list[str]:
-    """The lines shown: the first ``head``, the last ``tail``, and those matching a ``keep`` pattern; a gap is one ``…``."""
+def _trim(lines: list[str], head: int | None, tail: int | None, keep: Sequence[str] | None, start: str | None = None) -> list[str]:
+    """The lines shown: from the first matching ``start`` on (when given), the first ``head``, the last ``tail``, and
+    those matching a ``keep`` pattern; a gap is one ``…``."""
+    if start is not None:
+        first = next(number for number, line in enumerate(lines) if re.search(start, line))
+        lines = lines[first:]
+        if head is None and tail is None and keep is None:
+            return ([MARK] if first else []) + lines
+        return ([MARK] if first else []) + _trim(lines, head, tail, keep)
     if head is None and tail is None and keep is None:
         return lines
     wanted = set()
@@ -169,15 +176,16 @@ def run(command: str, *, stdin: str | None = None, status: Iterable[int] = (0,),
 
 def console(command: str, *, head: int | None = None, tail: int | None = None, keep: Sequence[str] | None = None,
             stdin: str | None = None, status: Iterable[int] = (0,), times: bool = True, show: str | None = None,
-            cache: Sequence[str] = (), masked_columns: Sequence[str] = ()) -> None:
+            cache: Sequence[str] = (), masked_columns: Sequence[str] = (), start: str | None = None) -> None:
     """Write a ```` ```console ```` block: ``$ command`` (or ``show``) and its output, trimmed and masked.
 
     ``status``: the exit statuses expected (any other stops ``make docs`` and shows the output); a status other
     than 0 is shown after the output as ``[exit N]``. ``stdin``: text piped in.
+    ``start``: a pattern; lines before the first that matches are left out (``…``).
     ``masked_columns``: headers of table columns whose cells change from run to run (``["fit s"]``).
     ``cache``: for commands that take minutes (training networks), folders of the checkout whose sources decide the
     output; the block is then kept in ``docs/_cache/`` under a hash of the command and of every file in those folders
-    (plus ``vizcli/cli.py``, ``vizcli/common/`` and ``pyproject.toml``), and rerun only when one of them changes.
+    (plus ``vizcli/common/`` and ``pyproject.toml``), and rerun only when one of them changes.
     """
     key = _cache_key(command, stdin, cache) if cache else None
     stored = DOCS / "_cache" / f"{key}.txt" if key else None
@@ -188,7 +196,7 @@ def console(command: str, *, head: int | None = None, tail: int | None = None, k
     folder = scratch()
     output, code = run(command, stdin=stdin, status=status)
     lines = mask(output, folder, times).rstrip("\n").split("\n") if output.strip() else []
-    lines = [line.rstrip() for line in _trim(mask_columns(lines, masked_columns), head, tail, keep)]
+    lines = [line.rstrip() for line in _trim(mask_columns(lines, masked_columns), head, tail, keep, start)]
     body = [f"$ {show or command}", *lines] + ([f"[exit {code}]"] if code else [])
     block = "```console\n" + "\n".join(body) + "\n```\n"
     if stored is not None:
@@ -205,7 +213,7 @@ def _cache_key(command: str, stdin: str | None, folders: Sequence[str]) -> str:
     import hashlib
 
     digest = hashlib.sha256(f"{command}\0{stdin}\0{COLUMNS}\0".encode())
-    paths = [ROOT / "pyproject.toml", ROOT / "vizcli" / "cli.py"]
+    paths = [ROOT / "pyproject.toml"]
     for folder in ["vizcli/common", *folders]:
         paths += sorted((ROOT / folder).rglob("*.py"))
     for path in paths:
@@ -291,7 +299,7 @@ def rooms() -> None:
 
 def _first_sentence(text: str) -> str:
     paragraph = text.split("\n\n")[0].replace("``", "`")
-    match = re.match(r"(.+?[.:;])(\s|$)", " ".join(paragraph.split()))
+    match = re.match(r"(.+?\.)(\s|$)", " ".join(paragraph.split()))
     return match.group(1) if match else paragraph
 
 
@@ -441,15 +449,19 @@ def _check_documented(what: str, found: Sequence[str], meanings: dict[str, str],
         raise RuntimeError(f"{_page()}: {what}: not documented: {missing}; documented but not written: {gone}")
 
 
-def columns(path: str, meanings: dict[str, str], optional: Iterable[str] = ()) -> None:
-    """A table of the columns of the Parquet file ``path`` (in this page's scratch folder): name, Arrow type, and the
-    meaning the page gives; ``make docs`` stops if a column has no meaning or a meaning has no column."""
+def columns(paths: str | Sequence[str], meanings: dict[str, str], optional: Iterable[str] = ()) -> None:
+    """A table of the columns of the Parquet files ``paths`` (in this page's scratch folder; several: their union, in
+    order): name, Arrow type, and the meaning the page gives; ``make docs`` stops if a column has no meaning or a
+    meaning has no column."""
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(scratch() / path)
-    _check_documented(f"columns of {path}", schema.names, meanings, optional)
+    fields: dict[str, object] = {}
+    for path in [paths] if isinstance(paths, str) else paths:
+        for field in pq.read_schema(scratch() / path):
+            fields.setdefault(field.name, field.type)
+    _check_documented(f"columns of {paths}", list(fields), meanings, optional)
     lines = ["| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| `{field.name}` | `{_cell(str(field.type))}` | {meanings[field.name]} |" for field in schema]
+    lines += [f"| `{name}` | `{_cell(str(kind))}` | {meanings[name]} |" for name, kind in fields.items()]
     _out("\n".join(lines) + "\n")
 
 
@@ -464,8 +476,9 @@ def metadata_keys(path: str, meanings: dict[str, str], optional: Iterable[str] =
     lines = ["| key | JSON type | meaning |", "|---|---|---|"]
     for name in [*names, *[name for name in meanings if name not in names]]:
         value = metadata.get(name)
-        kind = "(absent here)" if name not in metadata else type(value).__name__.replace("dict", "object").replace(
-            "list", "array").replace("str", "string").replace("NoneType", "null").replace("bool", "boolean")
+        json_types = {"dict": "object", "list": "array", "str": "string", "NoneType": "null", "bool": "boolean",
+                      "int": "integer", "float": "number"}
+        kind = "(absent here)" if name not in metadata else json_types.get(type(value).__name__, type(value).__name__)
         lines.append(f"| `{name}` | {kind} | {meanings[name]} |")
     _out("\n".join(lines) + "\n")
 
