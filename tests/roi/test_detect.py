@@ -106,9 +106,11 @@ def test_given_boxes_go_through_the_detectors_pooler_and_box_head(pictures):
     from torchvision.models.detection.transform import resize_boxes
 
     boxes = [[10.0, 12.0, 90.0, 100.0], [0.0, 0.0, 160.0, 120.0], [200.0, 200.0, 210.0, 210.0]]  # the last lies outside
-    detector = Detector(FAST, detect=False, op="align,box-head")
+    detector = Detector(FAST, detect=False, op="align,box-head", on_error="skip")  # a dataset's: the box is a problem
     out = detector({"image": pictures[:1], "boxes": [boxes]})
     assert out["kept"][0].tolist() == [0, 1] and "outside" in out["problems"][0]
+    with pytest.raises(BadInput, match="lies outside the 160×120 image"):  # a single image's: it stops, as roi's
+        Detector(FAST, detect=False, op="align,box-head")({"image": pictures[:1], "boxes": [boxes]})
     model = reference_model(FAST)
     with torch.inference_mode():
         listed, _ = model.transform([unit_tensor(load_image(pictures[0]))])

@@ -333,8 +333,8 @@ class Detector:
         done: dict[str, tuple[Decoded | None, dict[str, Any] | None]] = {}
 
         def on_problem(problem: dict[str, Any]) -> None:
-            # on_error="stop" (single images): an image's problem stops the run, and with strict a box's too
-            if self.on_error != "skip" and (self.strict or "annotation_id" not in problem):
+            # on_error="stop" (single images): any problem stops the run, a box outside the image too (as roi's)
+            if self.on_error != "skip":
                 raise BadInput(f"image {problem['image']!r}: {problem['problem']}")
             problems[str(problem["image"])].append(problem)
 

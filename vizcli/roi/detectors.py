@@ -147,8 +147,8 @@ def check_detection_settings(
         if given:
             listed = ", ".join(f"{name}={value!r}" for name, value in given)
             raise BadInput(f"{listed} {'chooses' if len(given) == 1 else 'choose'} among a detector's detections, and "
-                           "this run pools given boxes (all of them are kept): add detect=True, or drop "
-                           f"{'it' if len(given) == 1 else 'them'}")
+                           "this run pools the boxes it is given (all of them are kept): give no boxes, so the "
+                           f"detector finds them, or drop {'it' if len(given) == 1 else 'them'}")
     return thresholds
 
 
