@@ -154,7 +154,7 @@ def test_an_output_that_is_an_input_is_refused_before_work(invoke, tmp_path, mak
 
 
 @pytest.mark.parametrize("args", [
-    ["shapes", "--format", "json", "-o", "{d}/x.csv"], ["approx", "--format", "csv", "-o", "{d}/x.json"],
+    ["shapes", "--format", "json", "-o", "{d}/x.csv"], ["approx", "--output-format", "csv", "-o", "{d}/x.json"],
     ["embed", "a", "--output-format", "json", "-o", "{d}/x.csv"],
 ])
 def test_format_contradicting_the_extension_is_an_error(invoke, tmp_path, args):
