@@ -87,3 +87,28 @@ def test_the_positional_output_is_named_as_itself_never_as_dash_o(invoke, tmp_pa
 ])
 def test_old_spellings_of_the_output_verbs_name_the_new_ones(invoke, args, fragment):
     assert fragment in one_error_line(invoke(*args))
+
+
+def test_a_dataset_made_from_a_list_of_image_paths_exports_as_npz_files(invoke, made, tmp_path):
+    listed = tmp_path / "images.txt"
+    listed.write_text("".join(f"{made['images'] / name}\n" for name in ("0.png", "1.png")))
+    out = tmp_path / "listed.parquet"
+    assert invoke("roi", listed, "--boxes", "5,5,60,50", "-o", out, "-q").exit_code == 0
+    result = invoke("export", out, "--layout", "butd-npz", "--feature", "align", "-o", tmp_path / "npz")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(path.name for path in (tmp_path / "npz").iterdir()) == ["0.npz", "1.npz"]
+
+
+def test_a_merge_of_parts_from_two_input_files_still_verifies(invoke, tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("id,text\nx0,a cat sits on the mat\nx3,the sun is warm\n")
+    second.write_text("id,text\nx1,rain falls in spain\nx2,birds sing\n")
+    for part in (first, second):
+        made = invoke("embed", "--file", part, "--column", "text", "--id-column", "id", "-o", part.with_suffix(".parquet"), "-q")
+        assert made.exit_code == 0, made.stderr
+    merged = tmp_path / "all.parquet"
+    assert invoke("merge", tmp_path / "a.parquet", tmp_path / "b.parquet", "-o", merged).exit_code == 0
+    info = invoke("info", merged)
+    assert str(first) in info.stdout and str(second) in info.stdout
+    result = invoke("verify", merged)
+    assert result.exit_code == 0 and "recomputed 4 rows" in result.stdout, (result.stdout, result.stderr)

@@ -41,7 +41,7 @@ class LoadedModel:
     def weights_note(self) -> str:
         if self.pretrained:
             return f"weights: {self.weights}"
-        return f"{self.weights} — {RANDOM_WEIGHTS_NOTE}"
+        return f"{self.weights}: {RANDOM_WEIGHTS_NOTE.removeprefix('random weights: ')}"
 
 
 # torchvision's model namespaces, and the task each serves

@@ -107,6 +107,9 @@ def merge_outputs(inputs: list[str], output: str, key_columns: tuple[str, ...], 
     schema = next((item[1] for item in read if item[1] is not None), None)
     if schema is None:
         raise BadInput("every input holds 0 rows; there is nothing to merge", parameter="inputs", value=inputs[0])
+    recorded_inputs = [entry for _, _, metadata, _ in read for entry in metadata.get("inputs") or [metadata.get("input")] if entry]
+    if recorded_inputs and "input" in ignore:  # where each part read its texts: verify reads them again from these
+        wanted["inputs"] = [dict(entry) for entry in {json.dumps(entry, sort_keys=True): entry for entry in recorded_inputs}.values()]
     shapes = {f"features_{op}": tuple(wanted["feature_shape"]) for op in wanted.get("ops", [])} if "feature_shape" in wanted else {}
     shapes.update({"features_" + op.replace("-", "_"): tuple(shape) for op, shape in wanted.get("feature_shapes", {}).items()})
     _refuse_earlier_units(output)

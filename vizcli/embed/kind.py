@@ -74,34 +74,34 @@ def recompute_rows(stored: Any, metadata: dict[str, Any], settings: dict[str, An
 def _texts_by_id(stored: Any, metadata: dict[str, Any], ids: list[str], root: str | None) -> tuple[list[str], list[int], str]:
     """The texts and input positions of ``ids``: from the recorded input file when there is one (independent of the
     stored columns, so a changed id, index or text is noticed), else from the stored ``text`` column."""
-    read = metadata.get("input") or {}
-    if read.get("file"):
+    reads = [read for read in (metadata.get("inputs") or [metadata.get("input") or {}]) if read and read.get("file")]
+    if reads:  # one recorded input, or one per part of a merged output
+        from pathlib import Path
+
         from vizcli.common.relocate import find_again
         from vizcli.embed.texts import read_texts
 
-        file = read["file"]
-        from pathlib import Path
-
-        if not Path(file).is_dir():
-            file = find_again(file, root, "the recorded input")
         wanted, found = set(ids), {}
-        try:
-            for text in read_texts([], **{**read, "file": file}):
-                if text.key in wanted:
-                    found[text.key] = text
-                    if len(found) == len(wanted):
-                        break
-        except BadInput as error:
-            raise BadInput(f"its recorded input {file} cannot be read again ({error.detail}); give the folder it moved to "
-                           "with root=FOLDER", parameter="output") from None
+        for read in reads:
+            file = read["file"] if Path(read["file"]).is_dir() else find_again(read["file"], root, "the recorded input")
+            try:
+                for text in read_texts([], **{**read, "file": file}):
+                    if text.key in wanted:
+                        found[text.key] = text
+                        if len(found) == len(wanted):
+                            break
+            except BadInput as error:
+                raise BadInput(f"its recorded input {file} cannot be read again ({error.detail}); give the folder it moved to "
+                               "with root=FOLDER", parameter="output") from None
         missing = [key for key in ids if key not in found]
         if missing:
+            files = ", ".join(str(read["file"]) for read in reads)
             return [found[key].text if key in found else "" for key in ids], [found[key].index if key in found else -1 for key in ids], \
-                f"id {missing[0]} is stored but not in the recorded input {file} (changed since the run, or the id was edited)"
+                f"id {missing[0]} is stored but not in the recorded input ({files}): changed since the run, or the id was edited"
         return [found[key].text for key in ids], [found[key].index for key in ids], ""
     if "text" not in stored.schema.names:
-        raise BadInput("keeps no text and records no input file (its texts came from stdin or arguments): there is nothing "
-                       "to recompute its vectors from; to verify such outputs write .npz (which keeps the texts), or a "
+        raise BadInput("keeps no text and records no input file to read its texts from (they came from stdin or "
+                       "arguments): there is nothing to recompute its vectors from; to verify such outputs write .npz (which keeps the texts), or a "
                        "dataset output with keep_text=True", parameter="output")
     indices = [int(value) for value in stored.column("index").to_pylist()]
     return [str(value) for value in stored.column("text").to_pylist()], indices, ""

@@ -44,6 +44,8 @@ def describe_output(path: str) -> dict[str, Any]:
         "weights_sha256": metadata.get("weights_sha256"),
         "settings_version": metadata.get(SETTINGS_VERSION_KEY, 1 if "settings" in metadata else None),
         "settings": metadata.get("settings"),
+        "inputs": [str(entry.get("file")) for entry in (metadata.get("inputs") or [metadata.get("input") or {}])
+                   if isinstance(entry, dict) and entry.get("file")],
         "problems": problems,
         "problems_file": str(_problems_path(path)) if problems else None,
     }
@@ -63,6 +65,7 @@ def info_lines(description: dict[str, Any]) -> list[str]:
         ("model", description["model"] or "—"),
         ("weights", description["weights"] or "—"),
         ("weights sha256", description["weights_sha256"] or "—"),
+        ("input files", ", ".join(description["inputs"]) or "— (verify recomputes from stored texts or image paths)"),
         ("problems", f"{description['problems']:,} in {description['problems_file']}" if description["problems"] else "none recorded"),
     ]
     settings = description["settings"]

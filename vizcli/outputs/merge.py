@@ -41,7 +41,7 @@ def merge_outputs(inputs: list[str], output: str, shard_format: str = "safetenso
                  for (stored, kind, rows_of), path in zip(opened, inputs)]
         try:
             written, rows = merge.merge_outputs(paths, output, kind.merge_keys, shard_format,
-                                                ignore=("shard", "versions", "input", "rows", "merged_from", "model_path"),
+                                                ignore=("shard", "versions", "input", "inputs", "rows", "merged_from", "model_path"),
                                                 schema_name=kind.schema)
         except BadInput as error:  # name the files the user gave, not their rows' scratch copies
             for path, original in zip(paths, inputs):

@@ -80,7 +80,7 @@ def _feature_column(schema: Any, feature: str | None, output: str) -> str:
         for choice in ("features_box_head", "features_align", "features_pool"):
             if choice in names:
                 return choice
-        raise BadInput("holds no features (a boxes-only detector run); run with --op box-head or align", parameter="output",
+        raise BadInput("holds no features (a boxes-only detector run); run with --op box-head or align", parameter="stored",
                        value=output)
     if feature not in wanted or wanted[feature] not in names:
         stored = ", ".join(name.removeprefix("features_").replace("_", "-") for name in names) or "none"
@@ -116,7 +116,7 @@ def image_features(units: list[Path], output: str, column: str, categories: dict
     def finish(rows: list[dict[str, Any]]) -> ImageFeatures:
         image = str(rows[0]["image"])
         if image in done:
-            raise BadInput(f"the rows of image {image!r} are not stored together; merge the output first", parameter="output",
+            raise BadInput(f"the rows of image {image!r} are not stored together; merge the output first", parameter="stored",
                            value=output)
         done.add(image)
         vectors = np.asarray([row[column] for row in rows], dtype=np.float32)
@@ -164,9 +164,12 @@ def write_tsv(images: Iterator[ImageFeatures], destination: str) -> int:
 
 
 def npz_name(image_id: str) -> PurePosixPath:
-    """``a/b.jpg`` → ``a/b.npz``; ids that would leave the folder are refused."""
+    """``a/b.jpg`` → ``a/b.npz``; an id that is an absolute path or leaves the folder (a dataset made from a list of image
+    paths) is named by its file name alone: ``/data/x.png`` → ``x.npz`` (two images sharing a name are refused)."""
     path = PurePosixPath(image_id)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+    if path.is_absolute() or ".." in path.parts:
+        path = PurePosixPath(path.name)
+    if not path.parts or path.name in ("", ".", ".."):
         raise BadInput(f"image id {image_id!r} cannot name a file inside the folder", parameter="destination")
     return path.with_suffix(".npz")
 

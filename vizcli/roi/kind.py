@@ -45,7 +45,7 @@ ROI_KIND = OutputKind(
     single_schemas=(ROI_SCHEMA, DETECTIONS_SCHEMA),
     single_rows="vizcli.roi.kind:single_file_rows",
     export_layouts={"butd-tsv": "vizcli.roi.kind:export_layout", "butd-npz": "vizcli.roi.kind:export_layout"},
-    describe="one row per box",
+    describe="one row per box, from vizcli roi or detect",
 )
 
 

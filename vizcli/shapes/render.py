@@ -377,7 +377,8 @@ def shapes_markdown(report: ShapesReport, depth: int) -> str:
 def print_preprocessing(report: ShapesReport) -> None:
     """What was done to each input, one line each on stderr (stdout carries the result alone)."""
     for run in report.runs:
-        info(f"{run.label}: " + " → ".join(run.steps))
+        steps = " → ".join(run.steps)
+        info(steps if run.label == "synthetic" else f"{run.label}: {steps}")  # "synthetic input …" names itself
 
 
 def print_shapes(report: ShapesReport, depth: int, output_format: str, check: DiagramCheck | None, output: str | None) -> None:
