@@ -92,3 +92,8 @@ def test_a_fine_tuned_detector_is_built_with_its_own_class_count(tmp_path):
     assert loaded.meta["num_classes"] == 5 and loaded.categories is None  # not COCO's names
     assert loaded.model.roi_heads.box_predictor.cls_score.out_features == 5
     assert load_model(FAST_DETECTOR).model.roi_heads.box_predictor.cls_score.out_features == 91
+
+
+def test_a_python_file_without_its_factory_is_told_the_form(invoke):
+    message = invoke("shapes", "--model", "my_net.py").stderr
+    assert message.startswith("Error: --model my_net.py:") and "FILE.py:FACTORY" in message and "my_net.py:build" in message

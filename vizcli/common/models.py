@@ -130,6 +130,8 @@ def check_model_name(name: str, any_task: bool = False) -> str:
     hint = f"did you mean {', '.join(close)}?" if close else "see torchvision.models.list_models()"
     if "/" not in name and not name.startswith((".", "~")) and Path(name).is_dir():
         hint += f" (a bare name is a library's model; a folder is named by a path: ./{name})"
+    if name.endswith(".py"):
+        hint = f"a Python file is read as FILE.py:FACTORY, the function that builds the model: give {name}:build (its name)"
     what = "torchvision model" if any_task else "torchvision classification model"
     raise BadInput(f"not a {what}; {hint}", parameter="model", value=name)
 

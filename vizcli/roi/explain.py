@@ -143,7 +143,7 @@ def parse_explain(text: str, box_count: int, output_size: tuple[int, int]) -> tu
     number = int(match.group(1))
     if not 1 <= number <= box_count:
         there = "there is 1 box" if box_count == 1 else f"there are {box_count:,} boxes"
-        raise BadInput(f"box {number} does not exist; {there}", parameter="explain", value=text)
+        raise BadInput(f"box {number} does not exist; {there} (boxes are numbered from 1)", parameter="explain", value=text)
     row = int(match.group(2)) if match.group(2) else output_size[0] // 2
     col = int(match.group(3)) if match.group(3) else output_size[1] // 2
     if not (0 <= row < output_size[0] and 0 <= col < output_size[1]):
