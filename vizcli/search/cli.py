@@ -86,54 +86,8 @@ def search(
     threads: ThreadsOption = None,
 ) -> None:
     """Nearest stored texts of an embed output, for query texts or stored ids; near-duplicate pairs; its index."""
-    import sys
+    from vizcli.search.run import SearchRequest, run_search
 
-    from vizcli.common.console import counter_progress, info, warn
-    from vizcli.common.errors import BadInput
-    from vizcli.common.runtime import check_threads
-    from vizcli.search.render import ResultWriter
-
-    threads = check_threads(threads, warn)
-    texts = list(texts or [])
-    asked = bool(texts or file or ids)
-    if threshold is not None and asked:
-        raise BadInput("--duplicates compares the output with itself; drop the query texts, --file and --id")
-    if build:
-        from vizcli.search.index import IndexSettings, build_index
-        from vizcli.search.source import EmbedOutput
-
-        settings = IndexSettings(index_dtype.value, connectivity, expansion_add, expansion_search or 64).check()
-        output = EmbedOutput(dataset, pooling, block_rows)
-        progress = None if quiet else counter_progress("indexing vectors")
-        path = build_index(output, settings, threads or 0, progress)
-        if progress is not None:
-            progress(0, done=True)
-        if not quiet:
-            info(f"indexed {output.rows:,} vectors ({output.pooling}) in {path}")
-        if not asked and threshold is None:
-            return
-    if not asked and threshold is None and sys.stdin.isatty():
-        raise BadInput("no queries: give TEXT arguments, --file FILE, --id ID or lines on stdin (or --duplicates T, --build-index)")
-    from vizcli.common.runtime import set_threads
-    from vizcli.search.searcher import Searcher
-
-    set_threads(threads, warn)
-    searcher = Searcher(dataset, pooling, mode.value, rescore, in_memory, block_rows,
-                        expansion_search, query_prefix, device, threads)
-    writer = ResultWriter(output_format.value)
-    if threshold is not None:
-        writer.pairs(searcher.near_duplicates(threshold), f"pairs with cosine ≥ {threshold:g}")
-        if not quiet:
-            info(f"{writer.count:,} pairs with cosine ≥ {threshold:g}")
-        return
-    if texts or file or not ids:
-        from vizcli.embed.texts import read_texts
-        from vizcli.search.queries import batches
-
-        queries = (item.text for item in read_texts(texts, file=file, field=field, column=column, skip_empty=True))
-        for batch in batches(queries, batch_size):
-            writer.matches(searcher.search(batch, k=k))
-    if ids:
-        writer.matches(searcher.search(ids=ids, k=k))
-    if writer.count == 0:
-        raise BadInput("no queries: the input held no text (give TEXT arguments, --file FILE, --id ID or lines on stdin)")
+    run_search(SearchRequest(dataset, list(texts or []), file, field, column, list(ids or []), query_prefix, k, mode.value, rescore,
+                             pooling, in_memory, batch_size, block_rows, threshold, build, index_dtype.value, connectivity,
+                             expansion_add, expansion_search, output_format.value, quiet, device, threads))
