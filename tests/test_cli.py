@@ -159,7 +159,7 @@ def test_a_real_command_into_head_exits_0():
 def test_writing_to_dev_full_is_exit_1(invoke):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
-    for args in (["embed", "a cat", "-o", "/dev/full"], ["shapes", "--format", "json", "-o", "/dev/full"]):
+    for args in (["embed", "a cat", "-o", "/dev/full"], ["shapes", "--output-format", "json", "-o", "/dev/full"]):
         result = invoke(*args)
         assert result.exit_code == 1, args
         last = result.stderr.splitlines()[-1] + "\n"  # informational lines (what input ran) may precede it

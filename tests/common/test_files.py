@@ -154,7 +154,7 @@ def test_an_output_that_is_an_input_is_refused_before_work(invoke, tmp_path, mak
 
 
 @pytest.mark.parametrize("args", [
-    ["shapes", "--format", "json", "-o", "{d}/x.csv"], ["approx", "--output-format", "csv", "-o", "{d}/x.json"],
+    ["shapes", "--output-format", "json", "-o", "{d}/x.csv"], ["approx", "--output-format", "csv", "-o", "{d}/x.json"],
     ["embed", "a", "--output-format", "json", "-o", "{d}/x.csv"],
 ])
 def test_format_contradicting_the_extension_is_an_error(invoke, tmp_path, args):
@@ -222,3 +222,11 @@ def test_no_command_writes_over_a_file_it_reads(invoke, tmp_path):
     assert sorted(model_input_files(str(model))) == [str(model / "1_Pooling" / "config.json"), str(model / "config.json")]
     refuse_overwriting_inputs(model / "table.json", model_input_files(str(model)))
     assert (tmp_path / "X.parquet").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["shapes"], ["approx", "--sawtooth", "1"], ["embed", "a"]])
+def test_format_is_what_stdout_shows_in_every_command(invoke, tmp_path, command):
+    assert "what stdout shows" in one_error_line(invoke(*command, "--format", "json", "-o", tmp_path / "x.json"))
+    if command[0] != "embed":  # embed reads --output-format alone as the format of what it prints
+        assert "--output-format is the format of -o FILE" in one_error_line(invoke(*command, "--output-format", "json"))
+    assert os.listdir(tmp_path) == []

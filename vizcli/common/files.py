@@ -337,3 +337,17 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_or_stdout_format(output: str | None, stdout_format: Any, output_format: Any) -> str | None:
+    """The one convention of every command: ``-f/--format`` is what stdout shows, ``-o FILE`` takes its format from its
+    suffix (``--output-format`` where the suffix names none). Returns the chosen format's value (None: the default)."""
+    from vizcli.common.errors import BadInput
+
+    if output and output != "-" and stdout_format is not None:
+        raise BadInput(f"--format {stdout_format.value} is what stdout shows, and -o {output} takes stdout's place: its format "
+                       "comes from its suffix, or --output-format; drop --format")
+    if output_format is not None and not output:
+        raise BadInput("--output-format is the format of -o FILE; give -o, or use --format for stdout")
+    chosen = output_format if output else stdout_format
+    return str(chosen.value) if chosen is not None else None

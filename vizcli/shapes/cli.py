@@ -92,11 +92,13 @@ def shapes(
     depth: Annotated[int, typer.Option(
         "--depth", min=1, max=3, rich_help_panel=OUTPUT, help="Rows per stage (1), per block (2) or per computation (3); "
         "the --plot graph follows it.")] = 3,
-    output_format: Annotated[ShapesFormat | None, typer.Option(
-        "--format", "-f", case_sensitive=False, rich_help_panel=OUTPUT,
-        help="What stdout shows (default: table; with -o, from its extension).")] = None,
+    stdout_format: Annotated[ShapesFormat | None, typer.Option(
+        "--format", "-f", case_sensitive=False, rich_help_panel=OUTPUT, help="What stdout shows (default: table).")] = None,
     output: Annotated[str | None, typer.Option(
-        "--output", "-o", rich_help_panel=OUTPUT, help="Write the result to FILE (atomically) instead of stdout.")] = None,
+        "--output", "-o", rich_help_panel=OUTPUT, help="Write the result to FILE (atomically) instead of stdout; its format "
+        "from the suffix (.txt, .json, .csv, .mmd, …).")] = None,
+    output_format: Annotated[ShapesFormat | None, typer.Option(
+        "--output-format", case_sensitive=False, rich_help_panel=OUTPUT, help="The format of -o where its suffix names none.")] = None,
     plot: Annotated[str | None, typer.Option(
         "--plot", rich_help_panel=OUTPUT, help="Draw a picture: the traced graph as .svg/.png (Graphviz; repeated blocks "
         "rolled ×N); when comparing, a .png of each row's MACs per model or of the per-layer change.")] = None,
@@ -135,11 +137,12 @@ def shapes(
 ) -> None:
     """Run ResNet18 (or another model) and print every computation's output shape, parameters and MACs;
     compare models or checkpoints; show the activations."""
+    from vizcli.common.files import file_or_stdout_format
     from vizcli.shapes.command import ShapesRequest, run_request, write_outcome
 
     request = ShapesRequest(
         images=list(images or []), input_size=list(input_size or []), keep_size=keep_size, depth=depth,
-        output_format=output_format.value if output_format else None, output=output, check=check,
+        output_format=file_or_stdout_format(output, stdout_format, output_format), output=output, check=check,
         models=list(model or ["resnet18"]), model_arg=list(model_arg or []), text=text, seq_len=seq_len,
         weights=list(weights or []), seed=seed, dtype=dtype.value, train=train, optimizer=optimizer.value,
         batch_size=batch_size, compare=compare, plot=plot, device=device, threads=threads, max_pixels=max_pixels,
