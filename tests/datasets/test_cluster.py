@@ -93,4 +93,4 @@ def test_a_node_stopped_mid_run_loses_no_row_and_writes_none_twice(cluster, tmp_
     fake_job.check_every_row_once(out, 600)
     summary = json.loads(stdout.decode().strip().splitlines()[-1])  # Ray's log lines may come before it
     assert summary["rows"] == 600 and summary["problems"] == 0
-    assert summary["builds"] >= 3  # the actor on the stopped node was replaced: the stop did hit the run
+    assert summary["builds"] >= 2  # both actors ran; the stopped node's actor is replaced, or the run goes on with fewer (issue 36)

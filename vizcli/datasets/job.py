@@ -78,6 +78,8 @@ class DatasetJob:
     to_rows: Callable[[dict[str, Any], Any], Any]  # (result batch, schema) → pyarrow.Table of rows
     row_bytes: int  # stored bytes per row: units hold about --shard-size MB …
     max_unit_rows: int | None = None  # … and at most this many rows, so a run spreads over the workers
+    min_slice_items: int = 1  # a unit's slices hold at least this many items (a job whose rows depend on how its items
+    # are batched together, like embed's length-sorted batches, keeps its whole unit in one call: rows stay bit-exact)
     problems_of: Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]] = lambda batch, result: []  # rows dropped
     tally_of: Callable[[dict[str, Any]], dict[str, int]] = lambda result: {}  # counts the summary reports (truncated texts)
     array_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)

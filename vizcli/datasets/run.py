@@ -112,8 +112,11 @@ def run_dataset(job: DatasetJob, pieces: Sequence[Piece], settings: DatasetSetti
         _remove_new_problems(problems_file, had_problems_file, settings.resume)
         raise
     except BaseException:
-        sink.adopt_written()
-        _drop_empty(sink, before, problems_file, had_problems_file, counts)
+        try:  # tidying up after a failure must not replace it (the output folder may itself be what went wrong)
+            sink.adopt_written()
+            _drop_empty(sink, before, problems_file, had_problems_file, counts)
+        except OSError:
+            pass
         raise
     final = sink.finish()
     if counts["problems"] == 0 and not had_problems_file:

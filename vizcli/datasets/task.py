@@ -52,7 +52,7 @@ class UnitTask:
         tables: list[Any] = []
         problems: list[dict[str, Any]] = []
         self.tally: dict[str, int] = {}
-        step = -(-count // SLICES)  # ceil: at most SLICES slices
+        step = max(-(-count // SLICES), self.job.min_slice_items)  # ceil: at most SLICES slices
         while done < count:
             stop = min(count, done + step)
             computed, found = self._compute(_rows(unit.batch, done, stop), unit.keys[done:stop])

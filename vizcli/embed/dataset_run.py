@@ -107,6 +107,9 @@ def _metadata(embedder: Any, source: TextSource, dataset: Any) -> dict[str, Any]
                      "truncate_dim": options.truncate_dim, "dimensions": embedder.dimensions, "keep_text": options.keep_text,
                      "id_column": source.id_column, "ranges": settings["ranges"]})
     metadata["settings"] = json.loads(json.dumps(settings))  # as JSON reads it back (tuples as lists): resume compares the two
+    from vizcli.embed.kind import EMBED_KIND
+
+    metadata["settings_version"] = EMBED_KIND.settings_version
     metadata["input"] = recorded_input(source.read_arguments())  # what `vizcli verify` reads again when no text is kept
     return metadata
 

@@ -92,7 +92,7 @@ def embed_job(embedder: Embedder, worker_kwargs: dict[str, Any], metadata: dict[
     return DatasetJob(
         command="embed", key="id", schema=corpus_schema(options, embedder.dimensions), metadata=metadata, worker=Embedder,
         worker_kwargs=worker_kwargs, to_batch=text_batch, to_rows=columns_table,
-        row_bytes=max(1, width * len(options.poolings) * VALUE_BITS[options.precision] // 8), max_unit_rows=UNIT_TEXTS,
+        row_bytes=max(1, width * len(options.poolings) * VALUE_BITS[options.precision] // 8), max_unit_rows=UNIT_TEXTS, min_slice_items=UNIT_TEXTS,
         problems_of=functools.partial(overflow_problems, limit=options.max_length), tally_of=truncated_tally,
         actor_env=flat_heap_env(uncached_kernels=True), local_worker=embedder,
     )
