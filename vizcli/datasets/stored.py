@@ -199,7 +199,7 @@ def _read_npy(place: Path, path: str, parameter: str) -> tuple[dict[str, Any], A
     return {name: array}, metadata
 
 
-def iter_units(stored: StoredOutput, columns: list[str] | None = None, batch_rows: int = 65536) -> Iterator[Any]:
+def iter_units(stored: StoredOutput, columns: list[str] | None = None, batch_rows: int = 2048) -> Iterator[Any]:
     """The rows of a dataset output as ``pyarrow.Table`` batches: a unit at a time, a Parquet file by row groups."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -207,7 +207,7 @@ def iter_units(stored: StoredOutput, columns: list[str] | None = None, batch_row
     for unit in stored.units:
         if unit.suffix == ".parquet" or stored.form == "parquet":
             try:
-                handle = pq.ParquetFile(unit)
+                handle = pq.ParquetFile(unit, pre_buffer=False, buffer_size=1 << 20)  # read as batches go, not the whole file
                 for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
                     yield pa.Table.from_batches([batch])
             except (pa.ArrowException, OSError, ValueError) as error:
