@@ -41,6 +41,7 @@ def _units(folder):
     return len(list(folder.glob("part-*"))) if folder.is_dir() else 0
 
 
+@pytest.mark.slow  # about 50 s here
 def test_vizcli_joins_a_two_node_cluster_and_writes_what_the_local_engine_writes(cluster, tmp_path):
     sys.path.insert(0, str(ROOT))
     from benchmarks.corpus import sentences
@@ -59,6 +60,7 @@ def test_vizcli_joins_a_two_node_cluster_and_writes_what_the_local_engine_writes
     np.testing.assert_array_equal(np.array(a.column("mean").to_pylist()), np.array(b.column("mean").to_pylist()))
 
 
+@pytest.mark.slow  # about 50 s here
 def test_a_node_stopped_mid_run_loses_no_row_and_writes_none_twice(cluster, tmp_path):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 

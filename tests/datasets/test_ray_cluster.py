@@ -92,6 +92,7 @@ def test_more_workers_than_the_nodes_can_place_are_refused_at_once_with_one_line
     assert sorted(path.name for path in tmp_path.iterdir()) == ["corpus.txt"]  # nothing written
 
 
+@pytest.mark.slow  # about 75 s here; the refusal above keeps a multi-node cluster in make test
 def test_a_node_lost_at_tight_capacity_leaves_the_run_to_finish_with_every_row_once(tight, tmp_path):
     out = tmp_path / "out.parquet"
     parts = tmp_path / "out.parquet.parts"

@@ -221,6 +221,7 @@ def _map_workers(name):
     return found
 
 
+@pytest.mark.slow  # about 75 s here; test_a_worker_killed_mid_run_is_restarted_and_its_unit_retried checks the same in make test
 def test_a_killed_worker_is_retried_and_every_id_is_written_once(tmp_path):
     texts = _texts(1200)
     corpus = tmp_path / "corpus.txt"
@@ -257,6 +258,7 @@ def _committed_shards(folder):
         return 0
 
 
+@pytest.mark.slow  # about 55 s here; tests/datasets/test_task.py checks SIGTERM and --resume locally in the fast tiers
 def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(_texts(1200)) + "\n")
@@ -284,6 +286,7 @@ def test_sigterm_stops_a_ray_run_cleanly_and_resume_finishes_it(tmp_path):
     assert sorted(ids, key=int) == [str(i) for i in range(1200)]
 
 
+@pytest.mark.slow  # about 50 s here: a Ray Data pipeline of each callable class
 def test_the_python_api_under_ray_data_map_batches_equals_direct_calls(tmp_path):
     import ray
 
