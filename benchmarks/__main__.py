@@ -371,7 +371,8 @@ RECEIPT_TEXTS = 200  # --dtype int8 runs these first texts in float32 too, for t
 
 
 def bench_embed_precision(rounds: int, count: int, folder: Path) -> Section:
-    """int8, bfloat16, auto and float32 against sentence-transformers' torch, onnx and onnx int8 backends."""
+    """int8, bfloat16, auto and float32 against sentence-transformers' torch, onnx and onnx int8 backends, and
+    OpenVINO's CPU plugin (float32 and its default precision) on the same ONNX export."""
     import json as json_module
     import subprocess
 
@@ -395,10 +396,18 @@ def bench_embed_precision(rounds: int, count: int, folder: Path) -> Section:
         out[backend] = folder / f"st-{backend}.npy"
         whole[backend] = Measured(f"sentence-transformers `{backend}`", [PYTHON, str(SCRIPTS / "st_backends.py"), str(model), str(corpus),
                                                                          str(out[backend]), THREADS, backend])
+    for precision in ("default", "f32"):  # OpenVINO's CPU plugin on the same ONNX export as sentence-transformers' onnx
+        name = f"openvino-{precision}"
+        out[name] = folder / f"{name}.npy"
+        whole[name] = Measured(f"OpenVINO CPU `{'its default precision' if precision == 'default' else 'f32'}` (same ONNX export)",
+                               [PYTHON, str(SCRIPTS / "openvino_embed.py"), str(model), str(corpus), str(out[name]), THREADS, precision])
     alternate(list(whole.values()), rounds, env=_env())
     in_process = {}
     for name in whole:
-        if name in ("torch", "onnx", "onnx-int8"):
+        if name.startswith("openvino-"):
+            argv = [PYTHON, str(SCRIPTS / "openvino_embed.py"), str(model), str(corpus), str(folder / "ip.npy"), THREADS,
+                    name.split("-", 1)[1], "--in-process"]
+        elif name in ("torch", "onnx", "onnx-int8"):
             argv = [PYTHON, str(SCRIPTS / "st_backends.py"), str(model), str(corpus), str(folder / "ip.npy"), THREADS, name, "--in-process"]
         else:
             argv = [PYTHON, str(SCRIPTS / "vizcli_inprocess.py"), str(corpus), str(folder / "ip.npy"), THREADS, name]
@@ -416,22 +425,29 @@ def bench_embed_precision(rounds: int, count: int, folder: Path) -> Section:
     alternate(list(one.values()), rounds, env=_env())
     table = ["| path | in-process s | whole process s (median) | min cos | mean cos | recall@10 |", "|---|---:|---:|---:|---:|---:|"]
     for name, measured in whole.items():
-        picked = f" → {in_process[name]['dtype']}" if name == "auto" else ""
+        picked = f" → {in_process[name]['dtype']}" if name == "auto" or name.startswith("openvino-") else ""
         minimum, mean, recall = quality[name]
         table.append(f"| {measured.label}{picked} | {in_process[name]['seconds']:.2f} | {measured.median:.2f} | {minimum:.4f} | "
                      f"{mean:.5f} | {recall:.3f} |")
     ours, theirs = quality["int8"], quality["onnx-int8"]
+    vizcli_modes = ("float32", "bfloat16", "int8", "auto")
+    fastest = min(vizcli_modes, key=lambda name: in_process[name]["seconds"])
+    openvino = min(("openvino-default", "openvino-f32"), key=lambda name: in_process[name]["seconds"])
+    against_openvino = in_process[fastest]["seconds"] / in_process[openvino]["seconds"]
     return Section(
         f"embed precision ({count} sentences and one)",
         f"{count} distinct sentences from the standard library's docstrings (the embed corpus), mean pooling, {THREADS} threads, "
         "each tool at its own default batch size (sentence-transformers 32 texts; vizcli 4,096 padded tokens), the bundled "
         "all-MiniLM-L6-v2. sentence-transformers' ONNX and int8 files are made locally by its own `save_pretrained` and "
-        "`export_dynamic_quantized_onnx_model` (nothing downloaded). Quality is against vizcli float32's vectors of the same run. "
+        "`export_dynamic_quantized_onnx_model` (nothing downloaded). OpenVINO's CPU plugin runs that same `onnx/model.onnx`, "
+        "batched as sentence-transformers batches (32, sorted by length), once with its own default precision and once forced to f32 "
+        "(`scripts/openvino_embed.py`). Quality is against vizcli float32's vectors of the same run. "
         f"vizcli int8's whole process includes its quality receipt: the first {RECEIPT_TEXTS} texts again in float32 (`--calibration`). "
         f"CPU flags: {_cpu_flags()}.",
         [*whole.values(), *one.values()],
         [("whole process vizcli int8 / sentence-transformers onnx int8", paired_ratio(whole["int8"], whole["onnx-int8"])),
          ("in-process vizcli int8 / sentence-transformers onnx int8", in_process["int8"]["seconds"] / in_process["onnx-int8"]["seconds"]),
+         (f"in-process vizcli's fastest ({fastest}) / OpenVINO's fastest ({openvino.split('-', 1)[1]})", against_openvino),
          ("whole process vizcli auto / vizcli float32", paired_ratio(whole["auto"], whole["float32"])),
          ("whole process vizcli bfloat16 / vizcli float32", paired_ratio(whole["bfloat16"], whole["float32"])),
          ("one sentence vizcli / sentence-transformers torch", paired_ratio(one["vizcli"], one["st-torch"]))],
@@ -440,6 +456,9 @@ def bench_embed_precision(rounds: int, count: int, folder: Path) -> Section:
          Goal("int8 recall@10 > sentence-transformers onnx int8's (" + f"{theirs[2]:.3f})", ours[2], theirs[2] + 1e-9, True),
          Goal("int8 whole process ≤ sentence-transformers onnx int8's", paired_ratio(whole["int8"], whole["onnx-int8"]), 1.0),
          Goal("int8 in-process ≤ sentence-transformers onnx int8's", in_process["int8"]["seconds"] / in_process["onnx-int8"]["seconds"], 1.0),
+         Goal(f"vizcli's fastest mode ({fastest}) in-process ≤ OpenVINO's fastest ({openvino.split('-', 1)[1]})", against_openvino, 1.0),
+         Goal(f"vizcli {fastest} mean cosine to float32 ≥ OpenVINO {openvino.split('-', 1)[1]}'s ({quality[openvino][1]:.5f})",
+              quality[fastest][1], quality[openvino][1] - 1e-9, True),
          Goal("auto never slower than float32 (whole process, ≤ 1.02× for noise)", paired_ratio(whole["auto"], whole["float32"]), 1.02),
          Goal("one sentence ≤ 0.6 s as a whole process (median)", one["vizcli"].median, 0.6)],
         [f"--dtype auto picked {in_process['auto']['dtype']} on this CPU"],

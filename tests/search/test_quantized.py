@@ -12,15 +12,15 @@ def _quantized(vectors, quantization, threads=2):
     return QuantizedVectors(units.astype(np.float32), ids, None, quantization, threads)
 
 
-def test_binary_words_hold_each_sign_bit_for_a_slow_hamming_loop():
+def test_binary_candidates_are_the_rows_of_least_hamming_distance_by_a_slow_loop():
     vectors = np.random.default_rng(0).standard_normal((30, 100)).astype(np.float32)
     words = binary_words(vectors)
     assert words.shape == (2, 30)  # 100 bits: two 64-bit words per row
     quantized = _quantized(vectors, "binary")
-    distances = quantized._hamming(binary_words(vectors[:3]), 0, 30)
     for query in range(3):
-        expected = [sum((vectors[query, d] > 0) != (vectors[row, d] > 0) for d in range(100)) for row in range(30)]
-        assert distances[query].tolist() == expected
+        distance = [sum((vectors[query, d] > 0) != (vectors[row, d] > 0) for d in range(100)) for row in range(30)]
+        expected = sorted(range(30), key=lambda row: (distance[row], row))[:7]  # at the cut, the lowest rows
+        assert sorted(quantized._nearest_codes(words[:, query], 7).tolist()) == sorted(expected)
 
 
 @pytest.mark.parametrize("quantization", ["binary", "int8"])

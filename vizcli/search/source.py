@@ -123,7 +123,7 @@ class EmbedOutput:
                 import pyarrow.parquet as pq
 
                 try:
-                    handle = pq.ParquetFile(unit)
+                    handle = pq.ParquetFile(unit, pre_buffer=False, buffer_size=1 << 20)  # read as batches go: pre-buffering kept every row group read
                     for batch in handle.iter_batches(batch_size=min(self.block_rows, PARQUET_READ_ROWS), columns=columns):
                         yield pa.Table.from_batches([batch])
                         del batch
