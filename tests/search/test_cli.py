@@ -110,3 +110,33 @@ def test_help_imports_nothing_heavy_and_shows_examples():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
     assert "vizcli search vectors.parquet" in result.stdout and "--build-index" in result.stdout
+
+
+def test_an_output_that_keeps_no_text_shows_the_texts_of_its_recorded_input(invoke, folder_output):
+    result = invoke("search", f"{folder_output}/", "a flight was late", "-k", "2", "-f", "jsonl", "--pooling", "mean")
+    assert result.exit_code == 0, result.stderr
+    hits = json.loads(result.stdout)["hits"]
+    assert [hit["text"] for hit in hits] == [SENTENCES[int(hit["id"])] for hit in hits]
+    assert result.stderr == ""
+
+
+def test_texts_that_cannot_be_read_again_are_left_out_with_one_warning(invoke, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    assert invoke("embed", "--file", corpus, "-p", "mean", "--quiet", "-o", tmp_path / "v.parquet").exit_code == 0
+    corpus.unlink()  # the input moved away after the run
+    result = invoke("search", tmp_path / "v.parquet", "a flight was late", "-k", "2", "-f", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert all("text" not in hit for hit in json.loads(result.stdout)["hits"])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Warning: texts are not shown: ") and "corpus.txt" in lines[0], result.stderr
+    piped = invoke("embed", "-p", "mean", "--quiet", "-o", tmp_path / "piped.parquet", input="\n".join(SENTENCES) + "\n")
+    assert piped.exit_code == 0, piped.stderr
+    result = invoke("search", tmp_path / "piped.parquet", "a flight was late", "-k", "1")
+    assert result.exit_code == 0 and "records no input file" in result.stderr and "--keep-text" in result.stderr
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "corpus.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    found = invoke("search", tmp_path / "v.parquet", "a flight was late", "-k", "2", "-f", "jsonl", "--root", moved)
+    assert found.exit_code == 0 and found.stderr == "", found.stderr
+    assert [hit["text"] for hit in json.loads(found.stdout)["hits"]] == [SENTENCES[int(hit["id"])] for hit in json.loads(found.stdout)["hits"]]

@@ -48,7 +48,7 @@ def test_a_shard_folder_is_searched_by_the_chosen_pooling(folder_output):
     found = Searcher(str(folder_output), pooling="cls", block_rows=3).search(QUERIES[:2], k=5)
     for matches, expected in zip(found, reference_top_k(_query_vectors(QUERIES[:2], "cls", normalize=False), stored, 5)):
         assert [hit.row for hit in matches.hits] == [row for _, row in expected]
-        assert all(hit.text is None for hit in matches.hits)  # no --keep-text
+        assert [hit.text for hit in matches.hits] == [SENTENCES[int(hit.id)] for hit in matches.hits]  # read again from the recorded input
 
 
 def test_near_duplicates_of_the_real_output(parquet_output):

@@ -71,31 +71,43 @@ def recompute_rows(stored: Any, metadata: dict[str, Any], settings: dict[str, An
     return columns_table(result, stored.schema), found
 
 
+def recorded_texts(metadata: dict[str, Any], ids: list[str], root: str | None = None) -> dict[str, Any] | None:
+    """The texts of ``ids`` read again from the input file(s) the run recorded (one, or one per part of a merged
+    output), by id (``InputText``: ``.text`` and ``.index``); ids not found are left out. None when the run
+    recorded no input file (its texts came from stdin or arguments). Raises ``BadInput`` when a recorded file
+    cannot be read again."""
+    reads = [read for read in (metadata.get("inputs") or [metadata.get("input") or {}]) if read and read.get("file")]
+    if not reads:
+        return None
+    from pathlib import Path
+
+    from vizcli.common.relocate import find_again
+    from vizcli.embed.texts import read_texts
+
+    wanted, found = set(ids), {}
+    for read in reads:
+        file = read["file"] if Path(read["file"]).is_dir() else find_again(read["file"], root, "the recorded input")
+        try:
+            for text in read_texts([], **{**read, "file": file}):
+                if text.key in wanted:
+                    found[text.key] = text
+                    if len(found) == len(wanted):
+                        return found
+        except BadInput as error:
+            raise BadInput(f"its recorded input {file} cannot be read again ({error.detail}); give the folder it moved to "
+                           "with root=FOLDER", parameter="output") from None
+    return found
+
+
 def _texts_by_id(stored: Any, metadata: dict[str, Any], ids: list[str], root: str | None) -> tuple[list[str], list[int], str]:
     """The texts and input positions of ``ids``: from the recorded input file when there is one (independent of the
     stored columns, so a changed id, index or text is noticed), else from the stored ``text`` column."""
-    reads = [read for read in (metadata.get("inputs") or [metadata.get("input") or {}]) if read and read.get("file")]
-    if reads:  # one recorded input, or one per part of a merged output
-        from pathlib import Path
-
-        from vizcli.common.relocate import find_again
-        from vizcli.embed.texts import read_texts
-
-        wanted, found = set(ids), {}
-        for read in reads:
-            file = read["file"] if Path(read["file"]).is_dir() else find_again(read["file"], root, "the recorded input")
-            try:
-                for text in read_texts([], **{**read, "file": file}):
-                    if text.key in wanted:
-                        found[text.key] = text
-                        if len(found) == len(wanted):
-                            break
-            except BadInput as error:
-                raise BadInput(f"its recorded input {file} cannot be read again ({error.detail}); give the folder it moved to "
-                               "with root=FOLDER", parameter="output") from None
+    found = recorded_texts(metadata, ids, root)
+    if found is not None:
         missing = [key for key in ids if key not in found]
         if missing:
-            files = ", ".join(str(read["file"]) for read in reads)
+            reads = metadata.get("inputs") or [metadata.get("input") or {}]
+            files = ", ".join(str(read["file"]) for read in reads if read and read.get("file"))
             return [found[key].text if key in found else "" for key in ids], [found[key].index if key in found else -1 for key in ids], \
                 f"id {missing[0]} is stored but not in the recorded input ({files}): changed since the run, or the id was edited"
         return [found[key].text for key in ids], [found[key].index for key in ids], ""

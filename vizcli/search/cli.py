@@ -81,6 +81,9 @@ def search(
                                                          help="Candidates while searching (default: as built, 64).")] = None,
     output_format: Annotated[SearchFormat, typer.Option("--format", "-f", rich_help_panel=OUTPUT, case_sensitive=False,
                                                         help="table, jsonl (an object per query) or tsv (a row per hit).")] = SearchFormat.table,
+    root: Annotated[str | None, typer.Option("--root", rich_help_panel=OUTPUT,
+                                             help="The folder the recorded input moved to since the run (for the texts of an "
+                                                  "output that keeps none).")] = None,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = None,
@@ -90,4 +93,4 @@ def search(
 
     run_search(SearchRequest(dataset, list(texts or []), file, field, column, list(ids or []), query_prefix, k, mode.value, rescore,
                              pooling, in_memory, batch_size, block_rows, threshold, build, index_dtype.value, connectivity,
-                             expansion_add, expansion_search, output_format.value, quiet, device, threads))
+                             expansion_add, expansion_search, output_format.value, quiet, device, threads, root))

@@ -33,6 +33,7 @@ class SearchRequest:
     quiet: bool
     device: str
     threads: int | None
+    root: str | None = None
 
 
 def run_search(request: SearchRequest) -> None:
@@ -76,7 +77,7 @@ def run_search(request: SearchRequest) -> None:
 
     set_threads(threads, warn)
     searcher = Searcher(dataset, pooling, mode, rescore, in_memory, block_rows,
-                        expansion_search, query_prefix, device, threads)
+                        expansion_search, query_prefix, device, threads, request.root)
     writer = ResultWriter(output_format)
     if threshold is not None:
         writer.pairs(searcher.near_duplicates(threshold), f"pairs with cosine ≥ {threshold:g}")
@@ -94,3 +95,5 @@ def run_search(request: SearchRequest) -> None:
         writer.matches(searcher.search(ids=ids, k=k))
     if writer.count == 0:
         raise BadInput("no queries: the input held no text (give TEXT arguments, --file FILE, --id ID or lines on stdin)")
+    if searcher.text_problem and not quiet:
+        warn(searcher.text_problem)

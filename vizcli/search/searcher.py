@@ -31,12 +31,15 @@ class Searcher:
     ``dataset``: the output; ``pooling``: its vector column (default: the first); ``mode``: see the
     module; ``rescore``: candidates per hit for the quantized modes; ``expansion_search``: the
     index's search width (default: as built); ``query_prefix``: replaces the recorded prefix for
-    query texts; ``device``/``threads``: where query texts are embedded and how many threads scan.
+    query texts; ``device``/``threads``: where query texts are embedded and how many threads scan;
+    ``root``: the folder the recorded input moved to (hits of an output that keeps no text get their
+    texts from that input, read again).
     """
 
     def __init__(self, dataset: str, pooling: str | None = None, mode: str = "exact", rescore: int = RESCORE,
                  in_memory: bool = False, block_rows: int = BLOCK_ROWS, expansion_search: int | None = None,
-                 query_prefix: str | None = None, device: str = "auto", threads: int | None = None) -> None:
+                 query_prefix: str | None = None, device: str = "auto", threads: int | None = None,
+                 root: str | None = None) -> None:
         if mode not in MODES:
             raise BadInput(f"use one of {', '.join(MODES)}", parameter="mode", value=mode)
         if rescore < 1:
@@ -46,10 +49,12 @@ class Searcher:
         self.rescore = rescore
         self.device = device
         self.query_prefix = query_prefix
+        self.root = root
         self._encoder: Any = None
         self._loaded: Any = None
         self._quantized: Any = None
         self._index: Any = None
+        self.text_problem: str | None = None  # why hits carry no text, once a search found out
         if mode == "index":
             from vizcli.search.index import VectorIndex
 
@@ -127,7 +132,31 @@ class Searcher:
             vectors, rows = self.vectors_of(ids)
             found = self.search_vectors(vectors, k, exclude=np.asarray(rows))
             results += [Matches(key, hits, by_id=True) for key, hits in zip(ids, found)]
+        if not self.output.has_text:
+            self._add_recorded_texts(results)
         return results
+
+    def _add_recorded_texts(self, results: list[Matches]) -> None:
+        """Give the hits the texts of an output that keeps none, read again from its recorded input file (one pass
+        over it for all of ``results``). Where the run recorded no file, or it cannot be read, texts stay None and
+        ``text_problem`` says why."""
+        from dataclasses import replace
+
+        from vizcli.embed.kind import recorded_texts
+
+        wanted = list(dict.fromkeys(hit.id for matches in results for hit in matches.hits))
+        if not wanted:
+            return
+        try:
+            found = recorded_texts(self.output.metadata, wanted, self.root)
+        except BadInput as error:
+            self.text_problem = f"texts are not shown: {error.detail}"
+            return
+        if found is None:
+            self.text_problem = "texts are not shown: the output keeps none (embed with --keep-text) and records no input file"
+            return
+        for matches in results:
+            matches.hits = [replace(hit, text=found[hit.id].text) if hit.id in found else hit for hit in matches.hits]
 
     def near_duplicates(self, threshold: float) -> Iterator[Any]:
         """Every pair of rows whose cosine is at least ``threshold`` (see ``vizcli.search.duplicates``)."""
