@@ -69,7 +69,8 @@ def main() -> None:
             start = time.perf_counter()
             vectors = encode(compiled, tokenizer, texts)
             best = min(best, time.perf_counter() - start)
-        ran = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        ran = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         print(json.dumps({"seconds": best, "dtype": ran}))
     else:
         vectors = encode(compiled, tokenizer, texts)
