@@ -140,3 +140,10 @@ def test_texts_that_cannot_be_read_again_are_left_out_with_one_warning(invoke, t
     found = invoke("search", tmp_path / "v.parquet", "a flight was late", "-k", "2", "-f", "jsonl", "--root", moved)
     assert found.exit_code == 0 and found.stderr == "", found.stderr
     assert [hit["text"] for hit in json.loads(found.stdout)["hits"]] == [SENTENCES[int(hit["id"])] for hit in json.loads(found.stdout)["hits"]]
+
+
+def test_duplicates_of_an_output_that_keeps_no_text_show_its_recorded_texts(invoke, folder_output):
+    result = invoke("search", f"{folder_output}/", "--duplicates", "0.5", "-f", "jsonl", "--pooling", "mean")
+    assert result.exit_code == 0, result.stderr
+    pairs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert pairs and all((pair["text_a"], pair["text_b"]) == (SENTENCES[int(pair["id_a"])], SENTENCES[int(pair["id_b"])]) for pair in pairs)

@@ -70,3 +70,11 @@ def test_bad_arguments_name_the_parameter(parquet_output):
         search(str(parquet_output))
     with pytest.raises(BadInput, match=r"shape \[2, 5\]"):
         Searcher(str(parquet_output)).search_vectors(np.zeros((2, 5)))
+
+
+def test_a_plain_string_is_one_query_not_one_per_character(parquet_output):
+    searcher = Searcher(str(parquet_output))
+    one = searcher.search("a kitten on a carpet", k=2)
+    assert [matches.query for matches in one] == ["a kitten on a carpet"]
+    assert [hit.row for hit in one[0].hits] == [hit.row for hit in searcher.search(["a kitten on a carpet"], k=2)[0].hits]
+    assert [matches.query for matches in search(str(parquet_output), ids="3", k=1)] == ["3"]

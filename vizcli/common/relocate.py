@@ -19,7 +19,8 @@ def find_again(path: str, root: str | None, what: str) -> str:
         return path
     if root is not None:
         if not Path(root).is_dir():
-            raise BadInput("no such folder; give the folder the inputs moved to", parameter="root", value=root)
+            raise BadInput("not a folder; give the folder the inputs moved to" + (" (the folder that holds this file)" if Path(root).is_file() else ""),
+                           parameter="root", value=root)
         parts = PurePath(path).parts
         for start in range(1 if PurePath(path).is_absolute() else 0, len(parts)):
             candidate = Path(root, *parts[start:])

@@ -83,6 +83,8 @@ def run_search(request: SearchRequest) -> None:
         writer.pairs(searcher.near_duplicates(threshold), f"pairs with cosine ≥ {threshold:g}")
         if not quiet:
             info(f"{writer.count:,} pairs with cosine ≥ {threshold:g}")
+            if searcher.text_problem:
+                warn(searcher.text_problem)
         return
     if texts or file or not ids:
         from vizcli.embed.texts import read_texts

@@ -33,7 +33,8 @@ class Searcher:
     index's search width (default: as built); ``query_prefix``: replaces the recorded prefix for
     query texts; ``device``/``threads``: where query texts are embedded and how many threads scan;
     ``root``: the folder the recorded input moved to (hits of an output that keeps no text get their
-    texts from that input, read again).
+    texts from that input, read again as it is now; ``vizcli verify`` checks that it still matches).
+    Where no text can be read, hits carry ``text=None`` and ``text_problem`` says why.
     """
 
     def __init__(self, dataset: str, pooling: str | None = None, mode: str = "exact", rescore: int = RESCORE,
@@ -118,11 +119,14 @@ class Searcher:
         unit = self._loaded is not None or self.output.unit_normalized
         return exact_search(queries, self.blocks(), k, unit, exclude)
 
-    def search(self, texts: list[str] | None = None, ids: list[str] | None = None, k: int = DEFAULT_K) -> list[Matches]:
-        """The ``k`` nearest rows for each text, then each id (whose own row is left out), best first."""
+    def search(self, texts: list[str] | str | None = None, ids: list[str] | str | None = None, k: int = DEFAULT_K) -> list[Matches]:
+        """The ``k`` nearest rows for each text, then each id (whose own row is left out), best first (a
+        ``Matches`` per query: ``.query``, and ``.hits``, each a ``Hit`` with ``row``, ``id``, ``score`` and ``text``)."""
         import numpy as np
 
         results: list[Matches] = []
+        texts = [texts] if isinstance(texts, str) else texts  # one query, not one per character
+        ids = [ids] if isinstance(ids, str) else ids
         if texts:
             texts = [str(text) for text in texts]
             found = self.search_vectors(self.embed(texts, few=len(texts) <= 8), k)
@@ -142,30 +146,48 @@ class Searcher:
         ``text_problem`` says why."""
         from dataclasses import replace
 
-        from vizcli.embed.kind import recorded_texts
-
         wanted = list(dict.fromkeys(hit.id for matches in results for hit in matches.hits))
         if not wanted:
             return
-        try:
-            found = recorded_texts(self.output.metadata, wanted, self.root)
-        except BadInput as error:
-            self.text_problem = f"texts are not shown: {error.detail}"
-            return
-        if found is None:
-            self.text_problem = "texts are not shown: the output keeps none (embed with --keep-text) and records no input file"
-            return
+        found = self._recorded_texts(wanted)
         for matches in results:
             matches.hits = [replace(hit, text=found[hit.id].text) if hit.id in found else hit for hit in matches.hits]
+
+    def _recorded_texts(self, ids: list[str]) -> dict[str, Any]:
+        """``ids``' texts read again from the recorded input (empty, with ``text_problem`` set, where none can be)."""
+        from vizcli.embed.kind import recorded_texts
+
+        try:
+            found = recorded_texts(self.output.metadata, ids, self.root)
+        except BadInput as error:
+            self.text_problem = f"texts are not shown: {error.for_command_line({'root': '--root', 'output': ''})}"
+            return {}
+        if found is None:
+            self.text_problem = "texts are not shown: the output keeps none (embed with --keep-text) and records no input file"
+            return {}
+        return found
 
     def near_duplicates(self, threshold: float) -> Iterator[Any]:
         """Every pair of rows whose cosine is at least ``threshold`` (see ``vizcli.search.duplicates``)."""
         from vizcli.search.duplicates import near_duplicates
 
-        return near_duplicates(self.blocks, threshold, unit=self._loaded is not None or self.output.unit_normalized)
+        pairs = near_duplicates(self.blocks, threshold, unit=self._loaded is not None or self.output.unit_normalized)
+        return pairs if self.output.has_text else self._with_recorded_texts(pairs)
+
+    def _with_recorded_texts(self, pairs: Iterator[Any], chunk: int = 10_000) -> Iterator[Any]:
+        """``pairs`` with the texts of their rows read again from the recorded input, one pass per ``chunk`` pairs."""
+        from dataclasses import replace
+        from itertools import islice
+
+        while batch := list(islice(pairs, chunk)):
+            found = self._recorded_texts(list(dict.fromkeys(key for pair in batch for key in (pair.id_a, pair.id_b))))
+            for pair in batch:
+                if pair.id_a in found and pair.id_b in found:
+                    pair = replace(pair, text_a=found[pair.id_a].text, text_b=found[pair.id_b].text)
+                yield pair
 
 
-def search(dataset: str, texts: list[str] | None = None, ids: list[str] | None = None, k: int = DEFAULT_K,
+def search(dataset: str, texts: list[str] | str | None = None, ids: list[str] | str | None = None, k: int = DEFAULT_K,
            mode: str = "exact", **options: Any) -> list[Matches]:
     """The ``k`` nearest rows of the embed output ``dataset`` for each query text and id (``Searcher``'s options)."""
     if not texts and not ids:
