@@ -13,11 +13,11 @@ OpenVINO ran.
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
+from _peer import best_of_two, read_texts  # beside this script
 from tokenizers import Tokenizer
 
 BATCH = 32
@@ -57,18 +57,9 @@ def encode(compiled, tokenizer, texts: list[str]) -> np.ndarray:
 def main() -> None:
     folder, corpus, output, threads, precision = sys.argv[1:6]
     compiled, tokenizer = load(folder, precision, int(threads))
-    if corpus.startswith("text:"):
-        texts = [corpus[5:]]
-    else:
-        with open(corpus, encoding="utf-8") as handle:
-            texts = [line.rstrip("\n") for line in handle]
+    texts = read_texts(corpus)
     if "--in-process" in sys.argv:
-        encode(compiled, tokenizer, texts[:64])
-        best = float("inf")
-        for _ in range(2):
-            start = time.perf_counter()
-            vectors = encode(compiled, tokenizer, texts)
-            best = min(best, time.perf_counter() - start)
+        best, vectors = best_of_two(lambda chosen: encode(compiled, tokenizer, chosen), texts)
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
         ran = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         print(json.dumps({"seconds": best, "dtype": ran}))
